@@ -1,0 +1,176 @@
+"""Repository locks.
+
+Backups take a shared lock, prune/repair/key removal an exclusive one. A lock is an encrypted
+object in ``locks/`` naming host, process id, process start time and the time it was last
+refreshed. A holder refreshes it every few minutes; a lock is *stale* (and is removed by the
+next writer without human help) when its process is dead on this same host, or when it has not
+been refreshed for :data:`STALE_AFTER` seconds (its machine crashed or the medium moved).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psutil
+
+from praxisbackup import platform
+from praxisbackup.engine.objects import ObjectKind
+from praxisbackup.engine.repository import Repository
+from praxisbackup.errors import IntegrityError, RepositoryLockedError, StorageError
+
+REFRESH_EVERY = 300.0
+STALE_AFTER = 1800.0
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    host: str
+    pid: int
+    process_start: float
+    time: float
+    exclusive: bool
+    command: str
+
+    def describe(self) -> str:
+        kind = "exclusive" if self.exclusive else "shared"
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.time))
+        return f"{kind} lock by '{self.command}' (pid {self.pid} on {self.host}, refreshed {when})"
+
+
+def _process_start(pid: int) -> float:
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return 0.0
+
+
+def is_stale(lock: LockInfo, now: float | None = None) -> bool:
+    """A lock is stale if its holder is provably gone or it has not been refreshed in time."""
+    now = time.time() if now is None else now
+    if now - lock.time > STALE_AFTER:
+        return True
+    if lock.host == platform.hostname():
+        if not psutil.pid_exists(lock.pid):
+            return True
+        started = _process_start(lock.pid)
+        # A recycled pid: a different process now has the number.
+        if started and abs(started - lock.process_start) > 1.0:
+            return True
+    return False
+
+
+def read_locks(repo: Repository) -> Iterator[tuple[str, LockInfo | None]]:
+    """All lock objects; None for one that cannot be read (treated as stale)."""
+    for name in list(repo.list_names("locks")):
+        try:
+            doc = json.loads(repo.read_object("locks", name, ObjectKind.LOCK))
+            yield name, LockInfo(**doc)
+        except (IntegrityError, StorageError, ValueError, TypeError):
+            yield name, None
+
+
+class _Refresher(threading.Thread):
+    def __init__(self, holder: RepositoryLock) -> None:
+        super().__init__(daemon=True, name="lock-refresh")
+        self._holder = holder
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(REFRESH_EVERY):
+            self._holder.refresh()
+
+
+class RepositoryLock:
+    """A held lock; use :func:`lock_repository`."""
+
+    def __init__(self, repo: Repository, exclusive: bool, command: str) -> None:
+        self.repo = repo
+        self.exclusive = exclusive
+        self.command = command
+        self.name: str | None = None
+        self._mutex = threading.Lock()
+
+    def _write(self) -> str:
+        info = LockInfo(
+            host=platform.hostname(),
+            pid=os.getpid(),
+            process_start=_process_start(os.getpid()),
+            time=time.time(),
+            exclusive=self.exclusive,
+            command=self.command,
+        )
+        return self.repo.write_object("locks", ObjectKind.LOCK, json.dumps(info.__dict__).encode())
+
+    def _conflicts(self) -> list[LockInfo]:
+        found = []
+        for name, info in read_locks(self.repo):
+            if name == self.name:
+                continue
+            if info is None or is_stale(info):
+                self.repo.backend.delete("locks", name)
+                continue
+            if self.exclusive or info.exclusive:
+                found.append(info)
+        return found
+
+    def acquire(self) -> None:
+        conflicts = self._conflicts()
+        if not conflicts:
+            self.name = self._write()
+            # Another process may have written its lock at the same moment: look again.
+            conflicts = self._conflicts()
+            if not conflicts:
+                return
+            self.release()
+        raise RepositoryLockedError(
+            f"the repository at {self.repo.backend.location} is in use: "
+            + "; ".join(c.describe() for c in conflicts)
+        )
+
+    def refresh(self) -> None:
+        with self._mutex:
+            if self.name is None:
+                return
+            old = self.name
+            try:
+                self.name = self._write()
+                self.repo.backend.delete("locks", old)
+            except StorageError:
+                # The medium may be briefly unavailable; the next refresh tries again and the
+                # lock only becomes stale after STALE_AFTER.
+                self.name = old
+
+    def release(self) -> None:
+        with self._mutex:
+            if self.name is not None:
+                self.repo.backend.delete("locks", self.name)
+                self.name = None
+
+
+@contextmanager
+def lock_repository(repo: Repository, exclusive: bool, command: str) -> Iterator[RepositoryLock]:
+    """Hold a lock for the duration of a block, refreshing it in the background."""
+    lock = RepositoryLock(repo, exclusive, command)
+    lock.acquire()
+    refresher = _Refresher(lock)
+    refresher.start()
+    try:
+        yield lock
+    finally:
+        refresher.stop.set()
+        lock.release()
+
+
+def assert_no_exclusive_lock(repo: Repository) -> None:
+    """Read-only commands do not write a lock, but refuse to run while prune/repair runs."""
+    for _name, info in read_locks(repo):
+        if info is not None and info.exclusive and not is_stale(info):
+            raise RepositoryLockedError(
+                f"the repository at {repo.backend.location} is being changed: {info.describe()}"
+            )

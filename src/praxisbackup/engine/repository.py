@@ -1,0 +1,366 @@
+"""Opening a repository, reading blobs, and the objects that live beside the packs.
+
+A :class:`Repository` is the engine's handle on one medium: it holds the master key, the
+parsed config and the in-memory index, and it is the only thing that reads or writes objects.
+Everything above it (archiver, restorer, checker, prune) works in terms of blobs, trees and
+snapshots.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import zstandard
+
+from praxisbackup import platform
+from praxisbackup.engine import crypto
+from praxisbackup.engine.chunking import ChunkerParams
+from praxisbackup.engine.crypto import Cipher, KdfParams, KeySlotInfo, MasterKey
+from praxisbackup.engine.index import Index, IndexFile, PackRecord, decode_index, encode_index
+from praxisbackup.engine.objects import ObjectKind, open_object, seal_object
+from praxisbackup.engine.pack import (
+    TRAILER_SIZE,
+    PackEntry,
+    blob_ad,
+    header_span,
+    parse_header,
+)
+from praxisbackup.errors import (
+    IntegrityError,
+    RepositoryExistsError,
+    RepositoryNotFoundError,
+    WrongPasswordError,
+)
+from praxisbackup.storage import Backend
+
+REPO_VERSION = 1
+DEFAULT_PACK_SIZE = 16 << 20
+DEFAULT_COMPRESSION_LEVEL = 3
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    """Repository-wide settings, stored encrypted in the ``config`` object."""
+
+    id: str
+    created: str
+    chunker: ChunkerParams
+    compression_level: int = DEFAULT_COMPRESSION_LEVEL
+    pack_size: int = DEFAULT_PACK_SIZE
+    version: int = REPO_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> RepoConfig:
+        try:
+            doc = json.loads(raw)
+            if doc["version"] != REPO_VERSION:
+                raise IntegrityError(
+                    f"repository format version {doc['version']} is not supported by this "
+                    f"praxisbackup (supports {REPO_VERSION})"
+                )
+            return cls(
+                id=str(doc["id"]),
+                created=str(doc["created"]),
+                chunker=ChunkerParams(**doc["chunker"]),
+                compression_level=int(doc["compression_level"]),
+                pack_size=int(doc["pack_size"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IntegrityError(f"the repository config is malformed: {exc}") from None
+
+
+@dataclass
+class IndexLoadReport:
+    """What loading the index saw; check reports the problems, other commands refuse them."""
+
+    files: int = 0
+    superseded: list[str] = field(default_factory=list)
+    damaged: dict[str, str] = field(default_factory=dict)
+
+
+_local = threading.local()
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    dec = getattr(_local, "blob_decompressor", None)
+    if dec is None:
+        dec = zstandard.ZstdDecompressor()
+        _local.blob_decompressor = dec
+    return dec
+
+
+class Repository:
+    """An opened repository."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        key: MasterKey,
+        config: RepoConfig,
+        key_slot: str,
+        key_info: KeySlotInfo,
+    ) -> None:
+        self.backend = backend
+        self.key = key
+        self.cipher: Cipher = key.cipher()
+        self.config = config
+        self.key_slot = key_slot
+        self.key_info = key_info
+        self.index = Index()
+        self.index_files: list[str] = []
+
+    # -- creation and opening --------------------------------------------------------------
+    @classmethod
+    def init(
+        cls,
+        backend: Backend,
+        passphrase: str,
+        *,
+        kdf: KdfParams | None = None,
+        label: str = "initial key",
+        chunker: ChunkerParams | None = None,
+        compression_level: int = DEFAULT_COMPRESSION_LEVEL,
+        pack_size: int = DEFAULT_PACK_SIZE,
+    ) -> Repository:
+        """Create a new repository with one key slot."""
+        if backend.is_repository():
+            raise RepositoryExistsError(f"{backend.location} already holds a repository")
+        if not passphrase:
+            raise WrongPasswordError("an empty passphrase is not allowed")
+        base = chunker or ChunkerParams()
+        params = ChunkerParams(
+            base.min_size, base.avg_size, base.max_size, secrets.randbits(63) | 1
+        )
+        config = RepoConfig(
+            id=secrets.token_hex(16),
+            created=datetime.now(UTC).isoformat(),
+            chunker=params,
+            compression_level=compression_level,
+            pack_size=pack_size,
+        )
+        master = MasterKey.generate()
+        backend.create()
+        slot = crypto.make_key_slot(
+            master,
+            passphrase,
+            label,
+            platform.hostname(),
+            platform.username(),
+            kdf or KdfParams.from_env(),
+        )
+        slot_id = crypto.storage_id(slot)
+        backend.write("keys", slot_id, slot)
+        # The config is written last: its presence is what makes the folder a repository.
+        backend.write(
+            "config", "config", seal_object(master.cipher(), ObjectKind.CONFIG, config.to_json())
+        )
+        opened = cls.open(backend, passphrase)
+        return opened
+
+    @classmethod
+    def open(cls, backend: Backend, passphrase: str) -> Repository:
+        """Open with a passphrase (or recovery key); raises WrongPasswordError if none fits."""
+        if not backend.is_repository():
+            raise RepositoryNotFoundError(
+                f"there is no praxisbackup repository at {backend.location}"
+            )
+        candidates = [passphrase]
+        normalized = crypto.normalize_recovery_key(passphrase)
+        if normalized != passphrase:
+            candidates.append(normalized)
+        slots = sorted(info.name for info in backend.list("keys"))
+        if not slots:
+            raise IntegrityError(f"the repository at {backend.location} has no key slots")
+        damaged: list[str] = []
+        for slot_id in slots:
+            raw = backend.read("keys", slot_id)
+            if crypto.storage_id(raw) != slot_id:
+                damaged.append(slot_id)
+                continue
+            for candidate in candidates:
+                try:
+                    opened = crypto.open_key_slot(raw, candidate, f"key slot {slot_id[:8]}")
+                except IntegrityError:
+                    damaged.append(slot_id)
+                    break
+                if opened is not None:
+                    master, info = opened
+                    raw_config = backend.read("config", "config")
+                    config = RepoConfig.from_json(
+                        open_object(
+                            master.cipher(), raw_config, ObjectKind.CONFIG, "the repository config"
+                        )
+                    )
+                    return cls(backend, master, config, slot_id, info)
+        hint = f" ({len(damaged)} key slot(s) are damaged)" if damaged else ""
+        raise WrongPasswordError(
+            f"wrong passphrase: it opens none of the {len(slots)} key slot(s) of the "
+            f"repository at {backend.location}{hint}"
+        )
+
+    # -- keys ---------------------------------------------------------------------------
+    def add_key(self, passphrase: str, label: str, kdf: KdfParams | None = None) -> str:
+        if not passphrase:
+            raise WrongPasswordError("an empty passphrase is not allowed")
+        slot = crypto.make_key_slot(
+            self.key,
+            passphrase,
+            label,
+            platform.hostname(),
+            platform.username(),
+            kdf or KdfParams.from_env(),
+        )
+        slot_id = crypto.storage_id(slot)
+        self.backend.write("keys", slot_id, slot)
+        return slot_id
+
+    def list_keys(self) -> list[str]:
+        return sorted(info.name for info in self.backend.list("keys"))
+
+    def remove_key(self, slot_id: str) -> None:
+        slots = self.list_keys()
+        if slot_id not in slots:
+            raise IntegrityError(f"there is no key slot {slot_id}")
+        if len(slots) == 1:
+            raise IntegrityError(
+                "refusing to remove the last key slot: the repository would be lost"
+            )
+        self.backend.delete("keys", slot_id)
+
+    # -- index ----------------------------------------------------------------------------
+    def read_index_file(self, name: str) -> IndexFile:
+        raw = self.backend.read("index", name)
+        what = f"index file {name[:12]}"
+        if crypto.storage_id(raw) != name:
+            raise IntegrityError(f"{what} does not match its name (damaged or replaced)")
+        return decode_index(open_object(self.cipher, raw, ObjectKind.INDEX, what), what)
+
+    def load_index(self, tolerate_damage: bool = False) -> IndexLoadReport:
+        """Read every index file. Damage raises unless ``tolerate_damage`` (check, repair)."""
+        report = IndexLoadReport()
+        docs: dict[str, IndexFile] = {}
+        names = sorted(info.name for info in self.backend.list("index"))
+        for name in names:
+            try:
+                docs[name] = self.read_index_file(name)
+            except IntegrityError as exc:
+                if not tolerate_damage:
+                    raise IntegrityError(
+                        f"{exc}; run 'praxisbackup repair' to rebuild the index"
+                    ) from None
+                report.damaged[name] = str(exc)
+        superseded = {sid for doc in docs.values() for sid in doc.supersedes}
+        self.index = Index()
+        self.index_files = []
+        for name, doc in docs.items():
+            if name in superseded:
+                report.superseded.append(name)
+                continue
+            self.index_files.append(name)
+            for pack in doc.packs:
+                self.index.add_pack(pack.pack_id, pack.size, pack.entries)
+        report.files = len(self.index_files)
+        return report
+
+    def write_index(self, doc: IndexFile) -> str:
+        raw = seal_object(self.cipher, ObjectKind.INDEX, encode_index(doc))
+        name = crypto.storage_id(raw)
+        self.backend.write("index", name, raw)
+        return name
+
+    def read_pack_entries(self, pack_id: str, size: int | None = None) -> list[PackEntry]:
+        """Read and parse a pack's header from the medium (only its tail is read)."""
+        what = f"pack {pack_id[:12]}"
+        if size is None:
+            size = self.backend.size("data", pack_id)
+        if size < TRAILER_SIZE:
+            raise IntegrityError(f"{what} is too short to be a pack")
+        trailer = self.backend.read_range("data", pack_id, size - TRAILER_SIZE, TRAILER_SIZE)
+        offset, length = header_span(size, trailer, what)
+        sealed = self.backend.read_range("data", pack_id, offset, length)
+        return parse_header(self.cipher, sealed, offset, what)
+
+    def adopt_unindexed_packs(self) -> int:
+        """Index packs that exist on the medium but are in no index (left by an interrupted
+        backup), so their data is reused instead of written again. Returns how many."""
+        records = []
+        for info in self.backend.list("data"):
+            if self.index.has_pack(info.name):
+                continue
+            try:
+                entries = self.read_pack_entries(info.name, info.size)
+            except IntegrityError:
+                continue  # a damaged leftover is not adopted; prune removes it, check reports it
+            records.append(PackRecord(info.name, info.size, entries))
+        if records:
+            self.write_index(IndexFile(packs=records))
+            for rec in records:
+                self.index.add_pack(rec.pack_id, rec.size, rec.entries)
+        return len(records)
+
+    # -- blobs ---------------------------------------------------------------------------
+    def decode_blob(
+        self,
+        blob_type: int,
+        blob_id: bytes,
+        sealed: bytes,
+        raw_length: int,
+        compressed: bool,
+        what: str,
+    ) -> bytes:
+        """Decrypt, decompress and verify a blob read from a pack."""
+        payload = self.cipher.open(sealed, blob_ad(blob_type, blob_id), what)
+        if compressed:
+            try:
+                data = _decompressor().decompress(payload, max_output_size=raw_length)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None
+        else:
+            data = payload
+        if len(data) != raw_length or crypto.blob_id(self.key, data) != blob_id:
+            raise IntegrityError(f"{what} does not match its id")
+        return data
+
+    def read_blob(self, blob_type: int, blob_id: bytes) -> bytes:
+        loc = self.index.lookup(blob_type, blob_id)
+        kind = "tree" if blob_type == 1 else "data"
+        if loc is None:
+            raise IntegrityError(f"{kind} blob {blob_id.hex()[:12]} is not in the index (missing)")
+        sealed = self.backend.read_range("data", loc.pack_id, loc.offset, loc.length)
+        return self.decode_blob(
+            blob_type,
+            blob_id,
+            sealed,
+            loc.raw_length,
+            loc.compressed,
+            f"{kind} blob {blob_id.hex()[:12]} in pack {loc.pack_id[:12]}",
+        )
+
+    # -- snapshots and other objects ---------------------------------------------------
+    def write_object(self, kind: str, object_kind: ObjectKind, payload: bytes) -> str:
+        raw = seal_object(self.cipher, object_kind, payload)
+        name = crypto.storage_id(raw)
+        self.backend.write(kind, name, raw)
+        return name
+
+    def read_object(self, kind: str, name: str, object_kind: ObjectKind) -> bytes:
+        raw = self.backend.read(kind, name)
+        what = f"{object_kind.name.lower()} {name[:12]}"
+        if crypto.storage_id(raw) != name:
+            raise IntegrityError(f"{what} does not match its name (damaged or replaced)")
+        return open_object(self.cipher, raw, object_kind, what)
+
+    def list_names(self, kind: str) -> Iterator[str]:
+        for info in self.backend.list(kind):
+            yield info.name
+
+    def close(self) -> None:
+        self.backend.close()

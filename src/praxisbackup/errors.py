@@ -1,0 +1,67 @@
+"""Error types shared by every layer.
+
+Each error carries the process exit code the CLI uses for it, so that scripts written by a
+service partner can tell "wrong passphrase" from "repository damaged" without parsing text.
+Messages are written for a human: they say what is wrong and, where possible, what to do.
+"""
+
+from __future__ import annotations
+
+
+class ExitCode:
+    """Process exit codes (documented in the README)."""
+
+    OK = 0
+    WARNINGS = 1
+    FAILURE = 2
+    WRONG_PASSWORD = 3
+    LOCKED = 4
+    DAMAGED = 5
+
+
+class PraxisError(Exception):
+    """Base class of every error praxisbackup reports to a user."""
+
+    exit_code: int = ExitCode.FAILURE
+
+
+class UsageError(PraxisError):
+    """The command was called with arguments that cannot work."""
+
+
+class StorageError(PraxisError):
+    """The backup medium could not be read or written (missing, full, read-only, I/O error)."""
+
+
+class RepositoryNotFoundError(StorageError):
+    """There is no praxisbackup repository at the given location."""
+
+
+class RepositoryExistsError(PraxisError):
+    """`init` was asked to create a repository where one already exists."""
+
+
+class WrongPasswordError(PraxisError):
+    """The passphrase opens none of the repository's key slots."""
+
+    exit_code = ExitCode.WRONG_PASSWORD
+
+
+class RepositoryLockedError(PraxisError):
+    """Another process holds a conflicting lock on the repository."""
+
+    exit_code = ExitCode.LOCKED
+
+
+class IntegrityError(PraxisError):
+    """Data read from the medium failed authentication, a hash check, or parsing."""
+
+    exit_code = ExitCode.DAMAGED
+
+
+class SnapshotNotFoundError(PraxisError):
+    """No snapshot matches the given id or prefix."""
+
+
+class SourceError(PraxisError):
+    """A backup source path does not exist or cannot be opened at all."""

@@ -1,0 +1,62 @@
+"""Operating-system specific operations behind one small interface.
+
+The engine never calls POSIX- or Windows-only functions directly; it calls the functions
+exported here, which come from :mod:`._posix` or :mod:`._windows`. The Windows module is written
+against the documented Win32 API (kernel32 ``CreateFileW``/``SetFileTime``/``SetFileAttributesW``)
+through :mod:`ctypes`; on Linux only its pure helpers are exercised by tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    from praxisbackup.platform import _windows as _impl
+else:
+    from praxisbackup.platform import _posix as _impl
+
+IS_WINDOWS = sys.platform == "win32"
+
+birthtime_ns = _impl.birthtime_ns
+file_attributes = _impl.file_attributes
+set_birthtime_ns = _impl.set_birthtime_ns
+set_file_attributes = _impl.set_file_attributes
+drop_cache = _impl.drop_cache
+fsync_directory = _impl.fsync_directory
+owner_names = _impl.owner_names
+restore_owner = _impl.restore_owner
+can_restore_owner = _impl.can_restore_owner
+pread = _impl.pread
+
+
+def hostname() -> str:
+    """The machine's name as recorded in snapshots and locks."""
+    return socket.gethostname()
+
+
+def username() -> str:
+    """The account running praxisbackup (best effort, never fails)."""
+    for var in ("USER", "USERNAME", "LOGNAME"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    return ""
+
+
+__all__ = [
+    "IS_WINDOWS",
+    "birthtime_ns",
+    "can_restore_owner",
+    "drop_cache",
+    "file_attributes",
+    "fsync_directory",
+    "hostname",
+    "owner_names",
+    "pread",
+    "restore_owner",
+    "set_birthtime_ns",
+    "set_file_attributes",
+    "username",
+]

@@ -1,0 +1,94 @@
+"""POSIX implementations of the platform interface (Linux, BSD, macOS)."""
+
+from __future__ import annotations
+
+import functools
+import grp
+import os
+import pwd
+
+
+def birthtime_ns(st: os.stat_result) -> int | None:
+    """Creation time where the stat call reports one (BSD/macOS); Linux's statx is not exposed."""
+    value = getattr(st, "st_birthtime_ns", None)
+    if value is None:
+        seconds = getattr(st, "st_birthtime", None)
+        return None if seconds is None else int(seconds * 1_000_000_000)
+    return int(value)
+
+
+def file_attributes(st: os.stat_result) -> int | None:
+    """Windows file attributes do not exist on POSIX."""
+    return None
+
+
+def set_birthtime_ns(path: str, value: int) -> bool:
+    """POSIX offers no portable way to set a creation time; report that it was not set."""
+    return False
+
+
+def set_file_attributes(path: str, attributes: int) -> bool:
+    """No Windows attributes on POSIX."""
+    return False
+
+
+def drop_cache(fd: int) -> None:
+    """Ask the kernel to forget cached pages of a file.
+
+    Used twice: after reading a source file (so a nightly backup does not evict the server's
+    working set) and before reading a pack during verification (so the bytes come from the
+    medium, not from memory). Dirty pages are not dropped by the kernel, so callers that wrote
+    the file fsync it first.
+    """
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        except OSError:
+            # Some file systems (e.g. FUSE mounts) refuse advice; reading still works, only the
+            # cache is not dropped, which affects memory use and not correctness.
+            return
+
+
+def fsync_directory(path: str) -> None:
+    """Make a rename or create inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@functools.lru_cache(maxsize=1024)
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
+
+
+def owner_names(uid: int, gid: int) -> tuple[str, str]:
+    """User and group names for ids (empty strings when unknown)."""
+    return _user_name(uid), _group_name(gid)
+
+
+def can_restore_owner() -> bool:
+    """Only root may give files away."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def restore_owner(path: str, uid: int, gid: int) -> None:
+    """Set ownership without following a symlink."""
+    os.lchown(path, uid, gid)
+
+
+def pread(fd: int, length: int, offset: int) -> bytes:
+    """Positional read that does not move a shared file offset (thread-safe)."""
+    return os.pread(fd, length, offset)

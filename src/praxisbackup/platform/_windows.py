@@ -1,0 +1,117 @@
+"""Windows implementations of the platform interface.
+
+Written against the documented Win32 API. Linux CI exercises the pure conversions
+(:func:`filetime_from_ns`); the ctypes calls run only on Windows.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+
+#: 100-ns intervals between 1601-01-01 (FILETIME epoch) and 1970-01-01 (Unix epoch).
+FILETIME_EPOCH_OFFSET = 116_444_736_000_000_000
+
+FILE_WRITE_ATTRIBUTES = 0x100
+FILE_SHARE_ALL = 0x1 | 0x2 | 0x4
+OPEN_EXISTING = 3
+FILE_FLAG_BACKUP_SEMANTICS = 0x02000000  # needed to open directories
+FILE_FLAG_OPEN_REPARSE_POINT = 0x00200000  # act on a symlink itself
+INVALID_HANDLE_VALUE = -1
+
+
+def filetime_from_ns(ns: int) -> tuple[int, int]:
+    """Split a Unix-epoch nanosecond time into FILETIME (low, high) 32-bit words."""
+    ticks = ns // 100 + FILETIME_EPOCH_OFFSET
+    return ticks & 0xFFFFFFFF, ticks >> 32
+
+
+def ns_from_filetime(low: int, high: int) -> int:
+    """Inverse of :func:`filetime_from_ns` (100-ns precision)."""
+    return (((high << 32) | low) - FILETIME_EPOCH_OFFSET) * 100
+
+
+def birthtime_ns(st: os.stat_result) -> int | None:
+    """Creation time: ``st_birthtime_ns`` (Python >= 3.12) or ``st_ctime_ns`` before that,
+    which on Windows is documented to be the creation time."""
+    value = getattr(st, "st_birthtime_ns", None)
+    return int(value) if value is not None else int(st.st_ctime_ns)
+
+
+def file_attributes(st: os.stat_result) -> int | None:
+    """FILE_ATTRIBUTE_* flags (read-only, hidden, system, archive, ...)."""
+    return getattr(st, "st_file_attributes", None)
+
+
+class _FILETIME(ctypes.Structure):
+    _fields_ = (("low", ctypes.c_uint32), ("high", ctypes.c_uint32))
+
+
+def set_birthtime_ns(path: str, value: int) -> bool:
+    """Set the creation time via CreateFileW + SetFileTime (lpCreationTime only)."""
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.CreateFileW(
+        path,
+        FILE_WRITE_ATTRIBUTES,
+        FILE_SHARE_ALL,
+        None,
+        OPEN_EXISTING,
+        FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+        None,
+    )
+    if handle == INVALID_HANDLE_VALUE:
+        raise ctypes.WinError()  # type: ignore[attr-defined]
+    try:
+        low, high = filetime_from_ns(value)
+        created = _FILETIME(low, high)
+        if not kernel32.SetFileTime(handle, ctypes.byref(created), None, None):
+            raise ctypes.WinError()  # type: ignore[attr-defined]
+    finally:
+        kernel32.CloseHandle(handle)
+    return True
+
+
+def set_file_attributes(path: str, attributes: int) -> bool:
+    """SetFileAttributesW; only the settable bits are passed."""
+    # READONLY, HIDDEN, SYSTEM, ARCHIVE, NORMAL, TEMPORARY, OFFLINE, NOT_CONTENT_INDEXED
+    settable = attributes & 0x0000_3127
+    if not ctypes.windll.kernel32.SetFileAttributesW(path, settable):  # type: ignore[attr-defined]
+        raise ctypes.WinError()  # type: ignore[attr-defined]
+    return True
+
+
+def drop_cache(fd: int) -> None:
+    """Windows has no per-file cache advice; verification opens files normally.
+
+    Reading a medium uncached on Windows needs FILE_FLAG_NO_BUFFERING with sector-aligned
+    reads; until that is implemented, a USB medium should be re-attached before a drill.
+    """
+
+
+def fsync_directory(path: str) -> None:
+    """NTFS journals renames; directory handles cannot be flushed with os.fsync."""
+
+
+def owner_names(uid: int, gid: int) -> tuple[str, str]:
+    """Windows ACL owners are not recorded as uid/gid."""
+    return "", ""
+
+
+def can_restore_owner() -> bool:
+    """Ownership is not restored on Windows (ACLs are out of scope)."""
+    return False
+
+
+def restore_owner(path: str, uid: int, gid: int) -> None:
+    """No-op on Windows."""
+
+
+_pread_lock = threading.Lock()
+
+
+def pread(fd: int, length: int, offset: int) -> bytes:
+    """Windows has no os.pread: seek and read under a lock."""
+    with _pread_lock:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.read(fd, length)

@@ -1,0 +1,75 @@
+"""The backend interface (see package docstring)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+#: Namespaces of a repository. ``config`` holds the single object named ``config``.
+KINDS = ("config", "keys", "data", "index", "snapshots", "locks")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored object as listed by a backend."""
+
+    name: str
+    size: int
+
+
+class Backend(Protocol):
+    """Minimal storage operations the engine needs."""
+
+    @property
+    def location(self) -> str:
+        """Human-readable location, used in messages."""
+        ...
+
+    def create(self) -> None:
+        """Create the empty repository layout; fail if something is already there."""
+        ...
+
+    def is_repository(self) -> bool:
+        """True if a repository config object exists at this location."""
+        ...
+
+    def list(self, kind: str) -> Iterator[ObjectInfo]:
+        """List complete objects of a kind (temporary files are never listed)."""
+        ...
+
+    def read(self, kind: str, name: str) -> bytes:
+        """Read a whole object."""
+        ...
+
+    def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
+        """Read part of an object; a short read is an error."""
+        ...
+
+    def read_uncached(self, kind: str, name: str) -> bytes:
+        """Read a whole object from the medium itself, bypassing the OS page cache if possible."""
+        ...
+
+    def write(self, kind: str, name: str, data: bytes) -> None:
+        """Store an object atomically and durably (temp file, fsync, rename, dir fsync)."""
+        ...
+
+    def delete(self, kind: str, name: str) -> None:
+        """Remove an object; removing a missing object is not an error."""
+        ...
+
+    def size(self, kind: str, name: str) -> int:
+        """Size of an object in bytes."""
+        ...
+
+    def clean_temporary(self, older_than_seconds: float) -> int:
+        """Remove leftovers of interrupted writes; return how many were removed."""
+        ...
+
+    def free_space(self) -> int | None:
+        """Free bytes on the medium, or None if unknown."""
+        ...
+
+    def close(self) -> None:
+        """Release cached handles."""
+        ...

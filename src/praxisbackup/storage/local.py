@@ -1,0 +1,267 @@
+"""A repository in a local folder: USB disk, mounted NAS share, or any mounted file system.
+
+Layout::
+
+    <root>/config
+    <root>/keys/<id>
+    <root>/data/<first two hex digits>/<id>
+    <root>/index/<id>
+    <root>/snapshots/<id>
+    <root>/locks/<id>
+
+A write goes to ``<dir>/.tmp-<random>``, is fsynced, renamed to its final name, and the
+directory is fsynced, so a crash leaves either the complete object or an ignorable temp file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+
+from praxisbackup import platform
+from praxisbackup.errors import RepositoryNotFoundError, StorageError
+from praxisbackup.storage.base import KINDS, ObjectInfo
+
+TEMP_PREFIX = ".tmp-"
+_OPEN_FLAGS_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+_OPEN_FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+_MAX_CACHED_HANDLES = 64
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short, specific explanation for common medium errors."""
+    if exc.errno == errno.ENOSPC:
+        return "the backup medium is full"
+    if exc.errno == errno.EROFS:
+        return "the backup medium is read-only"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "access to the backup medium was denied"
+    if exc.errno == errno.ENOENT:
+        return "the file or folder is missing on the backup medium (was the medium removed?)"
+    if exc.errno == errno.EIO:
+        return "the backup medium reported an input/output error"
+    return exc.strerror or str(exc)
+
+
+class LocalBackend:
+    """Backend for a folder on a mounted file system."""
+
+    def __init__(self, root: str) -> None:
+        self._root = os.path.abspath(root)
+        self._handles: dict[str, int] = {}
+        self._handles_lock = threading.Lock()
+
+    @property
+    def location(self) -> str:
+        return self._root
+
+    # -- paths -------------------------------------------------------------------------------
+    def _dir(self, kind: str, name: str) -> str:
+        if kind not in KINDS:
+            raise ValueError(f"unknown object kind {kind!r}")
+        if kind == "config":
+            return self._root
+        if kind == "data":
+            return os.path.join(self._root, "data", name[:2])
+        return os.path.join(self._root, kind)
+
+    def _path(self, kind: str, name: str) -> str:
+        if kind == "config":
+            return os.path.join(self._root, "config")
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ValueError(f"invalid object name {name!r}")
+        return os.path.join(self._dir(kind, name), name)
+
+    def _error(self, action: str, kind: str, name: str, exc: OSError) -> StorageError:
+        if exc.errno == errno.ENOENT and not os.path.isdir(self._root):
+            return RepositoryNotFoundError(
+                f"the repository folder {self._root} does not exist (is the medium attached?)"
+            )
+        return StorageError(
+            f"cannot {action} {kind}/{name} in {self._root}: {describe_os_error(exc)}"
+        )
+
+    # -- layout ------------------------------------------------------------------------------
+    def create(self) -> None:
+        try:
+            os.makedirs(self._root, exist_ok=True)
+            if os.path.exists(os.path.join(self._root, "config")):
+                raise StorageError(f"{self._root} already holds a repository")
+            for kind in KINDS:
+                if kind != "config":
+                    os.makedirs(os.path.join(self._root, kind), exist_ok=True)
+            for i in range(256):
+                os.makedirs(os.path.join(self._root, "data", f"{i:02x}"), exist_ok=True)
+            platform.fsync_directory(self._root)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create a repository in {self._root}: {describe_os_error(exc)}"
+            ) from exc
+
+    def is_repository(self) -> bool:
+        return os.path.isfile(os.path.join(self._root, "config"))
+
+    # -- reading -----------------------------------------------------------------------------
+    def list(self, kind: str) -> Iterator[ObjectInfo]:
+        if kind == "config":
+            if self.is_repository():
+                yield ObjectInfo("config", os.path.getsize(os.path.join(self._root, "config")))
+            return
+        base = os.path.join(self._root, kind)
+        dirs = [base]
+        if kind == "data":
+            try:
+                dirs = sorted(e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False))
+            except OSError as exc:
+                raise self._error("list", kind, "", exc) from exc
+        for directory in dirs:
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                if kind != "data" and not os.path.isdir(self._root):
+                    raise RepositoryNotFoundError(
+                        f"the repository folder {self._root} does not exist"
+                    ) from None
+                continue
+            except OSError as exc:
+                raise self._error("list", kind, "", exc) from exc
+            for entry in entries:
+                if entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
+                    continue
+                try:
+                    size = entry.stat(follow_symlinks=False).st_size
+                except FileNotFoundError:
+                    continue  # deleted between listing and stat (prune)
+                yield ObjectInfo(entry.name, size)
+
+    def read(self, kind: str, name: str) -> bytes:
+        path = self._path(kind, name)
+        try:
+            with open(path, "rb") as fh:
+                return fh.read()
+        except OSError as exc:
+            raise self._error("read", kind, name, exc) from exc
+
+    def _handle(self, path: str) -> int:
+        with self._handles_lock:
+            fd = self._handles.get(path)
+            if fd is None:
+                if len(self._handles) >= _MAX_CACHED_HANDLES:
+                    _, old = self._handles.popitem()
+                    os.close(old)
+                fd = os.open(path, _OPEN_FLAGS_READ)
+                self._handles[path] = fd
+            return fd
+
+    def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
+        path = self._path(kind, name)
+        try:
+            data = platform.pread(self._handle(path), length, offset)
+        except OSError as exc:
+            raise self._error("read", kind, name, exc) from exc
+        if len(data) != length:
+            raise StorageError(
+                f"{kind}/{name} in {self._root} is shorter than expected "
+                f"(wanted {length} bytes at offset {offset}, got {len(data)})"
+            )
+        return data
+
+    def read_uncached(self, kind: str, name: str) -> bytes:
+        path = self._path(kind, name)
+        try:
+            fd = os.open(path, _OPEN_FLAGS_READ)
+        except OSError as exc:
+            raise self._error("read", kind, name, exc) from exc
+        try:
+            platform.drop_cache(fd)
+            chunks = []
+            while True:
+                block = os.read(fd, 8 << 20)
+                if not block:
+                    break
+                chunks.append(block)
+            platform.drop_cache(fd)
+            return b"".join(chunks)
+        except OSError as exc:
+            raise self._error("read", kind, name, exc) from exc
+        finally:
+            os.close(fd)
+
+    def size(self, kind: str, name: str) -> int:
+        try:
+            return os.stat(self._path(kind, name)).st_size
+        except OSError as exc:
+            raise self._error("stat", kind, name, exc) from exc
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, kind: str, name: str, data: bytes) -> None:
+        final = self._path(kind, name)
+        directory = os.path.dirname(final)
+        tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
+        try:
+            if kind == "data":
+                os.makedirs(directory, exist_ok=True)
+            fd = os.open(tmp, _OPEN_FLAGS_WRITE, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, final)
+            platform.fsync_directory(directory)
+        except OSError as exc:
+            # The temp file may not exist or the medium may be gone; a leftover is harmless
+            # (never listed) and is removed by clean_temporary.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise self._error("write", kind, name, exc) from exc
+
+    def delete(self, kind: str, name: str) -> None:
+        path = self._path(kind, name)
+        with self._handles_lock:
+            fd = self._handles.pop(path, None)
+            if fd is not None:
+                os.close(fd)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._error("delete", kind, name, exc) from exc
+
+    def clean_temporary(self, older_than_seconds: float) -> int:
+        removed = 0
+        cutoff = time.time() - older_than_seconds
+        for dirpath, _dirs, files in os.walk(self._root):
+            for fname in files:
+                if not fname.startswith(TEMP_PREFIX):
+                    continue
+                path = os.path.join(dirpath, fname)
+                try:
+                    if os.stat(path).st_mtime < cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+    def free_space(self) -> int | None:
+        try:
+            return shutil.disk_usage(self._root).free
+        except OSError:
+            return None
+
+    def close(self) -> None:
+        with self._handles_lock:
+            for fd in self._handles.values():
+                os.close(fd)
+            self._handles.clear()
