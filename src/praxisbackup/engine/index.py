@@ -171,11 +171,29 @@ class Index:
     def count(self, blob_type: int) -> int:
         return len(self._blobs[blob_type])
 
-    def remove_pack_blobs(self, pack_id: str) -> None:
-        """Forget every blob located in a pack (used when a pack turns out to be damaged)."""
+    def blobs_in_pack(self, pack_id: str) -> list[tuple[int, bytes]]:
+        """(type, id) of every blob the index places in a pack (a full scan; used on damage)."""
         no = self._pack_no.get(pack_id)
         if no is None:
-            return
+            return []
+        return [
+            (btype, bid)
+            for btype, table in enumerate(self._blobs)
+            for bid, packed in table.items()
+            if packed >> 98 == no
+        ]
+
+    def blob_counts(self) -> dict[str, int]:
+        """Number of blobs the index places in each pack."""
+        counts = [0] * len(self._pack_ids)
         for table in self._blobs:
-            for bid in [b for b, packed in table.items() if packed >> 98 == no]:
+            for packed in table.values():
+                counts[packed >> 98] += 1
+        return dict(zip(self._pack_ids, counts, strict=True))
+
+    def remove_pack_blobs(self, pack_ids: set[str]) -> None:
+        """Forget every blob located in these packs (before repacking them)."""
+        numbers = {self._pack_no[p] for p in pack_ids if p in self._pack_no}
+        for table in self._blobs:
+            for bid in [b for b, packed in table.items() if packed >> 98 in numbers]:
                 del table[bid]

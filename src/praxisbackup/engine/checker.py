@@ -1,0 +1,282 @@
+"""check: prove that a repository is complete and every byte is readable.
+
+Structure check (always): key slots and index files are intact, every indexed pack exists with
+its recorded size, every snapshot loads, every tree decodes, every file's chunks are indexed.
+Data check (``read_data``): every pack (or a subset) is read from the medium itself - its
+cached pages are dropped first - hashed against its name, its header compared with the index,
+and every blob decrypted, decompressed and checked against its id.
+
+Damage is reported with the snapshots and file paths it affects. check never writes to the
+medium (not even a lock).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from praxisbackup.engine import crypto
+from praxisbackup.engine.pack import DATA, TREE, parse_pack
+from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.snapshot import list_snapshots
+from praxisbackup.engine.tree import DIR, FILE, HARDLINK, decode_tree
+from praxisbackup.errors import IntegrityError, StorageError, UsageError
+
+
+@dataclass
+class Problem:
+    kind: str  # key, index, pack, snapshot, tree, blob
+    object: str
+    message: str
+
+
+@dataclass
+class CheckResult:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    snapshots: int = 0
+    trees: int = 0
+    packs_total: int = 0
+    packs_read: int = 0
+    blobs_read: int = 0
+    bytes_read: int = 0
+    #: snapshot id -> paths of files or folders that cannot be restored intact
+    affected: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def parse_subset(spec: str) -> tuple[float | None, tuple[int, int] | None]:
+    """``"10%"`` -> a random tenth of the packs; ``"2/5"`` -> the second of five groups."""
+    spec = spec.strip()
+    try:
+        if spec.endswith("%"):
+            pct = float(spec[:-1])
+            if not 0 < pct <= 100:
+                raise ValueError
+            return pct / 100.0, None
+        n, t = (int(x) for x in spec.split("/"))
+        if not 1 <= n <= t:
+            raise ValueError
+        return None, (n, t)
+    except ValueError:
+        raise UsageError(f"--read-data-subset must be like '10%' or '2/5', not {spec!r}") from None
+
+
+class Checker:
+    def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
+        self.repo = repo
+        self.progress = progress or Progress()
+        self.result = CheckResult()
+        self._bad_blobs: set[tuple[int, bytes]] = set()
+        self._lock = threading.Lock()
+        self._tree_memo: dict[bytes, list[str]] = {}
+
+    def run(self, read_data: bool = False, subset: str | None = None) -> CheckResult:
+        res = self.result
+        self._check_keys()
+        report = self.repo.load_index(tolerate_damage=True)
+        for name, msg in report.damaged.items():
+            res.errors.append(Problem("index", name, msg))
+        on_medium = {info.name: info.size for info in self.repo.backend.list("data")}
+        indexed = dict(self.repo.index.packs())
+        res.packs_total = len(indexed)
+        for pack_id, size in indexed.items():
+            actual = on_medium.get(pack_id)
+            if actual is None:
+                res.errors.append(Problem("pack", pack_id, "pack is missing from the medium"))
+                self._mark_pack_bad(pack_id)
+            elif actual != size:
+                res.errors.append(
+                    Problem("pack", pack_id, f"pack has {actual} bytes, the index says {size}")
+                )
+                self._mark_pack_bad(pack_id)
+        for pack_id in on_medium.keys() - indexed.keys():
+            res.warnings.append(
+                Problem(
+                    "pack",
+                    pack_id,
+                    "pack is in no index (left by an interrupted run; 'prune' removes it, "
+                    "'repair' indexes it)",
+                )
+            )
+        if read_data or subset:
+            packs = [p for p in indexed if p in on_medium and indexed[p] == on_medium[p]]
+            self._read_packs(self._select(packs, subset))
+        self._check_snapshots()
+        self.progress.close()
+        return res
+
+    # -- keys ----------------------------------------------------------------------------
+    def _check_keys(self) -> None:
+        for name in self.repo.list_keys():
+            try:
+                raw = self.repo.backend.read("keys", name)
+            except StorageError as exc:
+                self.result.errors.append(Problem("key", name, str(exc)))
+                continue
+            if crypto.storage_id(raw) != name:
+                self.result.errors.append(
+                    Problem("key", name, "key slot does not match its name (damaged)")
+                )
+
+    # -- data ---------------------------------------------------------------------------
+    @staticmethod
+    def _select(packs: list[str], subset: str | None) -> list[str]:
+        if not subset:
+            return packs
+        fraction, group = parse_subset(subset)
+        ordered = sorted(packs)
+        if group is not None:
+            n, t = group
+            return [p for p in ordered if int(p[:8], 16) % t == n - 1]
+        assert fraction is not None
+        count = max(1, round(len(ordered) * fraction)) if ordered else 0
+        return random.sample(ordered, count)
+
+    def _mark_pack_bad(self, pack_id: str) -> None:
+        for blob in self.repo.index.blobs_in_pack(pack_id):
+            self._bad_blobs.add(blob)
+
+    def _read_packs(self, packs: list[str]) -> None:
+        self.progress.set_total(len(packs), sum(dict(self.repo.index.packs())[p] for p in packs))
+        counts = self.repo.index.blob_counts()
+        with ThreadPoolExecutor(2, thread_name_prefix="check") as pool:
+            for _ in pool.map(lambda p: self._read_pack(p, counts.get(p, 0)), packs):
+                pass
+
+    def _read_pack(self, pack_id: str, expected_blobs: int) -> None:
+        what = f"pack {pack_id[:12]}"
+        errors: list[Problem] = []
+        bad: set[tuple[int, bytes]] = set()
+        blobs = 0
+        try:
+            raw = self.repo.backend.read_uncached("data", pack_id)
+        except StorageError as exc:
+            errors.append(Problem("pack", pack_id, str(exc)))
+            raw = b""
+        if raw:
+            if crypto.storage_id(raw) != pack_id:
+                errors.append(
+                    Problem("pack", pack_id, "pack content does not match its name (damaged)")
+                )
+            try:
+                entries = parse_pack(self.repo.cipher, raw, what)
+            except IntegrityError as exc:
+                errors.append(Problem("pack", pack_id, str(exc)))
+                entries = []
+                bad.update(self.repo.index.blobs_in_pack(pack_id))
+            in_header = 0
+            for e in entries:
+                if self.repo.index.pack_of(e.type, e.id) != pack_id:
+                    continue  # a duplicate whose indexed copy lives elsewhere
+                in_header += 1
+                blobs += 1
+                try:
+                    self.repo.decode_blob(
+                        e.type,
+                        e.id,
+                        raw[e.offset : e.offset + e.length],
+                        e.raw_length,
+                        bool(e.flags & 1),
+                        f"blob {e.id.hex()[:12]} in {what}",
+                    )
+                except IntegrityError as exc:
+                    errors.append(Problem("blob", e.id.hex(), str(exc)))
+                    bad.add((e.type, e.id))
+            if entries and in_header != expected_blobs:
+                errors.append(
+                    Problem(
+                        "pack",
+                        pack_id,
+                        f"the index lists {expected_blobs} blobs here, the pack header {in_header}",
+                    )
+                )
+                header_ids = {(e.type, e.id) for e in entries}
+                bad.update(b for b in self.repo.index.blobs_in_pack(pack_id) if b not in header_ids)
+        else:
+            bad.update(self.repo.index.blobs_in_pack(pack_id))
+        with self._lock:
+            self.result.errors.extend(errors)
+            self._bad_blobs.update(bad)
+            self.result.packs_read += 1
+            self.result.blobs_read += blobs
+            self.result.bytes_read += len(raw)
+        self.progress.advance(files=1, size=len(raw))
+
+    # -- snapshots and trees -------------------------------------------------------------
+    def _check_snapshots(self) -> None:
+        errors: dict[str, str] = {}
+        snaps = list_snapshots(self.repo, errors=errors)
+        for name, msg in errors.items():
+            self.result.errors.append(Problem("snapshot", name, msg))
+        self.result.snapshots = len(snaps)
+        for snap in snaps:
+            try:
+                tree_id = snap.tree_id
+            except ValueError:
+                self.result.errors.append(Problem("snapshot", snap.id, "malformed tree id"))
+                continue
+            lost = self._tree_damage(tree_id, "")
+            if lost:
+                self.result.affected[snap.id] = lost
+
+    def _blob_ok(self, blob_type: int, blob_id: bytes) -> bool:
+        return (
+            self.repo.index.has(blob_type, blob_id) and (blob_type, blob_id) not in self._bad_blobs
+        )
+
+    def _tree_damage(self, tree_id: bytes, spath: str) -> list[str]:
+        """Paths below ``spath`` that cannot be restored intact (memoized per tree)."""
+        memo = self._tree_memo.get(tree_id)
+        if memo is not None:
+            return [spath + rel for rel in memo]
+        rel: list[str] = []
+        if not self._blob_ok(TREE, tree_id):
+            kind = "missing" if not self.repo.index.has(TREE, tree_id) else "damaged"
+            self.result.errors.append(Problem("tree", tree_id.hex(), f"folder listing is {kind}"))
+            rel = ["/"]
+        else:
+            try:
+                nodes = decode_tree(
+                    self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
+                )
+            except (IntegrityError, StorageError) as exc:
+                self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
+                nodes = None
+                rel = ["/"]
+            self.result.trees += 1
+            for node in nodes or []:
+                child = "/" + node.name
+                if node.type == DIR and node.subtree is not None:
+                    rel.extend(
+                        child + r if r != "/" else child
+                        for r in self._tree_damage(node.subtree, "")
+                    )
+                elif node.type in (FILE, HARDLINK):
+                    missing = [c for c in node.content if not self._blob_ok(DATA, c)]
+                    if missing:
+                        rel.append(child)
+                        for c in missing:
+                            if not self.repo.index.has(DATA, c):
+                                self.result.errors.append(
+                                    Problem(
+                                        "blob",
+                                        c.hex(),
+                                        f"data blob of {child} is missing from the index",
+                                    )
+                                )
+        self._tree_memo[tree_id] = rel
+        return [spath + r for r in rel]
+
+
+def affected_paths(result: CheckResult) -> Iterable[tuple[str, str]]:
+    for snap_id, paths in result.affected.items():
+        for path in paths:
+            yield snap_id, path

@@ -1,0 +1,161 @@
+"""prune: remove data no snapshot references any more.
+
+Runs under an exclusive lock. Order on the medium, so that a crash at any instant leaves a
+usable repository:
+
+1. repack: blobs still used that sit in mostly-unused packs are copied into new packs
+   (verified on the way: decrypted and checked against their id);
+2. write ONE new index file listing every kept pack and superseding all current index files;
+3. delete the superseded index files;
+4. delete packs nothing references any more, and leftovers of interrupted writes.
+
+Before step 2 completes, the new packs are unindexed leftovers; after it, readers use only the
+new index, which names no pack that step 4 deletes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from praxisbackup.engine.index import IndexFile, PackRecord
+from praxisbackup.engine.pack import DATA, TREE, PackEntry
+from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.snapshot import list_snapshots
+from praxisbackup.engine.tree import DIR, FILE, HARDLINK, decode_tree
+from praxisbackup.engine.writer import BlobWriter
+from praxisbackup.errors import IntegrityError
+
+#: A pack with more unused bytes than this share is repacked.
+REPACK_THRESHOLD = 0.2
+
+
+@dataclass
+class PruneStats:
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+    bytes_freed: int = 0
+    blobs_removed: int = 0
+    index_files_replaced: int = 0
+    temp_files_removed: int = 0
+    unused_packs_kept: list[str] = field(default_factory=list)
+
+
+def used_blobs(repo: Repository) -> set[tuple[int, bytes]]:
+    """Every blob referenced by a snapshot. A missing tree aborts: pruning then could delete
+    data a damaged snapshot still needs."""
+    used: set[tuple[int, bytes]] = set()
+    stack = [bytes.fromhex(s.tree) for s in list_snapshots(repo)]
+    while stack:
+        tid = stack.pop()
+        if (TREE, tid) in used:
+            continue
+        used.add((TREE, tid))
+        try:
+            nodes = decode_tree(repo.read_blob(TREE, tid), f"tree {tid.hex()[:12]}")
+        except IntegrityError as exc:
+            raise IntegrityError(
+                f"prune stopped, nothing was deleted: {exc}; run 'check'"
+            ) from None
+        for node in nodes:
+            if node.type == DIR and node.subtree is not None:
+                stack.append(node.subtree)
+            elif node.type in (FILE, HARDLINK):
+                used.update((DATA, c) for c in node.content)
+    return used
+
+
+def prune(repo: Repository, progress: Progress | None = None, dry_run: bool = False) -> PruneStats:
+    progress = progress or Progress()
+    stats = PruneStats()
+    repo.load_index()
+    repo.adopt_unindexed_packs()
+    progress.note("finding used data")
+    used = used_blobs(repo)
+    missing = [b for b in used if not repo.index.has(*b)]
+    if missing:
+        raise IntegrityError(
+            f"prune stopped, nothing was deleted: {len(missing)} referenced blobs are missing; "
+            "run 'check' and 'repair'"
+        )
+    # Read the full pack listing from the index files (the in-memory index keeps only one
+    # location per blob; duplicates elsewhere count as unused).
+    records: list[PackRecord] = []
+    for name in repo.index_files:
+        records.extend(repo.read_index_file(name).packs)
+    seen_packs: set[str] = set()
+    keep: list[PackRecord] = []
+    repack: list[PackRecord] = []
+    drop: list[PackRecord] = []
+    for rec in records:
+        if rec.pack_id in seen_packs:
+            continue
+        seen_packs.add(rec.pack_id)
+        live = [
+            e
+            for e in rec.entries
+            if (e.type, e.id) in used and repo.index.pack_of(e.type, e.id) == rec.pack_id
+        ]
+        live_bytes = sum(e.length for e in live)
+        total = sum(e.length for e in rec.entries) or 1
+        if not live:
+            drop.append(rec)
+        elif (total - live_bytes) / total > REPACK_THRESHOLD:
+            repack.append(rec)
+        else:
+            keep.append(PackRecord(rec.pack_id, rec.size, rec.entries))
+    stats.packs_deleted = len(drop) + len(repack)
+    stats.packs_repacked = len(repack)
+    stats.bytes_freed = sum(r.size for r in drop)
+    if dry_run:
+        return stats
+    new_records: list[PackRecord] = []
+    if repack:
+        progress.note("repacking")
+        new_records = _repack(repo, repack, used)
+        stats.bytes_freed += sum(r.size for r in repack) - sum(r.size for r in new_records)
+    old_index = list(repo.index_files)
+    progress.note("writing the new index")
+    kept_records = keep + new_records
+    repo.write_index(IndexFile(supersedes=old_index, packs=kept_records))
+    for name in old_index:
+        repo.backend.delete("index", name)
+    stats.index_files_replaced = len(old_index)
+    progress.note("deleting unused data")
+    for rec in drop + repack:
+        repo.backend.delete("data", rec.pack_id)
+        stats.blobs_removed += len(rec.entries)
+    stats.temp_files_removed = repo.backend.clean_temporary(older_than_seconds=3600)
+    repo.load_index()
+    return stats
+
+
+def _repack(
+    repo: Repository, packs: list[PackRecord], used: set[tuple[int, bytes]]
+) -> list[PackRecord]:
+    """Copy live blobs into new packs; returns the new packs' records."""
+    before = set(dict(repo.index.packs()))
+    # Forget the old locations so the writer does not consider the blobs present.
+    repo.index.remove_pack_blobs({rec.pack_id for rec in packs})
+    with BlobWriter(repo) as writer:
+        for rec in packs:
+            for e in rec.entries:
+                if (
+                    (e.type, e.id) not in used
+                    or repo.index.has(e.type, e.id)
+                    or writer.has(e.type, e.id)
+                ):
+                    continue
+                sealed = repo.backend.read_range("data", rec.pack_id, e.offset, e.length)
+                data = repo.decode_blob(
+                    e.type, e.id, sealed, e.raw_length, bool(e.flags & 1), f"blob {e.id.hex()[:12]}"
+                )
+                writer.add(e.type, e.id, data)
+        writer.flush()
+    new_packs = [p for p in dict(repo.index.packs()) if p not in before]
+    result = []
+    for pack_id in new_packs:
+        entries: list[PackEntry] = repo.read_pack_entries(pack_id)
+        result.append(PackRecord(pack_id, repo.backend.size("data", pack_id), entries))
+    # The writer appended its index files to repo.index_files; prune supersedes them too.
+    return result

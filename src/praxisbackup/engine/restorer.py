@@ -1,0 +1,425 @@
+"""Restore: put a snapshot's files back exactly - content, times, modes, links, owners.
+
+Content is written by a thread pool (large files in segments, in parallel) into a temporary
+name beside the target and renamed into place when complete, so a crash never leaves a
+half-written file under a real name. Times are set after content; directory times and modes
+are set last, deepest first, so writing the children does not change them again.
+
+A file whose data is missing or damaged is not restored under its name: what could be read is
+kept as ``<name>.praxisbackup-damaged`` and the file is reported. Every other file is restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import functools
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from praxisbackup import platform
+from praxisbackup.engine import crypto
+from praxisbackup.engine.pack import DATA, TREE
+from praxisbackup.engine.paths import normalize_snapshot_path
+from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.snapshot import Skipped, Snapshot
+from praxisbackup.engine.tree import DIR, FIFO, FILE, HARDLINK, SYMLINK, Node, decode_tree
+from praxisbackup.errors import IntegrityError, PraxisError, StorageError
+
+OVERWRITE_POLICIES = ("never", "if-changed", "always")
+TEMP_SUFFIX = ".praxisbackup-tmp"
+DAMAGED_SUFFIX = ".praxisbackup-damaged"
+#: Chunks per write job; large files are split into several jobs that run in parallel.
+SEGMENT_CHUNKS = 8
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+@dataclass
+class RestoreOptions:
+    target: str
+    includes: list[str] = field(default_factory=list)
+    overwrite: str = "never"
+    verify: bool = False
+    #: Maps a snapshot path (``/C/CompuMED/M1``) to a destination; default: below ``target``.
+    path_map: Callable[[str], str] | None = None
+    workers: int = 4
+
+
+@dataclass
+class RestoreResult:
+    files: int = 0
+    dirs: int = 0
+    links: int = 0
+    bytes: int = 0
+    existing_kept: list[str] = field(default_factory=list)
+    errors: list[Skipped] = field(default_factory=list)
+    warnings: list[Skipped] = field(default_factory=list)
+    #: Largest difference in ns between a stored and a restored time (coarse file systems).
+    time_precision_lost_ns: int = 0
+    verified_files: int = 0
+    verify_failures: list[Skipped] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.verify_failures
+
+
+@dataclass
+class _FileJob:
+    """A file being written, possibly by several segment jobs."""
+
+    node: Node
+    dest: str
+    tmp: str
+    spath: str
+    remaining: int
+    damaged: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _include_matcher(includes: list[str]) -> Callable[[str], tuple[bool, bool]]:
+    """Returns f(spath) -> (restore this entry fully, descend into it)."""
+    norm = [normalize_snapshot_path(i) for i in includes]
+    fold = platform.IS_WINDOWS
+
+    def match(spath: str) -> tuple[bool, bool]:
+        if not norm:
+            return True, True
+        p = spath.lower() if fold else spath
+        for inc in norm:
+            i = inc.lower() if fold else inc
+            if p == i or p.startswith(i.rstrip("/") + "/") or fnmatch.fnmatchcase(p, i):
+                return True, True
+        for inc in norm:
+            i = inc.lower() if fold else inc
+            if i.startswith(p.rstrip("/") + "/"):
+                return False, True
+        return False, False
+
+    return match
+
+
+class Restorer:
+    def __init__(
+        self,
+        repo: Repository,
+        snapshot: Snapshot,
+        options: RestoreOptions,
+        progress: Progress | None = None,
+    ) -> None:
+        if options.overwrite not in OVERWRITE_POLICIES:
+            raise PraxisError(f"--overwrite must be one of {', '.join(OVERWRITE_POLICIES)}")
+        self.repo = repo
+        self.snapshot = snapshot
+        self.options = options
+        self.progress = progress or Progress()
+        self.result = RestoreResult()
+        self._match = _include_matcher(options.includes)
+        self._lock = threading.Lock()
+        self._dirs: list[tuple[str, Node]] = []
+        self._done_files: list[tuple[str, Node, str]] = []  # dest, node, spath
+        self._hardlinks: list[tuple[str, Node, str]] = []
+        self._restored_paths: dict[str, str] = {}  # snapshot path -> destination
+
+    # -- paths ------------------------------------------------------------------------
+    def _dest(self, spath: str) -> str:
+        if self.options.path_map is not None:
+            return self.options.path_map(spath)
+        parts = [p for p in spath.split("/") if p]
+        return os.path.join(os.path.abspath(self.options.target), *parts)
+
+    def _load_tree(self, tree_id: bytes, spath: str) -> list[Node] | None:
+        try:
+            return decode_tree(self.repo.read_blob(TREE, tree_id), f"tree of {spath or '/'}")
+        except (IntegrityError, StorageError) as exc:
+            self.result.errors.append(Skipped(spath or "/", f"folder contents lost: {exc}"))
+            return None
+
+    def walk(self, tree_id: bytes, spath: str = "") -> Iterator[tuple[str, Node, bool]]:
+        """Yield (snapshot path, node, restore fully) for entries selected by the includes."""
+        nodes = self._load_tree(tree_id, spath)
+        if nodes is None:
+            return
+        for node in nodes:
+            child = f"{spath}/{node.name}"
+            full, descend = self._match(child)
+            if not descend:
+                continue
+            yield child, node, full
+            if node.type == DIR and node.subtree is not None:
+                yield from self.walk(node.subtree, child)
+
+    # -- main -------------------------------------------------------------------------
+    def run(self) -> RestoreResult:
+        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="restore")
+        pending: set[Future[None]] = set()
+        try:
+            for spath, node, full in self.walk(self.snapshot.tree_id):
+                dest = self._dest(spath)
+                if node.type == DIR:
+                    self._make_dir(dest, node, spath, full)
+                    continue
+                if not full:
+                    continue
+                if node.type in (FILE, HARDLINK):
+                    if not self._may_write(dest, node, spath):
+                        continue
+                    if node.type == HARDLINK:
+                        self._hardlinks.append((dest, node, spath))
+                        continue
+                    for job in self._file_jobs(dest, node, spath):
+                        pending.add(pool.submit(job))
+                        if len(pending) > self.options.workers * 4:
+                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for f in done:
+                                f.result()
+                else:
+                    self._restore_special(dest, node, spath)
+            for f in pending:
+                f.result()
+        finally:
+            pool.shutdown(wait=True)
+        self._link_hardlinks()
+        self._finish_dirs()
+        self.progress.close()
+        if self.options.verify:
+            self._verify()
+        return self.result
+
+    def _make_dir(self, dest: str, node: Node, spath: str, full: bool) -> None:
+        try:
+            os.makedirs(dest, exist_ok=True)
+        except OSError as exc:
+            self.result.errors.append(
+                Skipped(spath, f"cannot create folder: {exc.strerror or exc}")
+            )
+            return
+        if full:
+            self._dirs.append((dest, node))
+            self.result.dirs += 1
+
+    def _may_write(self, dest: str, node: Node, spath: str) -> bool:
+        try:
+            st = os.lstat(dest)
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            self.result.errors.append(
+                Skipped(spath, f"cannot inspect target: {exc.strerror or exc}")
+            )
+            return False
+        policy = self.options.overwrite
+        if policy == "always":
+            return True
+        if policy == "if-changed" and not (
+            stat.S_ISREG(st.st_mode) and st.st_size == node.size and st.st_mtime_ns == node.mtime_ns
+        ):
+            return True
+        self.result.existing_kept.append(spath)
+        return False
+
+    # -- files ------------------------------------------------------------------------
+    def _file_jobs(self, dest: str, node: Node, spath: str) -> list[Callable[[], None]]:
+        tmp = dest + TEMP_SUFFIX
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            self.result.errors.append(Skipped(spath, f"cannot create file: {exc.strerror or exc}"))
+            return []
+        segments = []
+        offset = 0
+        content = node.content
+        for start in range(0, len(content), SEGMENT_CHUNKS):
+            ids = content[start : start + SEGMENT_CHUNKS]
+            segments.append((offset, ids))
+            for cid in ids:
+                loc = self.repo.index.lookup(DATA, cid)
+                offset += loc.raw_length if loc is not None else 0
+        job = _FileJob(node, dest, tmp, spath, remaining=max(1, len(segments)))
+        if not segments:
+            return [functools.partial(self._finish_file, job)]
+        return [functools.partial(self._write_segment, job, off, ids) for off, ids in segments]
+
+    def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes]) -> None:
+        damaged_msg = None
+        try:
+            fd = os.open(job.tmp, os.O_WRONLY | _O_BINARY)
+        except OSError as exc:
+            damaged_msg = f"cannot open for writing: {exc.strerror or exc}"
+        else:
+            try:
+                pos = offset
+                for cid in ids:
+                    try:
+                        data = self.repo.read_blob(DATA, cid)
+                    except (IntegrityError, StorageError) as exc:
+                        damaged_msg = str(exc)
+                        loc = self.repo.index.lookup(DATA, cid)
+                        pos += loc.raw_length if loc is not None else 0
+                        continue
+                    if data.count(0) != len(data):  # all-zero chunks stay holes (sparse files)
+                        os.lseek(fd, pos, os.SEEK_SET)
+                        os.write(fd, data)
+                    pos += len(data)
+                    self.progress.advance(size=len(data))
+            except OSError as exc:
+                damaged_msg = f"write error: {exc.strerror or exc}"
+            finally:
+                os.close(fd)
+        with job.lock:
+            if damaged_msg is not None and not job.damaged:
+                job.damaged = True
+                with self._lock:
+                    self.result.errors.append(
+                        Skipped(job.spath, f"not restored, data damaged: {damaged_msg}")
+                    )
+            job.remaining -= 1
+            last = job.remaining == 0
+        if last:
+            self._finish_file(job)
+
+    def _finish_file(self, job: _FileJob) -> None:
+        node = job.node
+        try:
+            with open(job.tmp, "r+b") as fh:
+                fh.truncate(node.size)
+            if job.damaged:
+                os.replace(job.tmp, job.dest + DAMAGED_SUFFIX)
+                return
+            os.replace(job.tmp, job.dest)
+            self._apply_metadata(job.dest, node, job.spath)
+        except OSError as exc:
+            with self._lock:
+                self.result.errors.append(
+                    Skipped(job.spath, f"cannot finish file: {exc.strerror or exc}")
+                )
+            return
+        with self._lock:
+            self.result.files += 1
+            self.result.bytes += node.size
+            self._restored_paths[job.spath] = job.dest
+            self._done_files.append((job.dest, node, job.spath))
+        self.progress.advance(files=1)
+
+    def _link_hardlinks(self) -> None:
+        for dest, node, spath in self._hardlinks:
+            first = self._restored_paths.get(node.link or "")
+            try:
+                if first is not None:
+                    if os.path.lexists(dest):
+                        os.unlink(dest)
+                    os.link(first, dest)
+                    self.result.links += 1
+                    continue
+            except OSError as exc:
+                self.result.warnings.append(
+                    Skipped(spath, f"hard link not possible, copied: {exc.strerror}")
+                )
+            # The first occurrence was not restored: write the content as a normal file.
+            for job in self._file_jobs(dest, dataclasses.replace(node, type=FILE), spath):
+                job()
+
+    # -- other entry types -------------------------------------------------------------
+    def _restore_special(self, dest: str, node: Node, spath: str) -> None:
+        if os.path.lexists(dest):
+            if self.options.overwrite != "always":
+                self.result.existing_kept.append(spath)
+                return
+            with contextlib.suppress(IsADirectoryError):
+                os.unlink(dest)
+        try:
+            if node.type == SYMLINK:
+                os.symlink(node.target or "", dest)
+            elif node.type == FIFO and hasattr(os, "mkfifo"):
+                os.mkfifo(dest, 0o600)
+            elif node.type in ("chardev", "blockdev") and platform.can_restore_owner():
+                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
+                os.mknod(dest, kind | 0o600, node.rdev)
+            else:
+                self.result.warnings.append(
+                    Skipped(spath, f"{node.type} entries are not restored here")
+                )
+                return
+            self._apply_metadata(dest, node, spath)
+        except OSError as exc:
+            self.result.errors.append(
+                Skipped(spath, f"cannot create {node.type}: {exc.strerror or exc}")
+            )
+
+    # -- metadata -----------------------------------------------------------------------
+    def _apply_metadata(self, dest: str, node: Node, spath: str) -> None:
+        is_link = node.type == SYMLINK
+        if platform.can_restore_owner():
+            platform.restore_owner(dest, node.uid, node.gid)
+        if not is_link:
+            os.chmod(dest, node.mode)
+        if platform.IS_WINDOWS and node.attributes is not None and not is_link:
+            platform.set_file_attributes(dest, node.attributes)
+        if not is_link or os.utime in os.supports_follow_symlinks:
+            os.utime(dest, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=not is_link)
+        if node.btime_ns is not None and platform.IS_WINDOWS:
+            platform.set_birthtime_ns(dest, node.btime_ns)
+        if not is_link:
+            got = os.stat(dest).st_mtime_ns
+            diff = abs(got - node.mtime_ns)
+            if diff:
+                with self._lock:
+                    self.result.time_precision_lost_ns = max(
+                        self.result.time_precision_lost_ns, diff
+                    )
+
+    def _finish_dirs(self) -> None:
+        for dest, node in reversed(self._dirs):
+            try:
+                self._apply_metadata(dest, node, "")
+            except OSError as exc:
+                self.result.warnings.append(
+                    Skipped(dest, f"folder metadata not set: {exc.strerror or exc}")
+                )
+        if self.result.time_precision_lost_ns:
+            self.result.warnings.append(
+                Skipped(
+                    self.options.target,
+                    "the target file system stores file times less precisely than the backup: "
+                    f"times differ by up to {self.result.time_precision_lost_ns / 1e9:.3f} s",
+                )
+            )
+
+    # -- verification -----------------------------------------------------------------
+    def _verify(self) -> None:
+        """Re-read every restored file and compare content (chunk ids) and times."""
+        for dest, node, spath in self._done_files:
+            problem = self._verify_one(dest, node)
+            if problem:
+                self.result.verify_failures.append(Skipped(spath, problem))
+            else:
+                self.result.verified_files += 1
+
+    def _verify_one(self, dest: str, node: Node) -> str | None:
+        try:
+            st = os.stat(dest)
+            if st.st_size != node.size:
+                return f"size {st.st_size} instead of {node.size}"
+            tolerance = self.result.time_precision_lost_ns
+            if abs(st.st_mtime_ns - node.mtime_ns) > tolerance:
+                return "modification time differs"
+            with open(dest, "rb") as fh:
+                for cid in node.content:
+                    loc = self.repo.index.lookup(DATA, cid)
+                    if loc is None:
+                        return "content cannot be compared (chunk missing in repository)"
+                    data = fh.read(loc.raw_length)
+                    if crypto.blob_id(self.repo.key, data) != cid:
+                        return "content differs from the snapshot"
+                if fh.read(1):
+                    return "file is longer than in the snapshot"
+        except OSError as exc:
+            return f"cannot read back: {exc.strerror or exc}"
+        return None
