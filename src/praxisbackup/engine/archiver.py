@@ -49,6 +49,7 @@ from praxisbackup.errors import IntegrityError, SourceError, StorageError
 SMALL_FILE = 8 << 20
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 @dataclass
@@ -80,6 +81,18 @@ class BackupResult:
     @property
     def has_warnings(self) -> bool:
         return bool(self.snapshot.skipped or self.snapshot.warnings)
+
+
+def _open_source(path: str) -> int:
+    """Open a source file for reading without touching its access time where the OS allows
+    (O_NOATIME needs ownership or root on Linux; without it the open is retried plainly)."""
+    flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW
+    if _O_NOATIME:
+        try:
+            return os.open(path, flags | _O_NOATIME)
+        except PermissionError:
+            pass  # not the owner: fall through to a plain open, which may update atime
+    return os.open(path, flags)
 
 
 def _same_metadata(old: Node, st: os.stat_result) -> bool:
@@ -384,7 +397,7 @@ class Archiver:
         assert self._writer is not None and self._source is not None
         for attempt in (1, 2):
             try:
-                fd = os.open(path, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+                fd = _open_source(path)
             except FileNotFoundError:
                 self.warnings.append(Skipped(spath, "vanished during the backup"))
                 return None

@@ -16,6 +16,7 @@ import dataclasses
 import fnmatch
 import functools
 import os
+import secrets
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -81,6 +82,45 @@ class _FileJob:
     remaining: int
     damaged: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+_SPARSE_BLOCK = 64 * 1024
+_ZEROS = bytes(_SPARSE_BLOCK)
+
+
+def write_sparse(fd: int, pos: int, data: bytes) -> None:
+    """Write ``data`` at ``pos`` but leave 64 KiB blocks of zeros unwritten, so holes of sparse
+    files (and zero-filled database regions) stay holes. The caller truncates to the final size."""
+    view = memoryview(data)
+    run_start = None
+    size = len(data)
+    for start in range(0, size, _SPARSE_BLOCK):
+        end = min(start + _SPARSE_BLOCK, size)
+        zero = data[start] == 0 and data[end - 1] == 0 and view[start:end] == _ZEROS[: end - start]
+        if zero:
+            if run_start is not None:
+                _write_at(fd, pos + run_start, view[run_start:start])
+                run_start = None
+        elif run_start is None:
+            run_start = start
+    if run_start is not None:
+        _write_at(fd, pos + run_start, view[run_start:])
+
+
+def _write_at(fd: int, offset: int, view: memoryview) -> None:
+    os.lseek(fd, offset, os.SEEK_SET)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def damaged_name(dest: str) -> str:
+    """Where the readable part of a damaged file is kept (fits in 255 bytes)."""
+    head, name = os.path.split(dest)
+    limit = 255 - len(DAMAGED_SUFFIX.encode())
+    while len(name.encode("utf-8", "surrogateescape")) > limit:
+        name = name[:-1]
+    return os.path.join(head, name + DAMAGED_SUFFIX)
 
 
 def _include_matcher(includes: list[str]) -> Callable[[str], tuple[bool, bool]]:
@@ -226,7 +266,8 @@ class Restorer:
 
     # -- files ------------------------------------------------------------------------
     def _file_jobs(self, dest: str, node: Node, spath: str) -> list[Callable[[], None]]:
-        tmp = dest + TEMP_SUFFIX
+        # A short temporary name: the real name may already use the file system's 255 bytes.
+        tmp = os.path.join(os.path.dirname(dest), f".praxisbackup-{secrets.token_hex(6)}{TEMP_SUFFIX}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o600)
             os.close(fd)
@@ -264,9 +305,7 @@ class Restorer:
                         loc = self.repo.index.lookup(DATA, cid)
                         pos += loc.raw_length if loc is not None else 0
                         continue
-                    if data.count(0) != len(data):  # all-zero chunks stay holes (sparse files)
-                        os.lseek(fd, pos, os.SEEK_SET)
-                        os.write(fd, data)
+                    write_sparse(fd, pos, data)
                     pos += len(data)
                     self.progress.advance(size=len(data))
             except OSError as exc:
@@ -291,7 +330,7 @@ class Restorer:
             with open(job.tmp, "r+b") as fh:
                 fh.truncate(node.size)
             if job.damaged:
-                os.replace(job.tmp, job.dest + DAMAGED_SUFFIX)
+                os.replace(job.tmp, damaged_name(job.dest))
                 return
             os.replace(job.tmp, job.dest)
             self._apply_metadata(job.dest, node, job.spath)
@@ -420,6 +459,8 @@ class Restorer:
                         return "content differs from the snapshot"
                 if fh.read(1):
                     return "file is longer than in the snapshot"
+            # Reading may have moved the access time (relatime); put the snapshot's back.
+            os.utime(dest, ns=(node.atime_ns, node.mtime_ns))
         except OSError as exc:
             return f"cannot read back: {exc.strerror or exc}"
         return None

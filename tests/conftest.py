@@ -1,0 +1,107 @@
+"""Shared fixtures: real repositories in temporary folders, real files, real processes."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from praxisbackup.engine.repository import Repository
+from praxisbackup.storage import LocalBackend
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests use a cheap scrypt cost; the parameters are stored per key slot, so this changes
+    nothing else about the format."""
+    monkeypatch.setenv("PRAXISBACKUP_KDF_N", "1024")
+
+
+@pytest.fixture
+def repo_path(tmp_path: Path) -> Path:
+    return tmp_path / "medium" / "repo"
+
+
+@pytest.fixture
+def repo(repo_path: Path) -> Iterator[Repository]:
+    r = Repository.init(LocalBackend(str(repo_path)), PASSWORD)
+    r.load_index()
+    yield r
+    r.close()
+
+
+def reopen(path: Path, password: str = PASSWORD) -> Repository:
+    r = Repository.open(LocalBackend(str(path)), password)
+    r.load_index()
+    return r
+
+
+def run_cli(
+    *args: str, repo: Path | None = None, password: str | None = PASSWORD, env: dict[str, str] | None = None,
+    check: bool = False, user: str | None = None, timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run the real console entry point in a subprocess."""
+    full_env = dict(os.environ)
+    full_env.pop("PRAXISBACKUP_PASSWORD", None)
+    full_env["PRAXISBACKUP_KDF_N"] = "1024"
+    if repo is not None:
+        full_env["PRAXISBACKUP_REPOSITORY"] = str(repo)
+    if password is not None:
+        full_env["PRAXISBACKUP_PASSWORD"] = password
+    full_env.update(env or {})
+    cmd = [sys.executable, "-m", "praxisbackup.cli.main", *args]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def read_noatime(path: Path) -> bytes:
+    """Read a file without updating its access time (so comparing trees does not change them)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOATIME", 0))
+    try:
+        chunks = []
+        while block := os.read(fd, 1 << 20):
+            chunks.append(block)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def tree_state(root: Path, with_atime: bool = True) -> dict[str, tuple[object, ...]]:
+    """Everything restore must reproduce, per relative path: type, content, mode, times, links."""
+    state: dict[str, tuple[object, ...]] = {}
+    inodes: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            rel = str(p.relative_to(root))
+            st = p.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                state[rel] = ("link", os.readlink(p), st.st_mtime_ns)
+            elif stat.S_ISDIR(st.st_mode):
+                state[rel] = ("dir", stat.S_IMODE(st.st_mode), st.st_mtime_ns)
+            elif stat.S_ISREG(st.st_mode):
+                link_group = None
+                if st.st_nlink > 1:
+                    link_group = inodes.setdefault((st.st_dev, st.st_ino), rel)
+                state[rel] = (
+                    "file",
+                    read_noatime(p),
+                    stat.S_IMODE(st.st_mode),
+                    st.st_mtime_ns,
+                    st.st_atime_ns if with_atime else None,
+                    link_group,
+                )
+            else:
+                state[rel] = ("other", stat.S_IFMT(st.st_mode), st.st_mtime_ns)
+    return state
