@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fnmatch
 import functools
 import os
@@ -39,6 +40,7 @@ DAMAGED_SUFFIX = ".praxisbackup-damaged"
 #: Chunks per write job; large files are split into several jobs that run in parallel.
 SEGMENT_CHUNKS = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY
 
 
 @dataclass
@@ -63,6 +65,7 @@ class RestoreResult:
     warnings: list[Skipped] = field(default_factory=list)
     #: Largest difference in ns between a stored and a restored time (coarse file systems).
     time_precision_lost_ns: int = 0
+    atime_precision_lost_ns: int = 0
     verified_files: int = 0
     verify_failures: list[Skipped] = field(default_factory=list)
 
@@ -84,6 +87,8 @@ class _FileJob:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+#: errno values meaning "this file system cannot store that" (FAT has no modes or owners).
+_UNSUPPORTED = {errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL}
 _SPARSE_BLOCK = 64 * 1024
 _ZEROS = bytes(_SPARSE_BLOCK)
 
@@ -266,32 +271,43 @@ class Restorer:
 
     # -- files ------------------------------------------------------------------------
     def _file_jobs(self, dest: str, node: Node, spath: str) -> list[Callable[[], None]]:
+        """Write jobs for one file. A file of up to SEGMENT_CHUNKS chunks (nearly all files) is
+        created, written and finished by one job; a larger file is created here at its final
+        size and filled by several jobs in parallel."""
         # A short temporary name: the real name may already use the file system's 255 bytes.
-        tmp = os.path.join(os.path.dirname(dest), f".praxisbackup-{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        tmp = os.path.join(
+            os.path.dirname(dest), f".praxisbackup-{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        )
+        content = node.content
+        if len(content) <= SEGMENT_CHUNKS:
+            job = _FileJob(node, dest, tmp, spath, remaining=1)
+            return [functools.partial(self._write_segment, job, 0, content, True)]
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY, 0o600)
-            os.close(fd)
+            fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+            try:
+                os.ftruncate(fd, node.size)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.result.errors.append(Skipped(spath, f"cannot create file: {exc.strerror or exc}"))
             return []
         segments = []
         offset = 0
-        content = node.content
         for start in range(0, len(content), SEGMENT_CHUNKS):
             ids = content[start : start + SEGMENT_CHUNKS]
             segments.append((offset, ids))
             for cid in ids:
                 loc = self.repo.index.lookup(DATA, cid)
                 offset += loc.raw_length if loc is not None else 0
-        job = _FileJob(node, dest, tmp, spath, remaining=max(1, len(segments)))
-        if not segments:
-            return [functools.partial(self._finish_file, job)]
-        return [functools.partial(self._write_segment, job, off, ids) for off, ids in segments]
+        job = _FileJob(node, dest, tmp, spath, remaining=len(segments))
+        return [
+            functools.partial(self._write_segment, job, off, ids, False) for off, ids in segments
+        ]
 
-    def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes]) -> None:
+    def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes], create: bool) -> None:
         damaged_msg = None
         try:
-            fd = os.open(job.tmp, os.O_WRONLY | _O_BINARY)
+            fd = os.open(job.tmp, _CREATE_FLAGS if create else os.O_WRONLY | _O_BINARY, 0o600)
         except OSError as exc:
             damaged_msg = f"cannot open for writing: {exc.strerror or exc}"
         else:
@@ -308,6 +324,8 @@ class Restorer:
                     write_sparse(fd, pos, data)
                     pos += len(data)
                     self.progress.advance(size=len(data))
+                if create and os.fstat(fd).st_size != job.node.size:
+                    os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
             except OSError as exc:
                 damaged_msg = f"write error: {exc.strerror or exc}"
             finally:
@@ -327,10 +345,9 @@ class Restorer:
     def _finish_file(self, job: _FileJob) -> None:
         node = job.node
         try:
-            with open(job.tmp, "r+b") as fh:
-                fh.truncate(node.size)
             if job.damaged:
-                os.replace(job.tmp, damaged_name(job.dest))
+                if os.path.exists(job.tmp):
+                    os.replace(job.tmp, damaged_name(job.dest))
                 return
             os.replace(job.tmp, job.dest)
             self._apply_metadata(job.dest, node, job.spath)
@@ -394,11 +411,22 @@ class Restorer:
 
     # -- metadata -----------------------------------------------------------------------
     def _apply_metadata(self, dest: str, node: Node, spath: str) -> None:
+        """Owner, mode, attributes, then times (last, since the others change ctime only).
+
+        Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
+        one warning says so. Times are essential (the M1 update check relies on file dates),
+        so failing to set them is an error, and lost precision is measured and reported.
+        """
         is_link = node.type == SYMLINK
-        if platform.can_restore_owner():
-            platform.restore_owner(dest, node.uid, node.gid)
-        if not is_link:
-            os.chmod(dest, node.mode)
+        try:
+            if platform.can_restore_owner():
+                platform.restore_owner(dest, node.uid, node.gid)
+            if not is_link:
+                os.chmod(dest, node.mode)
+        except OSError as exc:
+            if exc.errno not in _UNSUPPORTED:
+                raise
+            self._note_unsupported(f"permissions/owner not supported by the target: {exc.strerror}")
         if platform.IS_WINDOWS and node.attributes is not None and not is_link:
             platform.set_file_attributes(dest, node.attributes)
         if not is_link or os.utime in os.supports_follow_symlinks:
@@ -406,13 +434,19 @@ class Restorer:
         if node.btime_ns is not None and platform.IS_WINDOWS:
             platform.set_birthtime_ns(dest, node.btime_ns)
         if not is_link:
-            got = os.stat(dest).st_mtime_ns
-            diff = abs(got - node.mtime_ns)
-            if diff:
+            st = os.stat(dest)
+            mdiff = abs(st.st_mtime_ns - node.mtime_ns)
+            adiff = abs(st.st_atime_ns - node.atime_ns)
+            if mdiff or adiff:
                 with self._lock:
-                    self.result.time_precision_lost_ns = max(
-                        self.result.time_precision_lost_ns, diff
-                    )
+                    res = self.result
+                    res.time_precision_lost_ns = max(res.time_precision_lost_ns, mdiff)
+                    res.atime_precision_lost_ns = max(res.atime_precision_lost_ns, adiff)
+
+    def _note_unsupported(self, message: str) -> None:
+        with self._lock:
+            if not any(w.reason == message for w in self.result.warnings):
+                self.result.warnings.append(Skipped(self.options.target, message))
 
     def _finish_dirs(self) -> None:
         for dest, node in reversed(self._dirs):
@@ -422,12 +456,14 @@ class Restorer:
                 self.result.warnings.append(
                     Skipped(dest, f"folder metadata not set: {exc.strerror or exc}")
                 )
-        if self.result.time_precision_lost_ns:
-            self.result.warnings.append(
+        res = self.result
+        if res.time_precision_lost_ns or res.atime_precision_lost_ns:
+            res.warnings.append(
                 Skipped(
                     self.options.target,
                     "the target file system stores file times less precisely than the backup: "
-                    f"times differ by up to {self.result.time_precision_lost_ns / 1e9:.3f} s",
+                    f"modification times differ by up to {res.time_precision_lost_ns / 1e9:.3f} s, "
+                    f"access times by up to {res.atime_precision_lost_ns / 1e9:.3f} s",
                 )
             )
 
