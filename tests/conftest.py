@@ -44,8 +44,13 @@ def reopen(path: Path, password: str = PASSWORD) -> Repository:
 
 
 def run_cli(
-    *args: str, repo: Path | None = None, password: str | None = PASSWORD, env: dict[str, str] | None = None,
-    check: bool = False, user: str | None = None, timeout: float = 300,
+    *args: str,
+    repo: Path | None = None,
+    password: str | None = PASSWORD,
+    env: dict[str, str] | None = None,
+    check: bool = False,
+    user: str | None = None,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
     """Run the real console entry point in a subprocess."""
     full_env = dict(os.environ)

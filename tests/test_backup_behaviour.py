@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import reopen, run_cli
 from fsimages import ext4_image, fat_image, remount_readonly
-
 from praxisbackup.engine.checker import Checker
 
 
@@ -92,7 +92,9 @@ def test_file_changing_during_backup_gives_a_warning(tmp_path: Path) -> None:
         t.join()
     assert out.returncode == 1, out.stderr
     warnings = json.loads(out.stdout)["snapshot"]["warnings"]
-    assert any(w["path"] == str(growing) and "changed while being read" in w["reason"] for w in warnings)
+    assert any(
+        w["path"] == str(growing) and "changed while being read" in w["reason"] for w in warnings
+    )
 
 
 def test_excludes_and_tags(tmp_path: Path) -> None:
@@ -103,8 +105,17 @@ def test_excludes_and_tags(tmp_path: Path) -> None:
     (src / "cache" / "x.tmp").write_text("x")
     (src / "keep.tmp").write_text("x")
     out = run_cli(
-        "--json", "backup", str(src), "--exclude", "*.tmp", "--exclude", f"{src}/cache", "--tag", "abend",
-        repo=repo, check=True,
+        "--json",
+        "backup",
+        str(src),
+        "--exclude",
+        "*.tmp",
+        "--exclude",
+        f"{src}/cache",
+        "--tag",
+        "abend",
+        repo=repo,
+        check=True,
     )
     assert json.loads(out.stdout)["snapshot"]["tags"] == ["abend"]
     listing = run_cli("ls", "latest", str(src), repo=repo, check=True).stdout
@@ -133,7 +144,9 @@ def test_full_medium_fails_clearly_and_keeps_earlier_snapshots(tmp_path: Path) -
         snaps = json.loads(run_cli("--json", "snapshots", repo=repo, check=True).stdout)
         assert len(snaps) == 1
         assert Checker(reopen(repo)).run(read_data=True).ok
-        restored = run_cli("restore", "latest", "--target", str(tmp_path / "r"), "--verify", repo=repo)
+        restored = run_cli(
+            "restore", "latest", "--target", str(tmp_path / "r"), "--verify", repo=repo
+        )
         assert restored.returncode == 0, restored.stderr
 
 
@@ -155,7 +168,9 @@ def test_removed_medium_is_reported(tmp_path: Path) -> None:
     run_cli("init", repo=repo, check=True)
     shutil.rmtree(tmp_path / "usb")
     out = run_cli("backup", str(make_source(tmp_path)), repo=repo)
-    assert out.returncode == 2 and "is the medium attached" in out.stderr.replace("no praxisbackup repository", "is the medium attached")
+    assert out.returncode == 2 and "is the medium attached" in out.stderr.replace(
+        "no praxisbackup repository", "is the medium attached"
+    )
 
 
 def test_restore_to_coarse_time_file_systems_reports_precision(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, reopen, run_cli
 
+from conftest import PASSWORD, reopen, run_cli
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import walk
 from praxisbackup.engine.checker import Checker
@@ -34,7 +34,9 @@ def filled(tmp_path: Path) -> tuple[Path, Path, str]:
 def file_packs(repo_path: Path, snap_id: str) -> dict[str, str]:
     """Snapshot path -> pack id of its (single) chunk."""
     repo = reopen(repo_path)
-    snap = next(s for s in __import__("praxisbackup.engine.snapshot", fromlist=["x"]).list_snapshots(repo))
+    snap = next(
+        s for s in __import__("praxisbackup.engine.snapshot", fromlist=["x"]).list_snapshots(repo)
+    )
     out = {}
     for path, node in walk(repo, snap.tree_id):
         if node.type == "file":
@@ -67,7 +69,9 @@ def test_clean_repository_checks_green(filled: tuple[Path, Path, str]) -> None:
     assert code == 0 and 0 < doc["packs_read"] < doc["packs_total"]
 
 
-def test_bit_flip_in_pack_is_found_named_and_repaired(filled: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_bit_flip_in_pack_is_found_named_and_repaired(
+    filled: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     src, repo_path, snap_id = filled
     packs = file_packs(repo_path, snap_id)
     victim_pack = sorted(packs.items())[5][1]
@@ -120,7 +124,9 @@ def test_truncated_and_deleted_packs_are_named(filled: tuple[Path, Path, str]) -
     assert set(doc["affected"][snap_id]) == expected
 
 
-def test_damaged_index_is_detected_and_rebuilt_without_loss(filled: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_damaged_index_is_detected_and_rebuilt_without_loss(
+    filled: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     src, repo_path, _ = filled
     index_files = list((repo_path / "index").iterdir())
     assert index_files
@@ -132,12 +138,22 @@ def test_damaged_index_is_detected_and_rebuilt_without_loss(filled: tuple[Path, 
     rep = run_cli("repair", repo=repo_path)
     assert rep.returncode == 0, rep.stdout + rep.stderr
     assert check_json(repo_path, "--read-data")[0] == 0
-    run_cli("restore", "latest", "--target", str(tmp_path / "ok"), "--verify", repo=repo_path, check=True)
+    run_cli(
+        "restore",
+        "latest",
+        "--target",
+        str(tmp_path / "ok"),
+        "--verify",
+        repo=repo_path,
+        check=True,
+    )
     restored = tmp_path / "ok" / str(src).lstrip("/")
     assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in src.iterdir())
 
 
-def test_deleted_index_is_rebuilt_from_packs(filled: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_deleted_index_is_rebuilt_from_packs(
+    filled: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     _src, repo_path, _ = filled
     for f in (repo_path / "index").iterdir():
         f.unlink()
@@ -163,7 +179,9 @@ def test_damaged_snapshot_and_tree_are_named(filled: tuple[Path, Path, str]) -> 
     snap_file = repo_path / "snapshots" / snap_id
     flip_byte(snap_file, 20)
     code, doc = check_json(repo_path)
-    assert code == 5 and any(e["kind"] == "snapshot" and e["object"] == snap_id for e in doc["errors"])
+    assert code == 5 and any(
+        e["kind"] == "snapshot" and e["object"] == snap_id for e in doc["errors"]
+    )
 
 
 def test_check_changes_nothing_on_the_medium(filled: tuple[Path, Path, str]) -> None:

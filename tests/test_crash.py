@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, reopen, run_cli, tree_state
 
+from conftest import PASSWORD, reopen, run_cli, tree_state
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
@@ -28,7 +28,11 @@ CHILD = str(Path(__file__).with_name("crashchild.py"))
 def child(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PRAXISBACKUP_KDF_N="1024")
     return subprocess.run(
-        [sys.executable, CHILD, str(repo), PASSWORD, *args], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, CHILD, str(repo), PASSWORD, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
 
 
@@ -41,7 +45,9 @@ def make_source(base: Path, seed: int, files: int = 40) -> Path:
     return src
 
 
-def assert_repository_sound(repo_path: Path, expected: dict[str, dict[str, tuple[object, ...]]], tmp: Path) -> None:
+def assert_repository_sound(
+    repo_path: Path, expected: dict[str, dict[str, tuple[object, ...]]], tmp: Path
+) -> None:
     """check --read-data passes and each expected snapshot restores to exactly its state."""
     repo = reopen(repo_path)
     result = Checker(repo).run(read_data=True)
@@ -66,7 +72,9 @@ def base_repo(tmp_path: Path) -> tuple[Path, Path, dict[str, dict[str, tuple[obj
     return repo_path, src, {snap_id: tree_state(src, with_atime=False)}
 
 
-def test_backup_killed_at_every_storage_step(base_repo: tuple[Path, Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_backup_killed_at_every_storage_step(
+    base_repo: tuple[Path, Path, dict], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
     repo_path, src, expected = base_repo
     make_source(tmp_path, seed=2)  # new data for the interrupted backups
     pristine = tmp_path / "pristine"
@@ -75,7 +83,9 @@ def test_backup_killed_at_every_storage_step(base_repo: tuple[Path, Path, dict],
     assert full.returncode == 0, full.stderr
     total_steps = int(full.stdout.split("steps=")[1])
     rnd = random.Random(7)
-    points = sorted({1, 2, 3, total_steps - 2, total_steps - 1, *rnd.sample(range(1, total_steps), 6)})
+    points = sorted(
+        {1, 2, 3, total_steps - 2, total_steps - 1, *rnd.sample(range(1, total_steps), 6)}
+    )
     for kill_at in points:
         shutil.rmtree(repo_path)
         shutil.copytree(pristine, repo_path)
@@ -100,8 +110,18 @@ def test_backup_killed_at_random_times(base_repo: tuple[Path, Path, dict], tmp_p
     env = dict(os.environ, PRAXISBACKUP_KDF_N="1024", PRAXISBACKUP_PASSWORD=PASSWORD)
     for _ in range(5):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo_path), "backup", str(src)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "praxisbackup.cli.main",
+                "-r",
+                str(repo_path),
+                "backup",
+                str(src),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         time.sleep(rnd.uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)

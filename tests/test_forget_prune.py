@@ -7,15 +7,23 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 
+from conftest import run_cli
 from praxisbackup.engine.forget import Policy, apply_policy, parse_duration
 from praxisbackup.engine.snapshot import Snapshot
 from praxisbackup.errors import UsageError
 
 
 def snap(when: datetime, tags: list[str] | None = None, host: str = "server") -> Snapshot:
-    return Snapshot(time=when.isoformat(), host=host, user="", paths=["/p"], tree="00" * 32, tags=tags or [], id=when.isoformat())
+    return Snapshot(
+        time=when.isoformat(),
+        host=host,
+        user="",
+        paths=["/p"],
+        tree="00" * 32,
+        tags=tags or [],
+        id=when.isoformat(),
+    )
 
 
 def nightly(days: int) -> list[Snapshot]:
@@ -23,7 +31,9 @@ def nightly(days: int) -> list[Snapshot]:
     return [snap(start + timedelta(days=i)) for i in range(days)]
 
 
-def kept(decisions: list, ) -> list[str]:  # type: ignore[type-arg]
+def kept(
+    decisions: list,
+) -> list[str]:  # type: ignore[type-arg]
     return sorted(d.snapshot.time[:10] for d in decisions if d.keep)
 
 
@@ -40,8 +50,18 @@ def test_keep_daily_weekly_monthly() -> None:
 def test_keep_last_within_and_tag() -> None:
     snaps = nightly(30)
     snaps[3].tags = ["quartal"]
-    res = kept(apply_policy(snaps, Policy(last=2, within="5d", tags=["quartal"]), today=date(2026, 2, 1)))
-    assert res == ["2026-01-04", "2026-01-25", "2026-01-26", "2026-01-27", "2026-01-28", "2026-01-29", "2026-01-30"]
+    res = kept(
+        apply_policy(snaps, Policy(last=2, within="5d", tags=["quartal"]), today=date(2026, 2, 1))
+    )
+    assert res == [
+        "2026-01-04",
+        "2026-01-25",
+        "2026-01-26",
+        "2026-01-27",
+        "2026-01-28",
+        "2026-01-29",
+        "2026-01-30",
+    ]
 
 
 def test_held_snapshots_are_never_forgotten() -> None:
@@ -53,10 +73,13 @@ def test_held_snapshots_are_never_forgotten() -> None:
 
 
 def test_groups_by_host_and_refuses_empty_policy() -> None:
-    snaps = nightly(3) + [snap(datetime(2026, 1, 1, tzinfo=UTC), host="laptop")]
+    snaps = [*nightly(3), snap(datetime(2026, 1, 1, tzinfo=UTC), host="laptop")]
     res = apply_policy(snaps, Policy(last=1), today=date(2026, 2, 1))
     assert sorted((d.snapshot.host, d.keep) for d in res) == [
-        ("laptop", True), ("server", False), ("server", False), ("server", True)
+        ("laptop", True),
+        ("server", False),
+        ("server", False),
+        ("server", True),
     ]
     with pytest.raises(UsageError):
         apply_policy(snaps, Policy())
@@ -77,7 +100,9 @@ def test_forget_prune_frees_space_and_keeps_the_rest(tmp_path: Path) -> None:
     src.mkdir()
     ids = []
     for night in range(3):
-        (src / f"scan-{night}.bin").write_bytes(bytes([night]) * 10 + __import__("os").urandom(3 << 20))
+        (src / f"scan-{night}.bin").write_bytes(
+            bytes([night]) * 10 + __import__("os").urandom(3 << 20)
+        )
         if night:
             (src / f"scan-{night - 1}.bin").unlink()
         out = run_cli("--json", "backup", str(src), repo=repo, check=True)
@@ -94,6 +119,8 @@ def test_forget_prune_frees_space_and_keeps_the_rest(tmp_path: Path) -> None:
     assert stored() < before - (5 << 20)
     assert run_cli("check", "--read-data", repo=repo).returncode == 0
     run_cli("restore", "latest", "--target", str(tmp_path / "r"), "--verify", repo=repo, check=True)
-    assert (tmp_path / "r" / str(src).lstrip("/") / "scan-2.bin").read_bytes() == (src / "scan-2.bin").read_bytes()
+    assert (tmp_path / "r" / str(src).lstrip("/") / "scan-2.bin").read_bytes() == (
+        src / "scan-2.bin"
+    ).read_bytes()
     dry = json.loads(run_cli("--json", "prune", "--dry-run", repo=repo, check=True).stdout)
     assert dry["packs_deleted"] == 0

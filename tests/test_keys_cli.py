@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from conftest import PASSWORD, run_cli
-
 from praxisbackup.engine.crypto import normalize_recovery_key
 
 
@@ -31,7 +30,9 @@ def test_add_remove_and_change_keys(tmp_path: Path) -> None:
     run_cli("init", repo=repo, check=True)
     newpw = tmp_path / "new.txt"
     newpw.write_text("zweites Passwort\n")
-    run_cli("key", "add", "--new-password-file", str(newpw), "--label", "Praxis", repo=repo, check=True)
+    run_cli(
+        "key", "add", "--new-password-file", str(newpw), "--label", "Praxis", repo=repo, check=True
+    )
     keys = json.loads(run_cli("--json", "key", "list", repo=repo, check=True).stdout)
     assert len(keys) == 2
     assert run_cli("snapshots", repo=repo, password="zweites Passwort").returncode == 0
@@ -48,7 +49,9 @@ def test_add_remove_and_change_keys(tmp_path: Path) -> None:
     run_cli("key", "passwd", "--new-password-file", str(third), repo=repo, check=True)
     assert run_cli("snapshots", repo=repo, password=PASSWORD).returncode == 3
     assert run_cli("snapshots", repo=repo, password="drittes").returncode == 0
-    assert len(json.loads(run_cli("--json", "key", "list", repo=repo, password="drittes").stdout)) == 1
+    assert (
+        len(json.loads(run_cli("--json", "key", "list", repo=repo, password="drittes").stdout)) == 1
+    )
 
 
 def test_password_file_and_missing_passphrase(tmp_path: Path) -> None:
@@ -60,7 +63,9 @@ def test_password_file_and_missing_passphrase(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     none = run_cli("snapshots", repo=repo, password=None)
     assert none.returncode == 3 and "no passphrase given" in none.stderr
-    missing = run_cli("--password-file", str(tmp_path / "nope"), "snapshots", repo=repo, password=None)
+    missing = run_cli(
+        "--password-file", str(tmp_path / "nope"), "snapshots", repo=repo, password=None
+    )
     assert missing.returncode == 2 and "cannot read the passphrase file" in missing.stderr
 
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, reopen, run_cli
 
+from conftest import PASSWORD, reopen, run_cli
 from praxisbackup.engine import lock as lockmod
 from praxisbackup.engine.lock import LockInfo, is_stale, lock_repository, read_locks
 from praxisbackup.engine.objects import ObjectKind
@@ -21,8 +21,12 @@ from praxisbackup.errors import RepositoryLockedError
 def plant_lock(repo_path: Path, **overrides: object) -> str:
     repo = reopen(repo_path)
     info = {
-        "host": lockmod.platform.hostname(), "pid": os.getpid(), "process_start": lockmod._process_start(os.getpid()),
-        "time": time.time(), "exclusive": True, "command": "prune",
+        "host": lockmod.platform.hostname(),
+        "pid": os.getpid(),
+        "process_start": lockmod._process_start(os.getpid()),
+        "time": time.time(),
+        "exclusive": True,
+        "command": "prune",
     } | overrides
     return repo.write_object("locks", ObjectKind.LOCK, json.dumps(info).encode())
 
@@ -64,11 +68,20 @@ def test_shared_locks_coexist_but_exclusive_waits(tmp_path: Path) -> None:
     from praxisbackup.storage import LocalBackend
 
     r = Repository.init(LocalBackend(str(tmp_path / "repo")), PASSWORD)
-    with lock_repository(r, exclusive=False, command="backup"), lock_repository(r, exclusive=False, command="backup"):
+    with (
+        lock_repository(r, exclusive=False, command="backup"),
+        lock_repository(r, exclusive=False, command="backup"),
+    ):
         assert len(list(read_locks(r))) == 2
-        with pytest.raises(RepositoryLockedError), lock_repository(r, exclusive=True, command="prune"):
+        with (
+            pytest.raises(RepositoryLockedError),
+            lock_repository(r, exclusive=True, command="prune"),
+        ):
             pass
     assert list(read_locks(r)) == []
-    with lock_repository(r, exclusive=True, command="prune"):
-        with pytest.raises(RepositoryLockedError), lock_repository(r, exclusive=False, command="backup"):
-            pass
+    with (
+        lock_repository(r, exclusive=True, command="prune"),
+        pytest.raises(RepositoryLockedError),
+        lock_repository(r, exclusive=False, command="backup"),
+    ):
+        pass

@@ -14,12 +14,23 @@ def test_no_plaintext_on_the_medium(tmp_path: Path) -> None:
     src = tmp_path / "Praxis-Dr-Muster"
     (src / f"Akte-{MARKER}").mkdir(parents=True)
     (src / f"Akte-{MARKER}" / f"Befund-{MARKER}.txt").write_text(f"Diagnose für {MARKER}\n" * 1000)
-    (src / "incompressible.bin").write_bytes(os.urandom(100_000) + MARKER.encode() + os.urandom(1000))
+    (src / "incompressible.bin").write_bytes(
+        os.urandom(100_000) + MARKER.encode() + os.urandom(1000)
+    )
     (src / "tiny.txt").write_text(MARKER)
     os.symlink(f"/ziel/{MARKER}", src / "verweis")
     repo = tmp_path / "medium"
     run_cli("init", repo=repo, check=True)
-    run_cli("backup", str(src), "--tag", f"tag-{MARKER}", "--host", f"host-{MARKER}", repo=repo, check=True)
+    run_cli(
+        "backup",
+        str(src),
+        "--tag",
+        f"tag-{MARKER}",
+        "--host",
+        f"host-{MARKER}",
+        repo=repo,
+        check=True,
+    )
     needles = [MARKER.encode(), MARKER.encode("utf-16-le"), b"Praxis-Dr-Muster", b"Diagnose"]
     scanned = 0
     for f in repo.rglob("*"):

@@ -14,6 +14,7 @@ import click
 from praxisbackup import __version__
 from praxisbackup.cli import engine_commands
 from praxisbackup.cli.context import Ctx
+from praxisbackup.cli.demo_command import demo
 from praxisbackup.errors import ExitCode, PraxisError
 
 
@@ -60,6 +61,7 @@ def cli(
 
 
 engine_commands.register(cli)
+cli.add_command(demo)
 
 
 def main() -> None:
