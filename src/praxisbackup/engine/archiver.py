@@ -16,8 +16,10 @@ import fnmatch
 import io
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,6 +49,8 @@ from praxisbackup.errors import IntegrityError, SourceError, StorageError
 
 #: Files up to this size are read in one call and chunked in memory.
 SMALL_FILE = 8 << 20
+#: Files read in parallel: overlaps I/O latency (cold caches, USB and network disks) with CPU.
+READERS = 2
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
@@ -160,7 +164,10 @@ class Archiver:
         self.summary = Summary()
         self.skipped: list[Skipped] = []
         self.warnings: list[Skipped] = []
-        self._chunker = Chunker(repo.config.chunker)
+        self._local = threading.local()
+        self._stats_lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="read")
+        self._read_slots = threading.BoundedSemaphore(READERS * 4)
         self._hardlinks: dict[tuple[int, int], tuple[str, list[bytes], int]] = {}
         self._writer: BlobWriter | None = None
         self._source: SourceStats | None = None
@@ -248,6 +255,7 @@ class Archiver:
                 root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
                 writer.flush()
             finally:
+                self._readers.shutdown(wait=True)
                 self.progress.close()
             self.summary.blobs_new = writer.stats.blobs_new
             self.summary.data_added = writer.stats.bytes_new_raw
@@ -294,6 +302,8 @@ class Archiver:
                 src: str = child[0]
                 self._source = child[1]
                 entry = self._archive_path(src, name, snapshot_path([*comps, name]), old_node)
+                if isinstance(entry, Future):
+                    entry = entry.result()
                 if entry is not None:
                     nodes.append(entry)
         return self._store_tree(nodes)
@@ -304,14 +314,16 @@ class Archiver:
             return comps[0] + ":\\" + "\\".join(comps[1:])
         return "/" + "/".join(comps)
 
-    def _archive_path(self, path: str, name: str, spath: str, old: Node | None) -> Node | None:
+    def _archive_path(
+        self, path: str, name: str, spath: str, old: Node | None
+    ) -> Node | Future[Node | None] | None:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
-            self.warnings.append(Skipped(spath, "vanished during the backup"))
+            self._warn(spath, "vanished during the backup")
             return None
         except OSError as exc:
-            self.skipped.append(Skipped(spath, f"cannot read metadata: {exc.strerror or exc}"))
+            self._skip(spath, f"cannot read metadata: {exc.strerror or exc}")
             return None
         node = node_from_stat(name, st)
         if node.type == DIR:
@@ -324,7 +336,7 @@ class Archiver:
             try:
                 node.target = os.readlink(path)
             except OSError as exc:
-                self.skipped.append(Skipped(spath, f"cannot read link: {exc.strerror or exc}"))
+                self._skip(spath, f"cannot read link: {exc.strerror or exc}")
                 return None
             self.summary.other += 1
             return node
@@ -334,36 +346,63 @@ class Archiver:
         return self._archive_file(path, spath, st, node, old)
 
     def _archive_dir(self, path: str, spath: str, parent_tree: bytes | None) -> bytes:
-        nodes: list[Node] = []
+        results: list[Node | Future[Node | None] | None] = []
         try:
             with os.scandir(path) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            self.skipped.append(Skipped(spath, f"cannot list folder: {exc.strerror or exc}"))
-            return self._store_tree(nodes)
+            self._skip(spath, f"cannot list folder: {exc.strerror or exc}")
+            return self._store_tree([])
         old = self._parent_tree(parent_tree)
         for entry in entries:
             child_spath = spath + "/" + entry.name
             if self._exclude(child_spath, entry.name):
                 continue
-            node = self._archive_path(entry.path, entry.name, child_spath, old.get(entry.name))
+            results.append(
+                self._archive_path(entry.path, entry.name, child_spath, old.get(entry.name))
+            )
+        nodes = []
+        for item in results:
+            node = item.result() if isinstance(item, Future) else item
             if node is not None:
                 nodes.append(node)
         return self._store_tree(nodes)
 
+    # -- files (read by a pool of reader threads) ---------------------------------------
+    def _skip(self, spath: str, reason: str) -> None:
+        with self._stats_lock:
+            self.skipped.append(Skipped(spath, reason))
+
+    def _warn(self, spath: str, reason: str) -> None:
+        with self._stats_lock:
+            self.warnings.append(Skipped(spath, reason))
+
+    def _count_file(self, node: Node, source: SourceStats, kind: str) -> None:
+        with self._stats_lock:
+            s = self.summary
+            s.total_files += 1
+            s.total_bytes += node.size
+            if kind == "unmodified":
+                s.files_unmodified += 1
+            elif kind == "new":
+                s.files_new += 1
+            elif kind == "changed":
+                s.files_changed += 1
+            source.files += 1
+            source.bytes += node.size
+        self.progress.advance(files=1)
+
     def _archive_file(
         self, path: str, spath: str, st: os.stat_result, node: Node, old: Node | None
-    ) -> Node | None:
+    ) -> Node | Future[Node | None] | None:
         assert self._writer is not None and self._source is not None
-        self.summary.total_files += 1
+        source = self._source
         if st.st_nlink > 1:
-            key = (st.st_dev, st.st_ino)
-            first = self._hardlinks.get(key)
+            first = self._hardlinks.get((st.st_dev, st.st_ino))
             if first is not None:
                 node.type = HARDLINK
                 node.link, node.content, node.size = first
-                self.summary.total_bytes += node.size
-                self._source.files += 1
+                self._count_file(node, source, "link")
                 return node
         writer = self._writer
         if (
@@ -373,89 +412,98 @@ class Archiver:
             and all(writer.has(DATA, c) for c in old.content)
         ):
             node.content = old.content
-            self.summary.files_unmodified += 1
-        else:
-            content = self._read_file(path, spath, node)
-            if content is None:
-                self.summary.total_files -= 1
-                return None
-            node.content = content
-            if old is None:
-                self.summary.files_new += 1
-            else:
-                self.summary.files_changed += 1
-        self.summary.total_bytes += node.size
-        self._source.files += 1
-        self._source.bytes += node.size
+            self._count_file(node, source, "unmodified")
+            if st.st_nlink > 1:
+                self._hardlinks[(st.st_dev, st.st_ino)] = (spath, node.content, node.size)
+            return node
+        kind = "new" if old is None else "changed"
         if st.st_nlink > 1:
-            self._hardlinks[(st.st_dev, st.st_ino)] = (spath, node.content, node.size)
-        self.progress.advance(files=1)
+            # Hard-linked files are read right away: later links need their content list.
+            result = self._read_job(path, spath, node, source, kind)
+            if result is not None:
+                self._hardlinks[(st.st_dev, st.st_ino)] = (spath, result.content, result.size)
+            return result
+        self._read_slots.acquire()
+        future = self._readers.submit(self._read_job, path, spath, node, source, kind)
+        future.add_done_callback(lambda _f: self._read_slots.release())
+        return future
+
+    def _read_job(
+        self, path: str, spath: str, node: Node, source: SourceStats, kind: str
+    ) -> Node | None:
+        content = self._read_file(path, spath, node, source)
+        if content is None:
+            return None
+        node.content = content
+        self._count_file(node, source, kind)
         return node
 
-    def _read_file(self, path: str, spath: str, node: Node) -> list[bytes] | None:
+    def _chunker(self) -> Chunker:
+        chunker: Chunker | None = getattr(self._local, "chunker", None)
+        if chunker is None:
+            chunker = Chunker(self.repo.config.chunker)
+            self._local.chunker = chunker
+        return chunker
+
+    def _read_file(
+        self, path: str, spath: str, node: Node, source: SourceStats
+    ) -> list[bytes] | None:
         """Read and chunk a file; re-read once if it changes meanwhile."""
-        assert self._writer is not None and self._source is not None
         for attempt in (1, 2):
             try:
                 fd = _open_source(path)
             except FileNotFoundError:
-                self.warnings.append(Skipped(spath, "vanished during the backup"))
+                self._warn(spath, "vanished during the backup")
                 return None
             except OSError as exc:
-                self.skipped.append(
-                    Skipped(spath, f"cannot open: {exc.strerror or exc} [errno {exc.errno}]")
-                )
+                self._skip(spath, f"cannot open: {exc.strerror or exc} [errno {exc.errno}]")
                 return None
             try:
                 before = os.fstat(fd)
-                ids, size = self._chunk_fd(fd, before.st_size)
+                ids, size = self._chunk_fd(fd, before.st_size, source)
                 after = os.fstat(fd)
                 if self.options.drop_source_cache:
                     platform.drop_cache(fd)
             except OSError as exc:
-                self.skipped.append(
-                    Skipped(spath, f"read error: {exc.strerror or exc} [errno {exc.errno}]")
-                )
+                self._skip(spath, f"read error: {exc.strerror or exc} [errno {exc.errno}]")
                 return None
             finally:
                 os.close(fd)
             if not _changed(before, after) and size == after.st_size:
                 break
             if attempt == 2:
-                self.warnings.append(
-                    Skipped(spath, "changed while being read (kept the second reading)")
-                )
+                self._warn(spath, "changed while being read (kept the second reading)")
         node.size = size
-        node.mtime_ns, node.ctime_ns, node.atime_ns = (
-            after.st_mtime_ns,
-            after.st_ctime_ns,
-            before.st_atime_ns,
-        )
+        node.mtime_ns, node.ctime_ns = after.st_mtime_ns, after.st_ctime_ns
+        node.atime_ns = before.st_atime_ns
         return ids
 
-    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int]:
-        assert self._writer is not None and self._source is not None
+    def _chunk_fd(self, fd: int, expected: int, source: SourceStats) -> tuple[list[bytes], int]:
+        assert self._writer is not None
         writer, key, progress = self._writer, self.repo.key, self.progress
+        chunker = self._chunker()
         ids: list[bytes] = []
-        size = 0
         if expected <= SMALL_FILE:
             parts = []
+            size = 0
             while True:
                 block = os.read(fd, max(expected + 1 - size, 65536))
                 if not block:
                     break
                 parts.append(block)
                 size += len(block)
-            chunks = self._chunker.chunks_of(b"".join(parts) if len(parts) != 1 else parts[0])
+            chunks = chunker.chunks_of(b"".join(parts) if len(parts) != 1 else parts[0])
         else:
-            chunks = self._chunker.chunks(io.FileIO(fd, closefd=False))
-        total = 0
+            chunks = chunker.chunks(io.FileIO(fd, closefd=False))
+        total = new = 0
         for chunk in chunks:
             cid = crypto.blob_id(key, chunk)
             if writer.add(DATA, cid, chunk):
-                self._source.new_bytes += len(chunk)
+                new += len(chunk)
             ids.append(cid)
             total += len(chunk)
-            self.summary.bytes_read += len(chunk)
             progress.advance(size=len(chunk))
+        with self._stats_lock:
+            source.new_bytes += new
+            self.summary.bytes_read += total
         return ids, total

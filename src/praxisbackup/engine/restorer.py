@@ -16,8 +16,8 @@ import dataclasses
 import errno
 import fnmatch
 import functools
+import itertools
 import os
-import secrets
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -41,6 +41,7 @@ DAMAGED_SUFFIX = ".praxisbackup-damaged"
 SEGMENT_CHUNKS = 8
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY
+_CREATE_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
 
 
 @dataclass
@@ -171,13 +172,21 @@ class Restorer:
         self._done_files: list[tuple[str, Node, str]] = []  # dest, node, spath
         self._hardlinks: list[tuple[str, Node, str]] = []
         self._restored_paths: dict[str, str] = {}  # snapshot path -> destination
+        self._target = os.path.abspath(options.target)
+        #: With "never", files are created under their real name with O_EXCL: the existence
+        #: check is atomic and no rename is needed. Other policies replace existing files and
+        #: so write a temporary file first, renamed over the old one only when complete.
+        self._direct = options.overwrite == "never"
+        self._tmp_counter = itertools.count()
+        self._chown = platform.can_restore_owner()
+        self._create_flags = _CREATE_NEW_FLAGS if self._direct else _CREATE_FLAGS
+        self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
 
     # -- paths ------------------------------------------------------------------------
     def _dest(self, spath: str) -> str:
         if self.options.path_map is not None:
             return self.options.path_map(spath)
-        parts = [p for p in spath.split("/") if p]
-        return os.path.join(os.path.abspath(self.options.target), *parts)
+        return os.path.join(self._target, *spath.split("/")[1:])
 
     def _load_tree(self, tree_id: bytes, spath: str) -> list[Node] | None:
         try:
@@ -213,7 +222,7 @@ class Restorer:
                 if not full:
                     continue
                 if node.type in (FILE, HARDLINK):
-                    if not self._may_write(dest, node, spath):
+                    if not self._direct and not self._may_write(dest, node, spath):
                         continue
                     if node.type == HARDLINK:
                         self._hardlinks.append((dest, node, spath))
@@ -239,7 +248,12 @@ class Restorer:
 
     def _make_dir(self, dest: str, node: Node, spath: str, full: bool) -> None:
         try:
-            os.makedirs(dest, exist_ok=True)
+            try:
+                os.mkdir(dest)
+            except FileExistsError:
+                pass  # merging into an existing folder is intended
+            except FileNotFoundError:
+                os.makedirs(dest, exist_ok=True)
         except OSError as exc:
             self.result.errors.append(
                 Skipped(spath, f"cannot create folder: {exc.strerror or exc}")
@@ -274,20 +288,27 @@ class Restorer:
         """Write jobs for one file. A file of up to SEGMENT_CHUNKS chunks (nearly all files) is
         created, written and finished by one job; a larger file is created here at its final
         size and filled by several jobs in parallel."""
-        # A short temporary name: the real name may already use the file system's 255 bytes.
-        tmp = os.path.join(
-            os.path.dirname(dest), f".praxisbackup-{secrets.token_hex(6)}{TEMP_SUFFIX}"
-        )
+        if self._direct:
+            tmp = dest
+        else:
+            # A short temporary name: the real name may already use all 255 bytes.
+            tmp = os.path.join(
+                os.path.dirname(dest),
+                f".praxisbackup-{os.getpid()}-{next(self._tmp_counter)}{TEMP_SUFFIX}",
+            )
         content = node.content
         if len(content) <= SEGMENT_CHUNKS:
             job = _FileJob(node, dest, tmp, spath, remaining=1)
             return [functools.partial(self._write_segment, job, 0, content, True)]
         try:
-            fd = os.open(tmp, _CREATE_FLAGS, 0o600)
+            fd = os.open(tmp, self._create_flags, 0o600)
             try:
                 os.ftruncate(fd, node.size)
             finally:
                 os.close(fd)
+        except FileExistsError:
+            self.result.existing_kept.append(spath)
+            return []
         except OSError as exc:
             self.result.errors.append(Skipped(spath, f"cannot create file: {exc.strerror or exc}"))
             return []
@@ -307,7 +328,11 @@ class Restorer:
     def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes], create: bool) -> None:
         damaged_msg = None
         try:
-            fd = os.open(job.tmp, _CREATE_FLAGS if create else os.O_WRONLY | _O_BINARY, 0o600)
+            fd = os.open(job.tmp, self._create_flags if create else os.O_WRONLY | _O_BINARY, 0o600)
+        except FileExistsError:
+            with self._lock:
+                self.result.existing_kept.append(job.spath)
+            return
         except OSError as exc:
             damaged_msg = f"cannot open for writing: {exc.strerror or exc}"
         else:
@@ -349,7 +374,8 @@ class Restorer:
                 if os.path.exists(job.tmp):
                     os.replace(job.tmp, damaged_name(job.dest))
                 return
-            os.replace(job.tmp, job.dest)
+            if job.tmp != job.dest:
+                os.replace(job.tmp, job.dest)
             self._apply_metadata(job.dest, node, job.spath)
         except OSError as exc:
             with self._lock:
@@ -370,6 +396,9 @@ class Restorer:
             try:
                 if first is not None:
                     if os.path.lexists(dest):
+                        if self._direct:
+                            self.result.existing_kept.append(spath)
+                            continue
                         os.unlink(dest)
                     os.link(first, dest)
                     self.result.links += 1
@@ -419,7 +448,7 @@ class Restorer:
         """
         is_link = node.type == SYMLINK
         try:
-            if platform.can_restore_owner():
+            if self._chown and (node.uid, node.gid) != self._own_ids:
                 platform.restore_owner(dest, node.uid, node.gid)
             if not is_link:
                 os.chmod(dest, node.mode)

@@ -26,6 +26,9 @@ from praxisbackup.engine.pack import COMPRESSED, DATA, TREE, FinishedPack, PackB
 from praxisbackup.engine.repository import Repository
 
 INDEX_FLUSH_PACKS = 32
+#: Blobs are passed to the compression workers in batches of this many bytes or blobs.
+BATCH_BYTES = 1 << 20
+BATCH_COUNT = 64
 #: Bytes sampled to decide whether a chunk is worth compressing.
 SAMPLE = 64 * 1024
 #: Compressed sample must be at most this fraction of the sample to compress the chunk.
@@ -56,6 +59,8 @@ class BlobWriter:
         self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
         self._queue: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=2)
         self._unflushed: list[PackRecord] = []
+        self._batch: list[tuple[int, bytes, bytes]] = []
+        self._batch_bytes = 0
         self._error: BaseException | None = None
         self._local = threading.local()
         self._level = repo.config.compression_level
@@ -72,20 +77,45 @@ class BlobWriter:
             return self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]
 
     def add(self, blob_type: int, blob_id: bytes, data: bytes) -> bool:
-        """Queue a blob for storage unless the repository has it. Returns True if new."""
+        """Queue a blob for storage unless the repository has it. Returns True if new.
+
+        Blobs are handed to the workers in batches of about BATCH_BYTES, so tens of thousands
+        of small files do not cost a thread hand-off each.
+        """
         self._raise_if_failed()
         with self._lock:
             if self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]:
                 return False
             self._pending[blob_type].add(blob_id)
-        self._slots.acquire()
-        future = self._pool.submit(self._seal, blob_type, blob_id, data)
-        future.add_done_callback(self._done)
+            self._batch.append((blob_type, blob_id, data))
+            self._batch_bytes += len(data)
+            if self._batch_bytes < BATCH_BYTES and len(self._batch) < BATCH_COUNT:
+                return True
+            batch = self._take_batch()
+        self._submit(batch)
         return True
+
+    def _take_batch(self) -> list[tuple[int, bytes, bytes]]:
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        return batch
+
+    def _submit(self, batch: list[tuple[int, bytes, bytes]]) -> None:
+        if not batch:
+            return
+        self._slots.acquire()
+        future = self._pool.submit(self._seal_batch, batch)
+        future.add_done_callback(self._done)
+
+    def _seal_batch(self, batch: list[tuple[int, bytes, bytes]]) -> None:
+        for blob_type, blob_id, data in batch:
+            self._seal(blob_type, blob_id, data)
 
     def flush(self) -> None:
         """Store everything queued so far and write an index file for it."""
         self._raise_if_failed()
+        with self._lock:
+            batch = self._take_batch()
+        self._submit(batch)
         for _ in range(self._workers * 3):
             self._slots.acquire()
         try:

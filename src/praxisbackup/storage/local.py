@@ -15,6 +15,7 @@ directory is fsynced, so a crash leaves either the complete object or an ignorab
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import os
@@ -49,13 +50,75 @@ def describe_os_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
+class _HandleCache:
+    """Open read handles shared by threads, with reference counts.
+
+    A handle is closed only when no thread uses it: closing a descriptor another thread is
+    reading from would let the number be reused by the next open, and that thread would read
+    another file's bytes.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._entries: collections.OrderedDict[str, list[int]] = collections.OrderedDict()
+        self._doomed: dict[int, list[int]] = {}
+
+    @contextlib.contextmanager
+    def use(self, path: str) -> Iterator[int]:
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None:
+                entry = [os.open(path, _OPEN_FLAGS_READ), 0]
+                self._entries[path] = entry
+            else:
+                self._entries.move_to_end(path)
+            entry[1] += 1
+            self._evict()
+        try:
+            yield entry[0]
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                if entry[1] == 0 and self._doomed.pop(entry[0], None) is not None:
+                    os.close(entry[0])
+                self._evict()
+
+    def _evict(self) -> None:
+        if len(self._entries) <= self._limit:
+            return
+        for path in list(self._entries):
+            if len(self._entries) <= self._limit:
+                return
+            entry = self._entries[path]
+            if entry[1] == 0:
+                del self._entries[path]
+                os.close(entry[0])
+
+    def forget(self, path: str) -> None:
+        """Drop the handle of a file being deleted (closed now, or when its last user is done)."""
+        with self._lock:
+            entry = self._entries.pop(path, None)
+            if entry is None:
+                return
+            if entry[1] == 0:
+                os.close(entry[0])
+            else:
+                self._doomed[entry[0]] = entry
+
+    def close_all(self) -> None:
+        with self._lock:
+            for fd, _refs in self._entries.values():
+                os.close(fd)
+            self._entries.clear()
+
+
 class LocalBackend:
     """Backend for a folder on a mounted file system."""
 
     def __init__(self, root: str) -> None:
         self._root = os.path.abspath(root)
-        self._handles: dict[str, int] = {}
-        self._handles_lock = threading.Lock()
+        self._handles = _HandleCache(_MAX_CACHED_HANDLES)
 
     @property
     def location(self) -> str:
@@ -148,21 +211,11 @@ class LocalBackend:
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
 
-    def _handle(self, path: str) -> int:
-        with self._handles_lock:
-            fd = self._handles.get(path)
-            if fd is None:
-                if len(self._handles) >= _MAX_CACHED_HANDLES:
-                    _, old = self._handles.popitem()
-                    os.close(old)
-                fd = os.open(path, _OPEN_FLAGS_READ)
-                self._handles[path] = fd
-            return fd
-
     def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
         path = self._path(kind, name)
         try:
-            data = platform.pread(self._handle(path), length, offset)
+            with self._handles.use(path) as fd:
+                data = platform.pread(fd, length, offset)
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
         if len(data) != length:
@@ -227,10 +280,7 @@ class LocalBackend:
 
     def delete(self, kind: str, name: str) -> None:
         path = self._path(kind, name)
-        with self._handles_lock:
-            fd = self._handles.pop(path, None)
-            if fd is not None:
-                os.close(fd)
+        self._handles.forget(path)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -261,7 +311,4 @@ class LocalBackend:
             return None
 
     def close(self) -> None:
-        with self._handles_lock:
-            for fd in self._handles.values():
-                os.close(fd)
-            self._handles.clear()
+        self._handles.close_all()

@@ -1,0 +1,291 @@
+"""Benchmark praxisbackup against restic and BorgBackup on a practice-shaped data set.
+
+Phases, each timed per tool in one run on the same data: first full backup, second backup
+after about 1 % change, restore of the latest snapshot, check with a full read of the data.
+Reports wall time, MB/s of the data set, peak RSS of the tool's process, repository size, and
+praxisbackup/restic ratios. Run through ``bench/run`` (installs restic and borg from Debian).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from praxisbackup import sample
+
+PASSWORD = "bench-passphrase"
+TOOLS = ("praxisbackup", "restic", "borg")
+PHASES = ("backup1", "backup2", "restore", "check")
+
+
+@dataclass
+class Measure:
+    seconds: float
+    peak_rss_mib: float
+
+
+@dataclass
+class ToolResult:
+    tool: str
+    version: str = ""
+    phases: dict[str, Measure] = field(default_factory=dict)
+    repo_bytes: int = 0
+
+
+def drop_caches() -> bool:
+    """Cold caches for fair reads where the machine allows it (root, not in all containers)."""
+    try:
+        os.sync()
+        with open("/proc/sys/vm/drop_caches", "w") as fh:
+            fh.write("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Measure:
+    """Run a command and measure wall time and peak RSS.
+
+    posix_spawn (vfork semantics) is used instead of fork so the child's ru_maxrss does not
+    start from this Python process's own high-water mark.
+    """
+    log = Path(env.get("BENCH_LOG", "/tmp/praxisbackup-bench.log"))
+    exe = shutil.which(cmd[0]) or cmd[0]
+    argv = list(cmd)
+    if cwd is not None:
+        argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), exe, *cmd[1:]]
+        exe = "/bin/sh"
+    with open(log, "ab") as fh:
+        start = time.monotonic()
+        pid = os.posix_spawn(
+            exe,
+            argv,
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_DUP2, fh.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, fh.fileno(), 2),
+            ],
+        )
+        _pid, status, usage = os.wait4(pid, 0)
+        elapsed = time.monotonic() - start
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed with {code}; see {log}")
+    return Measure(round(elapsed, 2), round(usage.ru_maxrss / 1024, 1))
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+class Tool:
+    def __init__(self, name: str, work: Path) -> None:
+        self.name = name
+        self.repo = work / f"repo-{name}"
+        self.env = dict(os.environ)
+        self.env.update(
+            PRAXISBACKUP_PASSWORD=PASSWORD,
+            RESTIC_PASSWORD=PASSWORD,
+            BORG_PASSPHRASE=PASSWORD,
+            RESTIC_CACHE_DIR=str(work / "restic-cache"),
+            BORG_BASE_DIR=str(work / "borg-base"),
+        )
+        self.env.pop("PRAXISBACKUP_KDF_N", None)
+
+    def version(self) -> str:
+        cmd = {
+            "praxisbackup": [sys.executable, "-m", "praxisbackup.cli.main", "--version"],
+            "restic": ["restic", "version"],
+            "borg": ["borg", "--version"],
+        }[self.name]
+        return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+
+    def init(self) -> None:
+        if self.repo.exists():
+            shutil.rmtree(self.repo)
+        cmd = {
+            "praxisbackup": [
+                sys.executable,
+                "-m",
+                "praxisbackup.cli.main",
+                "-r",
+                str(self.repo),
+                "init",
+            ],
+            "restic": ["restic", "-r", str(self.repo), "init"],
+            "borg": ["borg", "init", "-e", "repokey-blake2", str(self.repo)],
+        }[self.name]
+        subprocess.run(cmd, env=self.env, check=True, capture_output=True)
+
+    def backup(self, data: Path, n: int) -> list[str]:
+        return {
+            "praxisbackup": [
+                sys.executable,
+                "-m",
+                "praxisbackup.cli.main",
+                "-q",
+                "-r",
+                str(self.repo),
+                "backup",
+                str(data),
+            ],
+            "restic": ["restic", "-r", str(self.repo), "backup", "--quiet", str(data)],
+            "borg": [
+                "borg",
+                "create",
+                "--compression",
+                "zstd,3",
+                f"{self.repo}::night{n}",
+                str(data),
+            ],
+        }[self.name]
+
+    def restore(self, target: Path) -> tuple[list[str], Path | None]:
+        return {
+            "praxisbackup": (
+                [
+                    sys.executable,
+                    "-m",
+                    "praxisbackup.cli.main",
+                    "-q",
+                    "-r",
+                    str(self.repo),
+                    "restore",
+                    "latest",
+                    "--target",
+                    str(target),
+                ],
+                None,
+            ),
+            "restic": (
+                ["restic", "-r", str(self.repo), "restore", "latest", "--target", str(target)],
+                None,
+            ),
+            "borg": (["borg", "extract", f"{self.repo}::night2"], target),
+        }[self.name]
+
+    def check(self) -> list[str]:
+        return {
+            "praxisbackup": [
+                sys.executable,
+                "-m",
+                "praxisbackup.cli.main",
+                "-q",
+                "-r",
+                str(self.repo),
+                "check",
+                "--read-data",
+            ],
+            "restic": ["restic", "-r", str(self.repo), "check", "--read-data"],
+            "borg": ["borg", "check", "--verify-data", str(self.repo)],
+        }[self.name]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-gb", type=float, default=3.0)
+    parser.add_argument("--work", default=str(Path(__file__).resolve().parent / "work"))
+    parser.add_argument("--tools", default=",".join(TOOLS))
+    parser.add_argument("--json", dest="json_out", help="Also write the results here.")
+    args = parser.parse_args()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / "data"
+    marker = work / "data.json"
+    size_mb = int(args.size_gb * 1024)
+    if not (marker.exists() and json.loads(marker.read_text()) == {"size_mb": size_mb}):
+        if data.exists():
+            shutil.rmtree(data)
+        print(f"generating {size_mb} MiB of practice-shaped data ...", flush=True)
+        stats = sample.generate(data, size_mb=size_mb)
+        marker.write_text(json.dumps({"size_mb": size_mb}))
+        print(f"  {stats.files} files", flush=True)
+    pristine_state = work / "data-pristine.mutated"
+    if pristine_state.exists():
+        # A previous run mutated the data: regenerate for identical starting points.
+        shutil.rmtree(data)
+        sample.generate(data, size_mb=size_mb)
+        pristine_state.unlink()
+    total = dir_size(data)
+    tools = [Tool(t, work) for t in args.tools.split(",")]
+    results = {t.name: ToolResult(t.name, t.version()) for t in tools}
+    cold = drop_caches()
+    for t in tools:
+        t.init()
+        drop_caches()
+        print(f"[{t.name}] first backup ...", flush=True)
+        results[t.name].phases["backup1"] = run_measured(t.backup(data, 1), t.env)
+    sample.mutate(data, seed=2)
+    pristine_state.write_text("mutated")
+    for t in tools:
+        drop_caches()
+        print(f"[{t.name}] second backup after ~1% change ...", flush=True)
+        results[t.name].phases["backup2"] = run_measured(t.backup(data, 2), t.env)
+        results[t.name].repo_bytes = dir_size(t.repo)
+    total_after = dir_size(data)
+    for t in tools:
+        target = work / f"restore-{t.name}"
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir()
+        cmd, cwd = t.restore(target)
+        drop_caches()
+        print(f"[{t.name}] restore ...", flush=True)
+        results[t.name].phases["restore"] = run_measured(cmd, t.env, cwd)
+        shutil.rmtree(target)
+        drop_caches()
+        print(f"[{t.name}] check with full data read ...", flush=True)
+        results[t.name].phases["check"] = run_measured(t.check(), t.env)
+    report(results, total, total_after, cold)
+    if args.json_out:
+        Path(args.json_out).write_text(
+            json.dumps(
+                {k: asdict(v) for k, v in results.items()}
+                | {"data_bytes": total, "cold_cache": cold},
+                indent=2,
+            )
+        )
+
+
+def report(results: dict[str, ToolResult], total: int, total_after: int, cold: bool) -> None:
+    mb = total / 1e6
+    print()
+    print(
+        f"data set: {total / 2**30:.2f} GiB ({mb:.0f} MB); "
+        f"caches dropped between phases: {'yes' if cold else 'no'}"
+    )
+    header = f"{'phase':<10}" + "".join(f"{t:>26}" for t in results) + f"{'praxis/restic':>16}"
+    print(header)
+    print("-" * len(header))
+    for phase in PHASES:
+        row = f"{phase:<10}"
+        for res in results.values():
+            m = res.phases[phase]
+            size = total_after if phase in ("restore", "check", "backup2") else total
+            rate = size / 1e6 / m.seconds
+            row += f"{m.seconds:>8.2f} s {rate:>6.0f} MB/s {m.peak_rss_mib:>5.0f} MiB"
+        if "praxisbackup" in results and "restic" in results:
+            ratio = (
+                results["restic"].phases[phase].seconds
+                / results["praxisbackup"].phases[phase].seconds
+            )
+            row += f"{ratio:>12.2f}x fast"
+        print(row)
+    row = f"{'repo size':<10}"
+    for res in results.values():
+        row += f"{res.repo_bytes / 2**20:>22.0f} MiB"
+    print(row)
+    for res in results.values():
+        print(f"  {res.tool}: {res.version.splitlines()[0]}")
+
+
+if __name__ == "__main__":
+    main()
