@@ -2,8 +2,9 @@
 process with SIGKILL at a chosen storage step (like a power cut at that instant).
 
 Usage: python crashchild.py REPO PASSWORD (backup SRC | prune) KILL_AT
-KILL_AT counts storage steps (each write has three: temp written+synced, renamed, dir synced;
-each delete one); 0 means never.
+KILL_AT counts storage steps (each write has three: before the temp file, between temp file and
+rename, after the rename; each delete one); 0 means never; "snapshot" kills right before the
+snapshot object is written (everything else of the backup is stored).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from praxisbackup.storage import LocalBackend
 
 
 class CrashingBackend(LocalBackend):
-    def __init__(self, root: str, kill_at: int) -> None:
+    def __init__(self, root: str, kill_at: int, kill_before_kind: str | None = None) -> None:
         super().__init__(root)
         self.kill_at = kill_at
+        self.kill_before_kind = kill_before_kind
         self.steps = 0
 
     def _step(self) -> None:
@@ -32,6 +34,8 @@ class CrashingBackend(LocalBackend):
 
     def write(self, kind: str, name: str, data: bytes) -> None:
         # Crash before anything, between temp file and rename, and after the rename.
+        if kind == self.kill_before_kind:
+            os.kill(os.getpid(), signal.SIGKILL)
         self._step()
         final = self._path(kind, name)
         tmp = os.path.join(os.path.dirname(final), ".tmp-crashtest" + os.urandom(4).hex())
@@ -50,8 +54,11 @@ class CrashingBackend(LocalBackend):
 
 def main() -> None:
     repo_path, password, action = sys.argv[1], sys.argv[2], sys.argv[3]
-    kill_at = int(sys.argv[-1])
-    backend = CrashingBackend(repo_path, kill_at)
+    spec = sys.argv[-1]
+    if spec == "snapshot":
+        backend = CrashingBackend(repo_path, 0, kill_before_kind="snapshots")
+    else:
+        backend = CrashingBackend(repo_path, int(spec))
     repo = Repository.open(backend, password)
     if action == "backup":
         with lock_repository(repo, exclusive=False, command="backup"):

@@ -96,7 +96,8 @@ def test_backup_killed_at_every_storage_step(
     # data the killed run stored instead of writing it again.
     shutil.rmtree(repo_path)
     shutil.copytree(pristine, repo_path)
-    assert child(repo_path, "backup", str(src), str(total_steps - 2)).returncode == -signal.SIGKILL
+    assert child(repo_path, "backup", str(src), "snapshot").returncode == -signal.SIGKILL
+    assert_repository_sound(repo_path, expected, tmp_path)
     out = json.loads(run_cli("--json", "backup", str(src), repo=repo_path, check=True).stdout)
     assert out["snapshot"]["summary"]["data_added"] < out["snapshot"]["summary"]["bytes_read"] / 10
     expected[out["snapshot"]["id"]] = tree_state(src, with_atime=False)

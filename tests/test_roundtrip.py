@@ -196,3 +196,46 @@ def test_generated_trees_round_trip(spec: object) -> None:
         snap_id = backup(repo, src)
         target = restore(repo, snap_id, base / "out")
         assert tree_state(restored_root(target, src)) == before
+
+
+def test_restore_from_many_packs_with_parallel_workers(tmp_path: Path) -> None:
+    """More packs than cached read handles: handles are recycled while workers read."""
+    src = tmp_path / "viele"
+    src.mkdir()
+    rnd = random.Random(5)
+    for i in range(300):
+        (src / f"f{i:03d}.bin").write_bytes(rnd.randbytes(rnd.randint(20_000, 120_000)))
+    repo = Repository.init(LocalBackend(str(tmp_path / "repo")), "pw", pack_size=64 << 10)
+    repo.load_index()
+    snap_id = backup(repo, src)
+    assert sum(1 for _ in repo.index.packs()) > 100
+    target = restore(reopen(tmp_path / "repo", "pw"), snap_id, tmp_path / "out")
+    assert tree_state(restored_root(target, src), with_atime=False) == tree_state(
+        src, with_atime=False
+    )
+
+
+def test_existing_files_are_kept_unless_overwrite_is_asked(
+    repo: Repository, tmp_path: Path
+) -> None:
+    src = tmp_path / "praxis"
+    src.mkdir()
+    (src / "brief.txt").write_text("original")
+    snap_id = backup(repo, src)
+    target = tmp_path / "out"
+    restore(repo, snap_id, target)
+    restored = restored_root(target, src) / "brief.txt"
+    restored.write_text("changed by the user")
+    snap = find_snapshot(repo, snap_id)
+    kept = Restorer(repo, snap, RestoreOptions(target=str(target))).run()
+    assert kept.existing_kept == [str(src / "brief.txt")] and kept.files == 0
+    assert restored.read_text() == "changed by the user"
+    if_changed = Restorer(
+        repo, snap, RestoreOptions(target=str(target), overwrite="if-changed")
+    ).run()
+    assert if_changed.files == 1 and restored.read_text() == "original"
+    again = Restorer(repo, snap, RestoreOptions(target=str(target), overwrite="if-changed")).run()
+    assert again.files == 0 and again.existing_kept
+    forced = Restorer(repo, snap, RestoreOptions(target=str(target), overwrite="always")).run()
+    assert forced.files == 1 and restored.read_text() == "original"
+    assert not list(restored.parent.glob(".praxisbackup-*"))
