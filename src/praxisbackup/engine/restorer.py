@@ -39,6 +39,9 @@ TEMP_SUFFIX = ".praxisbackup-tmp"
 DAMAGED_SUFFIX = ".praxisbackup-damaged"
 #: Chunks per write job; large files are split into several jobs that run in parallel.
 SEGMENT_CHUNKS = 8
+#: Small files are handed to the workers in batches of this many files or bytes.
+BATCH_FILES = 32
+BATCH_BYTES = 4 << 20
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY
 _CREATE_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
@@ -52,7 +55,7 @@ class RestoreOptions:
     verify: bool = False
     #: Maps a snapshot path (``/C/CompuMED/M1``) to a destination; default: below ``target``.
     path_map: Callable[[str], str] | None = None
-    workers: int = 4
+    workers: int = 2
 
 
 @dataclass
@@ -85,6 +88,7 @@ class _FileJob:
     spath: str
     remaining: int
     damaged: bool = False
+    mode_set: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -118,6 +122,21 @@ def _write_at(fd: int, offset: int, view: memoryview) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _current_umask() -> int:
+    """The process umask (read by setting and restoring it, before any worker thread runs)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _run_all(jobs: list[Callable[[], None]]) -> Callable[[], None]:
+    def run() -> None:
+        for job in jobs:
+            job()
+
+    return run
 
 
 def damaged_name(dest: str) -> str:
@@ -180,6 +199,10 @@ class Restorer:
         self._tmp_counter = itertools.count()
         self._chown = platform.can_restore_owner()
         self._create_flags = _CREATE_NEW_FLAGS if self._direct else _CREATE_FLAGS
+        self._umask = _current_umask()
+        #: Files with sub-second times that must read back exactly before the target counts
+        #: as precise; -1 once any difference was seen (then every file is measured).
+        self._precision_checks_left = 64
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
 
     # -- paths ------------------------------------------------------------------------
@@ -213,6 +236,8 @@ class Restorer:
     def run(self) -> RestoreResult:
         pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="restore")
         pending: set[Future[None]] = set()
+        batch: list[Callable[[], None]] = []
+        batch_bytes = 0
         try:
             for spath, node, full in self.walk(self.snapshot.tree_id):
                 dest = self._dest(spath)
@@ -227,7 +252,15 @@ class Restorer:
                     if node.type == HARDLINK:
                         self._hardlinks.append((dest, node, spath))
                         continue
-                    for job in self._file_jobs(dest, node, spath):
+                    jobs = self._file_jobs(dest, node, spath)
+                    if len(jobs) == 1 and node.size < BATCH_BYTES:
+                        # Small files go to the workers in batches (fewer thread hand-offs).
+                        batch.append(jobs[0])
+                        batch_bytes += node.size
+                        if len(batch) < BATCH_FILES and batch_bytes < BATCH_BYTES:
+                            continue
+                        jobs, batch, batch_bytes = [_run_all(batch)], [], 0
+                    for job in jobs:
                         pending.add(pool.submit(job))
                         if len(pending) > self.options.workers * 4:
                             done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -235,6 +268,8 @@ class Restorer:
                                 f.result()
                 else:
                     self._restore_special(dest, node, spath)
+            if batch:
+                pending.add(pool.submit(_run_all(batch)))
             for f in pending:
                 f.result()
         finally:
@@ -328,7 +363,13 @@ class Restorer:
     def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes], create: bool) -> None:
         damaged_msg = None
         try:
-            fd = os.open(job.tmp, self._create_flags if create else os.O_WRONLY | _O_BINARY, 0o600)
+            if create:
+                # Created with its final permission bits (a new file stays writable through
+                # this descriptor even when the mode is read-only), which saves a chmod.
+                fd = os.open(job.tmp, self._create_flags, job.node.mode & 0o777)
+                job.mode_set = job.node.mode == job.node.mode & 0o777 & ~self._umask
+            else:
+                fd = os.open(job.tmp, os.O_WRONLY | _O_BINARY)
         except FileExistsError:
             with self._lock:
                 self.result.existing_kept.append(job.spath)
@@ -376,7 +417,7 @@ class Restorer:
                 return
             if job.tmp != job.dest:
                 os.replace(job.tmp, job.dest)
-            self._apply_metadata(job.dest, node, job.spath)
+            self._apply_metadata(job.dest, node, job.spath, mode_set=job.mode_set)
         except OSError as exc:
             with self._lock:
                 self.result.errors.append(
@@ -439,7 +480,7 @@ class Restorer:
             )
 
     # -- metadata -----------------------------------------------------------------------
-    def _apply_metadata(self, dest: str, node: Node, spath: str) -> None:
+    def _apply_metadata(self, dest: str, node: Node, spath: str, mode_set: bool = False) -> None:
         """Owner, mode, attributes, then times (last, since the others change ctime only).
 
         Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
@@ -448,9 +489,10 @@ class Restorer:
         """
         is_link = node.type == SYMLINK
         try:
-            if self._chown and (node.uid, node.gid) != self._own_ids:
+            chowned = self._chown and (node.uid, node.gid) != self._own_ids
+            if chowned:
                 platform.restore_owner(dest, node.uid, node.gid)
-            if not is_link:
+            if not is_link and (chowned or not mode_set):
                 os.chmod(dest, node.mode)
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:
@@ -462,15 +504,21 @@ class Restorer:
             os.utime(dest, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=not is_link)
         if node.btime_ns is not None and platform.IS_WINDOWS:
             platform.set_birthtime_ns(dest, node.btime_ns)
-        if not is_link:
+        if not is_link and self._precision_checks_left:
+            # Read the times back: a coarse file system (FAT 2 s, ext4 with small inodes 1 s)
+            # is reported, not silently accepted. Once enough files have matched exactly,
+            # the target is known to be precise and the extra stat is skipped.
             st = os.stat(dest)
             mdiff = abs(st.st_mtime_ns - node.mtime_ns)
             adiff = abs(st.st_atime_ns - node.atime_ns)
-            if mdiff or adiff:
-                with self._lock:
+            with self._lock:
+                if mdiff or adiff:
                     res = self.result
                     res.time_precision_lost_ns = max(res.time_precision_lost_ns, mdiff)
                     res.atime_precision_lost_ns = max(res.atime_precision_lost_ns, adiff)
+                    self._precision_checks_left = -1  # imprecise: measure every file
+                elif self._precision_checks_left > 0 and node.mtime_ns % 1_000_000_000:
+                    self._precision_checks_left -= 1
 
     def _note_unsupported(self, message: str) -> None:
         with self._lock:
