@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -51,35 +50,23 @@ def drop_caches() -> bool:
 
 
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Measure:
-    """Run a command and measure wall time and peak RSS.
-
-    posix_spawn (vfork semantics) is used instead of fork so the child's ru_maxrss does not
-    start from this Python process's own high-water mark.
-    """
+    """Run a command through rusage_exec.py (see there why) and return time and peak RSS."""
     log = Path(env.get("BENCH_LOG", "/tmp/praxisbackup-bench.log"))
-    exe = shutil.which(cmd[0]) or cmd[0]
-    argv = list(cmd)
-    if cwd is not None:
-        argv = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), exe, *cmd[1:]]
-        exe = "/bin/sh"
+    result = log.with_suffix(".rusage.json")
+    helper = [sys.executable, "-S", str(Path(__file__).with_name("rusage_exec.py"))]
     with open(log, "ab") as fh:
-        start = time.monotonic()
-        pid = os.posix_spawn(
-            exe,
-            argv,
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_DUP2, fh.fileno(), 1),
-                (os.POSIX_SPAWN_DUP2, fh.fileno(), 2),
-            ],
+        subprocess.run(
+            [*helper, str(result), str(cwd or Path.cwd()), *cmd],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=fh,
+            check=True,
         )
-        _pid, status, usage = os.wait4(pid, 0)
-        elapsed = time.monotonic() - start
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        raise RuntimeError(f"{' '.join(cmd)} failed with {code}; see {log}")
-    return Measure(round(elapsed, 2), round(usage.ru_maxrss / 1024, 1))
+    doc = json.loads(result.read_text())
+    if doc["code"] not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed with {doc['code']}; see {log}")
+    return Measure(round(doc["seconds"], 2), round(doc["maxrss_kib"] / 1024, 1))
 
 
 def dir_size(path: Path) -> int:

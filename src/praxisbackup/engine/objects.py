@@ -41,11 +41,12 @@ def _compressor() -> zstandard.ZstdCompressor:
     return comp
 
 
-def _decompressor() -> zstandard.ZstdDecompressor:
-    dec = getattr(_local, "obj_decompressor", None)
+def decompressor() -> zstandard.ZstdDecompressor:
+    """This thread's zstd decompressor (the objects are not thread-safe; reuse saves setup)."""
+    dec = getattr(_local, "decompressor", None)
     if dec is None:
         dec = zstandard.ZstdDecompressor()
-        _local.obj_decompressor = dec
+        _local.decompressor = dec
     return dec
 
 
@@ -69,6 +70,6 @@ def open_object(cipher: Cipher, raw: bytes, kind: ObjectKind, what: str) -> byte
         raise IntegrityError(f"{what} is not a {kind.name.lower()} object")
     compressed = cipher.open(memoryview(raw)[2:], _ad(kind), what)
     try:
-        return bytes(_decompressor().decompress(compressed, max_output_size=MAX_OBJECT_SIZE))
+        return bytes(decompressor().decompress(compressed, max_output_size=MAX_OBJECT_SIZE))
     except zstandard.ZstdError as exc:
         raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import ChunkerParams
 from praxisbackup.engine.crypto import Cipher, KdfParams, KeySlotInfo, MasterKey
 from praxisbackup.engine.index import Index, IndexFile, PackRecord, decode_index, encode_index
-from praxisbackup.engine.objects import ObjectKind, open_object, seal_object
+from praxisbackup.engine.objects import ObjectKind, decompressor, open_object, seal_object
 from praxisbackup.engine.pack import (
     TRAILER_SIZE,
     PackEntry,
@@ -86,15 +85,23 @@ class IndexLoadReport:
     damaged: dict[str, str] = field(default_factory=dict)
 
 
-_local = threading.local()
-
-
-def _decompressor() -> zstandard.ZstdDecompressor:
-    dec = getattr(_local, "blob_decompressor", None)
-    if dec is None:
-        dec = zstandard.ZstdDecompressor()
-        _local.blob_decompressor = dec
-    return dec
+def _write_key_slot(
+    backend: Backend, master: MasterKey, passphrase: str, label: str, kdf: KdfParams | None
+) -> str:
+    """Store a new key slot opening ``master`` with ``passphrase``; returns its id."""
+    if not passphrase:
+        raise WrongPasswordError("an empty passphrase is not allowed")
+    slot = crypto.make_key_slot(
+        master,
+        passphrase,
+        label,
+        platform.hostname(),
+        platform.username(),
+        kdf or KdfParams.from_env(),
+    )
+    slot_id = crypto.storage_id(slot)
+    backend.write("keys", slot_id, slot)
+    return slot_id
 
 
 class Repository:
@@ -148,16 +155,7 @@ class Repository:
         )
         master = MasterKey.generate()
         backend.create()
-        slot = crypto.make_key_slot(
-            master,
-            passphrase,
-            label,
-            platform.hostname(),
-            platform.username(),
-            kdf or KdfParams.from_env(),
-        )
-        slot_id = crypto.storage_id(slot)
-        backend.write("keys", slot_id, slot)
+        _write_key_slot(backend, master, passphrase, label, kdf)
         # The config is written last: its presence is what makes the folder a repository.
         backend.write(
             "config", "config", seal_object(master.cipher(), ObjectKind.CONFIG, config.to_json())
@@ -208,19 +206,7 @@ class Repository:
 
     # -- keys ---------------------------------------------------------------------------
     def add_key(self, passphrase: str, label: str, kdf: KdfParams | None = None) -> str:
-        if not passphrase:
-            raise WrongPasswordError("an empty passphrase is not allowed")
-        slot = crypto.make_key_slot(
-            self.key,
-            passphrase,
-            label,
-            platform.hostname(),
-            platform.username(),
-            kdf or KdfParams.from_env(),
-        )
-        slot_id = crypto.storage_id(slot)
-        self.backend.write("keys", slot_id, slot)
-        return slot_id
+        return _write_key_slot(self.backend, self.key, passphrase, label, kdf)
 
     def list_keys(self) -> list[str]:
         return sorted(info.name for info in self.backend.list("keys"))
@@ -320,7 +306,7 @@ class Repository:
         payload = self.cipher.open(sealed, blob_ad(blob_type, blob_id), what)
         if compressed:
             try:
-                data = _decompressor().decompress(payload, max_output_size=raw_length)
+                data = decompressor().decompress(payload, max_output_size=raw_length)
             except zstandard.ZstdError as exc:
                 raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None
         else:
