@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.lock import lock_repository
@@ -32,7 +33,7 @@ class CrashingBackend(LocalBackend):
         if self.kill_at and self.steps >= self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    def write(self, kind: str, name: str, data: bytes) -> None:
+    def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
         # Crash before anything, between temp file and rename, and after the rename.
         if kind == self.kill_before_kind:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -40,7 +41,8 @@ class CrashingBackend(LocalBackend):
         final = self._path(kind, name)
         tmp = os.path.join(os.path.dirname(final), ".tmp-crashtest" + os.urandom(4).hex())
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            for part in [data] if isinstance(data, bytes) else data:
+                fh.write(part)
             fh.flush()
             os.fsync(fh.fileno())
         self._step()

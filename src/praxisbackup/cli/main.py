@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from praxisbackup import __version__
+from praxisbackup import __version__, platform
 from praxisbackup.cli import engine_commands
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
@@ -65,6 +65,7 @@ cli.add_command(demo)
 
 
 def main() -> None:
+    platform.tune_memory()
     cli(prog_name="praxisbackup")
 
 

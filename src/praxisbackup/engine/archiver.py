@@ -47,8 +47,8 @@ from praxisbackup.engine.tree import (
 from praxisbackup.engine.writer import BlobWriter
 from praxisbackup.errors import IntegrityError, SourceError, StorageError
 
-#: Files up to this size are read in one call and chunked in memory.
-SMALL_FILE = 8 << 20
+#: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
+SMALL_FILE = 1 << 20
 #: Files read in parallel: overlaps I/O latency (cold caches, USB and network disks) with CPU.
 READERS = 2
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -167,7 +167,7 @@ class Archiver:
         self._local = threading.local()
         self._stats_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="read")
-        self._read_slots = threading.BoundedSemaphore(READERS * 4)
+        self._read_slots = threading.BoundedSemaphore(READERS * 2)
         self._hardlinks: dict[tuple[int, int], tuple[str, list[bytes], int]] = {}
         self._writer: BlobWriter | None = None
         self._source: SourceStats | None = None

@@ -57,7 +57,7 @@ class BlobWriter:
         self._lock = threading.Lock()
         self._pending: tuple[set[bytes], set[bytes]] = (set(), set())
         self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
-        self._queue: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=1)
         self._unflushed: list[PackRecord] = []
         self._batch: list[tuple[int, bytes, bytes]] = []
         self._batch_bytes = 0
@@ -206,10 +206,10 @@ class BlobWriter:
                 self._queue.task_done()
 
     def _store(self, pack: FinishedPack) -> None:
-        self.repo.backend.write("data", pack.id, pack.data)
-        record = PackRecord(pack.id, len(pack.data), pack.entries)
+        self.repo.backend.write("data", pack.id, pack.parts)
+        record = PackRecord(pack.id, pack.size, pack.entries)
         with self._lock:
-            self.repo.index.add_pack(pack.id, len(pack.data), pack.entries)
+            self.repo.index.add_pack(pack.id, pack.size, pack.entries)
             for e in pack.entries:
                 self._pending[e.type].discard(e.id)
             self._unflushed.append(record)

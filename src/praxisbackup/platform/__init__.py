@@ -29,6 +29,7 @@ owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner
 can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
+tune_memory = _impl.tune_memory
 
 
 def hostname() -> str:
@@ -58,5 +59,6 @@ __all__ = [
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",
+    "tune_memory",
     "username",
 ]

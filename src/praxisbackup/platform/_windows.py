@@ -115,3 +115,7 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     with _pread_lock:
         os.lseek(fd, offset, os.SEEK_SET)
         return os.read(fd, length)
+
+
+def tune_memory() -> None:
+    """The Windows heap needs no tuning."""

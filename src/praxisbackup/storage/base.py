@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,8 +50,10 @@ class Backend(Protocol):
         """Read a whole object from the medium itself, bypassing the OS page cache if possible."""
         ...
 
-    def write(self, kind: str, name: str, data: bytes) -> None:
-        """Store an object atomically and durably (temp file, fsync, rename, dir fsync)."""
+    def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
+        """Store an object atomically and durably (temp file, fsync, rename, dir fsync).
+
+        ``data`` may be a sequence of parts, written in order (avoids joining large packs)."""
         ...
 
     def delete(self, kind: str, name: str) -> None:

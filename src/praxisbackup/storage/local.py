@@ -23,7 +23,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from praxisbackup import platform
 from praxisbackup.errors import RepositoryNotFoundError, StorageError
@@ -253,7 +253,7 @@ class LocalBackend:
             raise self._error("stat", kind, name, exc) from exc
 
     # -- writing -----------------------------------------------------------------------------
-    def write(self, kind: str, name: str, data: bytes) -> None:
+    def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
         final = self._path(kind, name)
         directory = os.path.dirname(final)
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
@@ -262,10 +262,11 @@ class LocalBackend:
                 os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, _OPEN_FLAGS_WRITE, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for part in [data] if isinstance(data, bytes) else data:
+                    view = memoryview(part)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
