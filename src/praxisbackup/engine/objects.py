@@ -3,7 +3,7 @@
 File layout (all integers little-endian)::
 
     version  u8   = 1
-    kind     u8   (1 config, 2 index, 3 snapshot, 4 lock)
+    kind     u8   (1 config, 2 index, 3 snapshot, 4 lock, 5 meta document)
     sealed        nonce(12) || AES-256-GCM(zstd(payload)) || tag(16)
                   associated data = b"praxisbackup object" || version || kind
 """
@@ -28,6 +28,7 @@ class ObjectKind(enum.IntEnum):
     INDEX = 2
     SNAPSHOT = 3
     LOCK = 4
+    META = 5
 
 
 _local = threading.local()

@@ -344,6 +344,14 @@ class Repository:
             raise IntegrityError(f"{what} does not match its name (damaged or replaced)")
         return open_object(self.cipher, raw, object_kind, what)
 
+    def write_meta(self, name: str, payload: bytes) -> None:
+        """Store a named encrypted document (replaces one of the same name atomically)."""
+        self.backend.write("meta", name, seal_object(self.cipher, ObjectKind.META, payload))
+
+    def read_meta(self, name: str) -> bytes:
+        raw = self.backend.read("meta", name)
+        return open_object(self.cipher, raw, ObjectKind.META, f"document {name}")
+
     def list_names(self, kind: str) -> Iterator[str]:
         for info in self.backend.list(kind):
             yield info.name

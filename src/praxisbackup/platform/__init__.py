@@ -30,6 +30,7 @@ restore_owner = _impl.restore_owner
 can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
 tune_memory = _impl.tune_memory
+disk_identity = _impl.disk_identity
 
 
 def hostname() -> str:
@@ -50,6 +51,7 @@ __all__ = [
     "IS_WINDOWS",
     "birthtime_ns",
     "can_restore_owner",
+    "disk_identity",
     "drop_cache",
     "file_attributes",
     "fsync_directory",

@@ -117,3 +117,20 @@ def tune_memory() -> None:
         return  # not glibc (e.g. musl): nothing to tune
     mallopt(_M_MMAP_THRESHOLD, 1 << 20)
     mallopt(_M_ARENA_MAX, 2)
+
+
+def disk_identity(path: str) -> str:
+    """The physical disk a path lives on: the whole-disk block device behind its file system
+    (partitions of one disk compare equal), or the file system's device number if unknown."""
+    dev = os.stat(path).st_dev
+    major, minor = os.major(dev), os.minor(dev)
+    sys_path = f"/sys/dev/block/{major}:{minor}"
+    try:
+        real = os.path.realpath(sys_path)
+        if os.path.exists(os.path.join(real, "partition")):
+            real = os.path.dirname(real)
+        if os.path.isdir(real):
+            return "disk:" + os.path.basename(real)
+    except OSError:
+        pass  # no sysfs (container, BSD): fall back to the device number
+    return f"dev:{major}:{minor}"

@@ -119,3 +119,9 @@ def pread(fd: int, length: int, offset: int) -> bytes:
 
 def tune_memory() -> None:
     """The Windows heap needs no tuning."""
+
+
+def disk_identity(path: str) -> str:
+    """The volume serial number (``st_dev`` on Windows). Two partitions of one physical disk
+    differ here; IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS would tell the disk (not yet used)."""
+    return f"volume:{os.stat(path).st_dev}"

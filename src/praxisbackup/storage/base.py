@@ -6,8 +6,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-#: Namespaces of a repository. ``config`` holds the single object named ``config``.
-KINDS = ("config", "keys", "data", "index", "snapshots", "locks")
+#: Namespaces of a repository. ``config`` holds the single object named ``config``; ``meta``
+#: holds named encrypted documents (run protocols, the media register copy, drill results).
+KINDS = ("config", "keys", "data", "index", "snapshots", "locks", "meta")
 
 
 @dataclass(frozen=True)

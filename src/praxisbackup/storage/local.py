@@ -258,7 +258,7 @@ class LocalBackend:
         directory = os.path.dirname(final)
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
         try:
-            if kind == "data":
+            if kind in ("data", "meta"):
                 os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, _OPEN_FLAGS_WRITE, 0o600)
             try:

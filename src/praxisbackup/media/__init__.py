@@ -1,0 +1,1 @@
+"""Backup media: label files, finding the attached medium, and (later) rotation and the register."""

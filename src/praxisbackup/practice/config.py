@@ -1,0 +1,227 @@
+"""The configuration file: one TOML file, validated with pydantic.
+
+Every error names the file, the line, the key and what is allowed, because the person reading
+it is a service partner at a practice server, not the author of this code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from praxisbackup.errors import PraxisError
+from praxisbackup.practice.tomllines import key_lines, line_of
+
+ENV_CONFIG = "PRAXISBACKUP_CONFIG"
+
+
+class ConfigError(PraxisError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PracticeSection(_Section):
+    name: str = Field(min_length=1, description="Shown in protocols and e-mails.")
+    language: Literal["de", "en"] = "de"
+
+
+class RepositorySection(_Section):
+    folder: str = Field(
+        default="praxisbackup", description="Folder on each medium that holds the repository."
+    )
+    password_file: str | None = Field(
+        default=None, description="File with the repository passphrase (first line)."
+    )
+    password_env: str = "PRAXISBACKUP_PASSWORD"
+
+
+class SourceConfig(_Section):
+    label: str = Field(min_length=1, description="Human name used in the protocol.")
+    path: str = Field(min_length=1)
+    profile: Literal["cgm-m1-pro"] | None = None
+    mode: Literal["full", "minimal"] = "full"
+    exclude: list[str] = Field(default_factory=list)
+
+
+class ServiceConfig(_Section):
+    name: str = Field(min_length=1)
+    kind: Literal["windows", "systemd", "command"]
+    stop: str | None = None
+    start: str | None = None
+    is_running: str | None = None
+    timeout_seconds: float = Field(default=120, gt=0, le=3600)
+    #: Files or folders whose files must not be held open once the service is stopped.
+    check_closed: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _command_kind_needs_commands(self) -> ServiceConfig:
+        if self.kind == "command" and not (self.stop and self.start and self.is_running):
+            raise ValueError("kind 'command' needs 'stop', 'start' and 'is_running' commands")
+        return self
+
+
+class MediaSection(_Section):
+    candidates: list[str] = Field(
+        default_factory=list, description="Where to look for attached media (globs allowed)."
+    )
+    allow_same_disk: bool = False
+    #: Required free space as a multiple of the last run's new data (plus 1 GiB).
+    free_space_factor: float = Field(default=2.0, ge=1.0)
+
+
+class VerifySection(_Section):
+    level: Literal["new-data", "full"] = "new-data"
+    #: Days in which every pack of a medium is read at least once (rotating share).
+    full_cycle_days: int = Field(default=30, ge=1, le=366)
+
+
+class ScheduleSection(_Section):
+    at: str = Field(default="22:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+class Config(_Section):
+    practice: PracticeSection
+    repository: RepositorySection = RepositorySection()
+    sources: list[SourceConfig] = Field(min_length=1)
+    services: list[ServiceConfig] = Field(default_factory=list)
+    media: MediaSection = MediaSection()
+    verify: VerifySection = VerifySection()
+    schedule: ScheduleSection = ScheduleSection()
+    state_dir: str | None = Field(default=None, description="Catalog, logs (default: platform).")
+
+    #: Where the file was read from (not part of the file).
+    path: str = Field(default="", exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_labels(self) -> Config:
+        labels = [s.label for s in self.sources]
+        if len(set(labels)) != len(labels):
+            raise ValueError("every source needs its own label")
+        return self
+
+
+def default_config_path() -> Path:
+    """``%ProgramData%\\praxisbackup\\praxisbackup.toml`` on Windows,
+    ``/etc/praxisbackup/praxisbackup.toml`` for root elsewhere, else the user config dir."""
+    if sys.platform == "win32":
+        base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
+        return Path(base) / "praxisbackup" / "praxisbackup.toml"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/etc/praxisbackup/praxisbackup.toml")
+    import platformdirs  # noqa: PLC0415 - only needed for a non-root user
+
+    return Path(platformdirs.user_config_dir("praxisbackup")) / "praxisbackup.toml"
+
+
+def resolve_config_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(ENV_CONFIG)
+    return Path(env) if env else default_config_path()
+
+
+def _describe(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(file)"
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    """Parse and validate config text; errors name the line, the key and what is allowed."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    lines = key_lines(text)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if p != "__root__")
+            line = line_of(lines, loc)
+            where = f"line {line}" if line else "top level"
+            allowed = ""
+            ctx = err.get("ctx") or {}
+            if "expected" in ctx:
+                allowed = f" (allowed: {ctx['expected']})"
+            elif "pattern" in ctx:
+                allowed = " (expected the form HH:MM)" if loc[-1:] == ("at",) else ""
+            messages.append(f"{path}, {where}, key '{_describe(loc)}': {err['msg']}{allowed}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(messages)) from None
+    return config.model_copy(update={"path": path})
+
+
+def load_config(explicit: str | None = None) -> Config:
+    path = resolve_config_path(explicit)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"no configuration file at {path}; create one with 'praxisbackup setup' or "
+            "'praxisbackup config example'"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    return parse_config(text, str(path))
+
+
+EXAMPLE = """\
+# praxisbackup configuration (TOML). Check it with: praxisbackup config check
+
+[practice]
+name = "Praxis Dr. Muster"        # shown in protocols and e-mails
+language = "de"                   # de or en: language of protocols and e-mails
+
+[repository]
+folder = "praxisbackup"           # folder on every backup medium
+password_file = 'C:\\ProgramData\\praxisbackup\\passphrase.txt'   # or set PRAXISBACKUP_PASSWORD
+
+# The whole CompuMED folder (the vendor's recommendation). mode = "minimal" backs up only the
+# essential folders and files of the vendor's list.
+[[sources]]
+label = "CGM M1 PRO"
+profile = "cgm-m1-pro"
+path = 'C:\\CompuMED'
+mode = "full"
+
+[[sources]]
+label = "ifap praxisCENTER"
+path = 'C:\\ifapDB'
+
+[[sources]]
+label = "Praxisarchiv und Korrespondenz"
+path = 'D:\\Praxisdaten'
+exclude = ["*.tmp", "~$*"]
+
+# Stopped before the backup in this order, started again afterwards in reverse order.
+[[services]]
+name = "M1Hintergrunddienst"
+kind = "windows"
+timeout_seconds = 120
+
+[[services]]
+name = "OracleServiceM1"
+kind = "windows"
+check_closed = ['C:\\CompuMED\\M1\\Orant\\DB_M1\\Database']
+
+[media]
+candidates = ['E:\\', 'F:\\', 'G:\\', '\\\\nas\\sicherung']   # Linux: ["/media/*", "/mnt/*"]
+allow_same_disk = false
+
+[verify]
+level = "new-data"                # or "full": read back everything every night
+full_cycle_days = 30
+
+[schedule]
+at = "22:30"
+"""

@@ -1,0 +1,58 @@
+"""Services controlled by plain commands (e.g. ``pg_ctl`` for PostgreSQL, an Oracle
+``SHUTDOWN IMMEDIATE`` script). ``is_running`` exits 0 when the service runs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+from praxisbackup.practice.services import ServiceError
+
+POLL = 0.5
+
+
+class CommandService:
+    def __init__(self, name: str, stop: str, start: str, is_running: str) -> None:
+        self.name = name
+        self._stop = stop
+        self._start = start
+        self._is_running = is_running
+
+    def _run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        try:
+            return subprocess.run(
+                command, shell=True, capture_output=True, text=True, timeout=timeout, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise ServiceError(
+                f"{self.name}: '{command}' did not finish within {timeout:.0f} s"
+            ) from None
+        except OSError as exc:
+            raise ServiceError(f"{self.name}: cannot run '{command}': {exc.strerror}") from None
+
+    def _failure(self, action: str, proc: subprocess.CompletedProcess[str]) -> str:
+        detail = (proc.stderr or proc.stdout).strip()[:300]
+        return f"{self.name}: {action} command failed (exit {proc.returncode}): {detail}"
+
+    def is_running(self) -> bool:
+        return self._run(self._is_running, 60).returncode == 0
+
+    def _wait(self, running: bool, deadline: float, what: str) -> None:
+        while self.is_running() != running:
+            if time.monotonic() > deadline:
+                raise ServiceError(f"{self.name} did not {what} in time")
+            time.sleep(POLL)
+
+    def stop(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        proc = self._run(self._stop, timeout)
+        if proc.returncode != 0:
+            raise ServiceError(self._failure("stop", proc))
+        self._wait(False, deadline, "stop")
+
+    def start(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        proc = self._run(self._start, timeout)
+        if proc.returncode != 0:
+            raise ServiceError(self._failure("start", proc))
+        self._wait(True, deadline, "start")
