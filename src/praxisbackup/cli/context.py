@@ -38,6 +38,7 @@ class Ctx:
     password_file: str | None
     json: bool
     quiet: bool
+    config_path: str | None = None
 
     def location(self) -> str:
         loc = self.repo_location or os.environ.get(ENV_REPOSITORY)

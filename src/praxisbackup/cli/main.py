@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from praxisbackup import __version__, platform
-from praxisbackup.cli import engine_commands
+from praxisbackup.cli import engine_commands, practice_commands
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
 from praxisbackup.errors import ExitCode, PraxisError
@@ -45,22 +45,36 @@ class PraxisGroup(click.Group):
     metavar="FILE",
     help="Read the passphrase from the first line of FILE [env: PRAXISBACKUP_PASSWORD_FILE].",
 )
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    metavar="FILE",
+    help="Configuration file [env: PRAXISBACKUP_CONFIG; default: platform location].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
 @click.version_option(__version__, prog_name="praxisbackup")
 @click.pass_context
 def cli(
-    ctx: click.Context, repo: str | None, password_file: str | None, as_json: bool, quiet: bool
+    ctx: click.Context,
+    repo: str | None,
+    password_file: str | None,
+    config_path: str | None,
+    as_json: bool,
+    quiet: bool,
 ) -> None:
     """Encrypted, deduplicated, verified backups for a medical practice.
 
     The passphrase comes from PRAXISBACKUP_PASSWORD, --password-file, or a prompt - never
     from the command line.
     """
-    ctx.obj = Ctx(repo, password_file, as_json, quiet)
+    ctx.obj = Ctx(repo, password_file, as_json, quiet, config_path)
 
 
 engine_commands.register(cli)
+for _command in practice_commands.COMMANDS:
+    cli.add_command(_command)
 cli.add_command(demo)
 
 

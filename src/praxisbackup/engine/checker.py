@@ -113,6 +113,17 @@ class Checker:
         self.progress.close()
         return res
 
+    def verify_packs(self, pack_ids: list[str]) -> CheckResult:
+        """Read the given packs from the medium (uncached) and verify every blob in them;
+        used by the nightly job right after a backup."""
+        indexed = dict(self.repo.index.packs())
+        self._read_packs([p for p in pack_ids if p in indexed])
+        return self.result
+
+    def check_snapshot_tree(self, tree_id: bytes) -> list[str]:
+        """Paths below a snapshot's tree whose data is not (or not intact) in the index."""
+        return self._tree_damage(tree_id, "")
+
     # -- keys ----------------------------------------------------------------------------
     def _check_keys(self) -> None:
         for name in self.repo.list_keys():

@@ -1,0 +1,176 @@
+"""Commands of the practice layer: run, config, medium, report."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import click
+
+from praxisbackup.cli.context import Ctx
+from praxisbackup.errors import PraxisError
+from praxisbackup.media import label as media
+from praxisbackup.media.catalog import Catalog
+from praxisbackup.practice import profiles
+from praxisbackup.practice.config import EXAMPLE, load_config
+from praxisbackup.practice.job import NightlyJob, read_passphrase
+from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.protocol import GREEN, exit_code
+from praxisbackup.report.render import render_html, render_pdf, render_text
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.command()
+@pass_ctx
+def run(ctx: Ctx) -> None:
+    """Run the nightly job now (what the scheduler starts every night).
+
+    Exit code 0 green, 1 yellow, 2 red.
+    """
+    config = load_config(ctx.config_path)
+    progress = None
+    if ctx.progress_wanted():
+        from praxisbackup.cli.progress import RichProgress  # noqa: PLC0415
+
+        progress = RichProgress("backup")
+    protocol = NightlyJob(config, progress=progress).run()
+    lang = config.practice.language
+    if ctx.json:
+        ctx.emit_json(json.loads(protocol.to_json()))
+    elif not (ctx.quiet and protocol.status == GREEN):
+        click.echo(render_text(protocol, lang))
+    sys.exit(exit_code(protocol.status))
+
+
+@click.group(name="config")
+def config_group() -> None:
+    """Check the configuration or print an example."""
+
+
+@config_group.command(name="example")
+def config_example() -> None:
+    """Print a commented example configuration."""
+    click.echo(EXAMPLE, nl=False)
+
+
+@config_group.command(name="check")
+@pass_ctx
+def config_check(ctx: Ctx) -> None:
+    """Validate the configuration and print the effective plan."""
+    config = load_config(ctx.config_path)
+    say = click.echo
+    say(f"configuration {config.path}: valid")
+    say(f"practice: {config.practice.name} (language {config.practice.language})")
+    say(f"state folder: {state_dir(config)}")
+    say("sources:")
+    for src in config.sources:
+        exists = "" if os.path.exists(src.path) else "   <- MISSING"
+        say(f"  - {src.label}: {src.path} [{src.mode}]{exists}")
+        if src.profile == profiles.PROFILE:
+            inst = profiles.detect(os.path.dirname(os.path.abspath(src.path)))
+            if inst is None:
+                say("      CGM M1 PRO: no installation found at this path")
+            else:
+                check = profiles.check_installation(inst, [s.path for s in config.sources])
+                say(
+                    f"      CGM M1 PRO detected: {inst.variant}; "
+                    f"essential items present: {len(check.present)}"
+                )
+                for item in check.missing_required + check.not_covered:
+                    say(f"      MISSING or not backed up: {item}")
+    say("services (stopped in this order, started in reverse):")
+    for svc in config.services:
+        say(f"  - {svc.name} ({svc.kind}, timeout {svc.timeout_seconds:.0f} s)")
+    if not config.services:
+        say("  (none)")
+    found, problems = media.discover(config.media.candidates)
+    say(f"media: looking in {', '.join(config.media.candidates) or '(nowhere)'}")
+    for m in found:
+        say(f"  attached: '{m.label.label}' at {m.root} (medium {m.label.medium_id})")
+    for problem in problems:
+        say(f"  problem: {problem}")
+    say(
+        f"verification after each run: {config.verify.level} "
+        f"(all data within {config.verify.full_cycle_days} days)"
+    )
+    say(f"schedule: every night at {config.schedule.at}")
+
+
+@click.group(name="medium")
+def medium_group() -> None:
+    """Prepare and inspect backup media."""
+
+
+@medium_group.command(name="init")
+@click.argument("label")
+@click.argument("path")
+@pass_ctx
+def medium_init(ctx: Ctx, label: str, path: str) -> None:
+    """Make PATH (a USB disk, a NAS folder) a backup medium called LABEL."""
+    config = load_config(ctx.config_path)
+    attached = media.init_medium(path, label, read_passphrase(config), config.repository.folder)
+    click.echo(f"medium '{label}' ready at {attached.root} (medium {attached.label.medium_id})")
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "html", "pdf"]), default="text", show_default=True
+)
+@click.option("--output", "-o", help="Write to this file instead of the screen.")
+@click.option(
+    "--lang", type=click.Choice(["de", "en"]), help="Language (default: from the configuration)."
+)
+@click.option("--print", "to_printer", is_flag=True, help="Send the PDF to the default printer.")
+@pass_ctx
+def report(
+    ctx: Ctx, run_id: str | None, fmt: str, output: str | None, lang: str | None, to_printer: bool
+) -> None:
+    """Show the protocol of the last run (or of RUN_ID)."""
+    config = load_config(ctx.config_path)
+    catalog = Catalog(os.path.join(state_dir(config), "catalog.sqlite"))
+    if run_id:
+        protocol = catalog.run(run_id)
+    else:
+        runs = catalog.runs(limit=1)
+        protocol = runs[0] if runs else None
+    if protocol is None:
+        raise PraxisError("no run recorded yet" if not run_id else f"no run {run_id!r}")
+    language = lang or config.practice.language
+    if to_printer:
+        fmt = "pdf"
+    if fmt == "pdf":
+        data = render_pdf(protocol, language)
+    else:
+        data = (render_html if fmt == "html" else render_text)(protocol, language).encode("utf-8")
+    if to_printer:
+        _print_pdf(data)
+        return
+    if output:
+        with open(output, "wb") as fh:
+            fh.write(data)
+        click.echo(f"written to {output}")
+    elif fmt == "pdf":
+        raise PraxisError("a PDF needs --output FILE or --print")
+    else:
+        click.echo(data.decode("utf-8"), nl=False)
+
+
+def _print_pdf(data: bytes) -> None:
+    """Send a PDF to the default printer (lp/CUPS; on Windows the shell's print verb)."""
+    import tempfile  # noqa: PLC0415
+
+    with tempfile.NamedTemporaryFile(suffix=".pdf", delete=False) as fh:
+        fh.write(data)
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        os.startfile(fh.name, "print")  # type: ignore[attr-defined]
+        return
+    proc = subprocess.run(["lp", fh.name], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise PraxisError(f"printing failed: {proc.stderr.strip() or 'lp not available'}")
+
+
+COMMANDS = [run, config_group, medium_group, report]

@@ -1,0 +1,86 @@
+"""The local catalog: an SQLite database in the state folder.
+
+It keeps the history that audits and the daily check need: every run with its full protocol.
+(The media register, acknowledgments and the alert outbox join it in later issues.)
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from praxisbackup.practice.protocol import RunProtocol
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    status TEXT NOT NULL,
+    medium_id TEXT NOT NULL,
+    medium_label TEXT NOT NULL,
+    snapshot_id TEXT NOT NULL,
+    new_bytes INTEGER NOT NULL,
+    protocol TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
+"""
+
+
+class Catalog:
+    def __init__(self, path: str) -> None:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self.path = path
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    def record_run(self, p: RunProtocol) -> None:
+        new_bytes = sum(s.new_bytes for s in p.sources)
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    p.run_id,
+                    p.started,
+                    p.finished,
+                    p.status,
+                    p.medium_id,
+                    p.medium_label,
+                    p.snapshot_id,
+                    new_bytes,
+                    p.to_json(),
+                ),
+            )
+
+    def runs(self, limit: int = 50) -> list[RunProtocol]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT protocol FROM runs ORDER BY started DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [RunProtocol.from_json(r[0]) for r in rows]
+
+    def run(self, run_id: str) -> RunProtocol | None:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT protocol FROM runs WHERE id LIKE ? ORDER BY started DESC", (run_id + "%",)
+            ).fetchall()
+        return RunProtocol.from_json(rows[0][0]) if rows else None
+
+    def last_new_bytes(self) -> int:
+        """New data of the last successful run (estimate for the free-space check)."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT new_bytes FROM runs WHERE status != 'red' ORDER BY started DESC LIMIT 1"
+            ).fetchone()
+        return int(row[0]) if row else 0

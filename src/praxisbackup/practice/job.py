@@ -1,0 +1,354 @@
+"""The nightly job: everything a careful service partner would do by hand, in order.
+
+1. check the sources and the CGM M1 PRO essential items (before anything is stopped)
+2. find the attached medium by its label; refuse one on the same disk as the data
+3. open its repository and check free space
+4. stop the services; confirm the database files are closed
+5. back up (a complete snapshot)
+6. start the services again - always, also after errors, Ctrl-C and SIGTERM
+7. read the new data back from the medium itself and verify every chunk
+8. write the protocol to the local catalog, a log file, and (encrypted) onto the medium
+
+The outcome is green, yellow or red with the reasons, never an unexplained failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from types import FrameType
+
+from praxisbackup import __version__, platform
+from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.checker import Checker
+from praxisbackup.engine.lock import lock_repository
+from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.snapshot import load_snapshot
+from praxisbackup.errors import PraxisError, WrongPasswordError
+from praxisbackup.media import label as media
+from praxisbackup.media.catalog import Catalog
+from praxisbackup.practice import profiles
+from praxisbackup.practice.config import Config, ServiceConfig
+from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.openfiles import open_files_below
+from praxisbackup.practice.protocol import RED, YELLOW, RunProtocol, SourceResult
+from praxisbackup.practice.runlock import RunLock
+from praxisbackup.practice.services import ServiceBackend, ServiceError, ServiceSequence
+from praxisbackup.practice.services.command import CommandService
+from praxisbackup.practice.services.systemd import SystemdService
+from praxisbackup.practice.services.windows import WindowsService
+from praxisbackup.report.render import human_size, render_text
+from praxisbackup.storage import LocalBackend
+
+SAFETY_MARGIN = 64 << 20
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (SIGTERM, console close, Ctrl-C)."""
+
+
+def make_service(cfg: ServiceConfig) -> ServiceBackend:
+    """The backend for a configured service."""
+    if cfg.kind == "windows":
+        return WindowsService(cfg.name)
+    if cfg.kind == "systemd":
+        return SystemdService(cfg.name)
+    assert cfg.stop and cfg.start and cfg.is_running
+    return CommandService(cfg.name, cfg.stop, cfg.start, cfg.is_running)
+
+
+def read_passphrase(config: Config) -> str:
+    env = os.environ.get(config.repository.password_env)
+    if env:
+        return env
+    if config.repository.password_file:
+        try:
+            with open(config.repository.password_file, encoding="utf-8") as fh:
+                value = fh.readline().rstrip("\r\n")
+        except OSError as exc:
+            raise WrongPasswordError(
+                f"cannot read the passphrase file {config.repository.password_file}: {exc.strerror}"
+            ) from None
+        if value:
+            return value
+    raise WrongPasswordError(
+        f"no repository passphrase: set {config.repository.password_env} or "
+        "repository.password_file in the configuration"
+    )
+
+
+@contextmanager
+def _stop_signals(state: dict[str, bool]) -> Iterator[None]:
+    """Turn SIGTERM (and SIGBREAK/console close on Windows) into :class:`Interrupted` while
+    ``state["raise"]`` is true; while services are being started again, only remember it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        state["received"] = True
+        if state["raise"]:
+            raise Interrupted(signal.Signals(signum).name)
+
+    names = ["SIGTERM", "SIGBREAK", "SIGHUP"]
+    previous = {}
+    for name in names:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class NightlyJob:
+    def __init__(
+        self,
+        config: Config,
+        passphrase: str | None = None,
+        progress: Progress | None = None,
+        service_factory: Callable[[ServiceConfig], ServiceBackend] = make_service,
+    ) -> None:
+        self.config = config
+        self.passphrase = passphrase
+        self.progress = progress or Progress()
+        self.service_factory = service_factory
+        self.state_dir = str(state_dir(config))
+        self._signals = {"raise": True, "received": False}
+        now = datetime.now().astimezone()
+        self.protocol = RunProtocol(
+            run_id=now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3),
+            practice=config.practice.name,
+            host=platform.hostname(),
+            started=now.isoformat(timespec="seconds"),
+            program_version=__version__,
+        )
+        self.repo: Repository | None = None
+
+    # -- entry point ----------------------------------------------------------------------
+    def run(self) -> RunProtocol:
+        p = self.protocol
+        catalog = Catalog(os.path.join(self.state_dir, "catalog.sqlite"))
+        with RunLock(self.state_dir), _stop_signals(self._signals):
+            try:
+                self._run(catalog)
+            except Interrupted as exc:
+                p.add(RED, "interrupted", reason=str(exc))
+            except KeyboardInterrupt:
+                p.add(RED, "interrupted", reason="Ctrl-C")
+            except PraxisError as exc:
+                p.add(RED, "backup_failed", error=str(exc))
+            except Exception as exc:  # noqa: BLE001 - the protocol must name every failure
+                p.add(RED, "backup_failed", error=f"{type(exc).__name__}: {exc}")
+            finally:
+                self._signals["raise"] = False
+                p.finished = datetime.now().astimezone().isoformat(timespec="seconds")
+                self._record(catalog)
+        return p
+
+    def _record(self, catalog: Catalog) -> None:
+        p = self.protocol
+        catalog.record_run(p)
+        log_dir = os.path.join(self.state_dir, "logs")
+        os.makedirs(log_dir, exist_ok=True)
+        with open(os.path.join(log_dir, f"{p.run_id}.log"), "w", encoding="utf-8") as fh:
+            fh.write(render_text(p, "en"))
+        if self.repo is not None:
+            payload = p.to_json().encode()
+            try:
+                self.repo.write_meta(f"protocol-{p.run_id}", payload)
+                self.repo.write_meta("protocol-latest", payload)
+            except PraxisError as exc:
+                p.add(
+                    YELLOW, "medium_problem", problem=f"protocol not written to the medium: {exc}"
+                )
+                catalog.record_run(p)
+            self.repo.close()
+
+    # -- the steps ------------------------------------------------------------------------
+    def _sources(self) -> list[tuple[str, str, list[str]]] | None:
+        """(label, path, excludes) per source, after checking existence and the profile."""
+        p, cfg = self.protocol, self.config
+        result: list[tuple[str, str, list[str]]] = []
+        ok = True
+        for src in cfg.sources:
+            if not os.path.exists(src.path):
+                p.add(RED, "source_missing", label=src.label, path=src.path)
+                ok = False
+                continue
+            paths = [src.path]
+            if src.profile == profiles.PROFILE:
+                root = os.path.dirname(os.path.abspath(src.path).rstrip("\\/")) or src.path
+                inst = profiles.detect(root)
+                if inst is None:
+                    p.add(RED, "profile_missing", path=os.path.join(src.path, "M1"))
+                    ok = False
+                    continue
+                if src.mode == "minimal":
+                    paths = profiles.minimal_paths(inst)
+                check = profiles.check_installation(
+                    inst, [s.path for s in cfg.sources if s is not src] + paths
+                )
+                p.profile = asdict(check)
+                for item in check.missing_required:
+                    p.add(RED, "profile_missing", path=item)
+                for item in check.not_covered:
+                    p.add(RED, "profile_not_covered", path=item)
+                for item in check.missing_optional:
+                    p.add("info", "profile_optional_missing", path=item)
+                ok = ok and check.ok
+            result.extend((src.label, path, list(src.exclude)) for path in paths)
+        return result if ok else None
+
+    def _medium(self, source_paths: list[str]) -> media.AttachedMedium | None:
+        p, cfg = self.protocol, self.config
+        found, problems = media.discover(cfg.media.candidates)
+        for problem in problems:
+            p.add(YELLOW, "medium_problem", problem=problem)
+        if not found:
+            p.add(RED, "no_medium", candidates=", ".join(cfg.media.candidates) or "-")
+            return None
+        chosen = found[0]
+        if len(found) > 1:
+            p.add(
+                YELLOW,
+                "several_media",
+                labels=", ".join(m.label.label for m in found),
+                used=chosen.label.label,
+            )
+        p.medium_id, p.medium_label, p.medium_path = (
+            chosen.label.medium_id,
+            chosen.label.label,
+            chosen.root,
+        )
+        shared = media.same_disk(chosen.root, source_paths)
+        if shared and not cfg.media.allow_same_disk:
+            p.add(RED, "same_disk", sources=", ".join(shared))
+            return None
+        if shared:
+            p.add(YELLOW, "same_disk_allowed")
+        return chosen
+
+    def _run(self, catalog: Catalog) -> None:
+        p, cfg = self.protocol, self.config
+        sources = self._sources()
+        if sources is None:
+            return
+        source_paths = [path for _label, path, _ex in sources]
+        medium = self._medium(source_paths)
+        if medium is None:
+            return
+        passphrase = self.passphrase or read_passphrase(cfg)
+        backend = LocalBackend(medium.repository_path)
+        self.repo = repo = Repository.open(backend, passphrase)
+        if repo.config.id != medium.label.repository_id:
+            p.add(
+                RED,
+                "medium_problem",
+                problem="the repository on the medium does not match its label",
+            )
+            return
+        free = backend.free_space()
+        needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
+        if free is not None and free < needed:
+            p.add(RED, "medium_full", free=human_size(free), needed=human_size(needed))
+            return
+        services = ServiceSequence(
+            [(self.service_factory(s), s.timeout_seconds) for s in cfg.services]
+        )
+        with lock_repository(repo, exclusive=False, command="nightly job"):
+            repo.load_index()
+            packs_before = {pid for pid, _ in repo.index.packs()}
+            try:
+                try:
+                    services.stop_all()
+                except ServiceError as exc:
+                    failed = (
+                        services.timeline.failed_to_stop[-1]
+                        if services.timeline.failed_to_stop
+                        else "?"
+                    )
+                    p.add(RED, "service_stop_failed", service=failed, error=str(exc))
+                    return
+                still_open = open_files_below([c for s in cfg.services for c in s.check_closed])
+                if still_open:
+                    p.add(RED, "files_open", paths=", ".join(still_open[:5]))
+                    return
+                self._backup(repo, sources)
+            finally:
+                self._signals["raise"] = False
+                services.start_all()
+                self._signals["raise"] = True
+                self._service_protocol(services)
+                if self._signals["received"]:
+                    raise Interrupted("SIGTERM")
+            self._verify(repo, packs_before)
+
+    def _service_protocol(self, services: ServiceSequence) -> None:
+        p = self.protocol
+        p.services = [asdict(e) for e in services.timeline.events]
+        p.downtime_seconds = services.timeline.downtime_seconds
+        for name in services.timeline.failed_to_start:
+            p.add(RED, "service_start_failed", service=name)
+
+    def _backup(self, repo: Repository, sources: list[tuple[str, str, list[str]]]) -> None:
+        p = self.protocol
+        excludes = sorted({e for _l, _p, ex in sources for e in ex})
+        options = BackupOptions(
+            [path for _l, path, _e in sources], excludes=excludes, tags=["nightly"]
+        )
+        result = Archiver(repo, options, self.progress).run()
+        snap = result.snapshot
+        p.snapshot_id = snap.id
+        labels = {os.path.normpath(os.path.abspath(path)): label for label, path, _e in sources}
+        p.sources = [
+            SourceResult(labels.get(s.path, s.path), s.path, s.files, s.bytes, s.new_bytes)
+            for s in result.sources
+        ]
+        p.skipped = [asdict(s) for s in snap.skipped]
+        p.warnings = [asdict(s) for s in snap.warnings]
+        if snap.skipped:
+            p.add(YELLOW, "files_skipped", count=len(snap.skipped))
+        if snap.warnings:
+            p.add(YELLOW, "files_changed", count=len(snap.warnings))
+        p.add("info", "run_ok", snapshot=snap.short_id, medium=p.medium_label)
+
+    def _verify(self, repo: Repository, packs_before: set[str]) -> None:
+        """Read back what this run wrote (and a rotating share of older data, so every pack on
+        the medium is read at least once per ``full_cycle_days``) from the medium itself."""
+        p, cfg = self.protocol, self.config
+        if not p.snapshot_id:
+            return
+        all_packs = sorted(pid for pid, _ in repo.index.packs())
+        if cfg.verify.level == "full":
+            chosen = all_packs
+        else:
+            cycle = cfg.verify.full_cycle_days
+            today = datetime.now().toordinal() % cycle
+            chosen = [
+                pid
+                for pid in all_packs
+                if pid not in packs_before or int(pid[:8], 16) % cycle == today
+            ]
+        checker = Checker(repo)
+        result = checker.verify_packs(chosen)
+        damaged = checker.check_snapshot_tree(load_snapshot(repo, p.snapshot_id).tree_id)
+        p.verification.level = cfg.verify.level
+        p.verification.packs_read = result.packs_read
+        p.verification.bytes_read = result.bytes_read
+        p.verification.errors = [f"{e.kind} {e.object[:12]}: {e.message}" for e in result.errors]
+        p.verification.errors += [f"not intact: {path}" for path in damaged]
+        p.verification.ok = not p.verification.errors
+        if p.verification.ok:
+            p.add("info", "verify_ok", packs=result.packs_read, size=human_size(result.bytes_read))
+        else:
+            p.add(RED, "verify_failed", error="; ".join(p.verification.errors[:5]))

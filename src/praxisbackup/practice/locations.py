@@ -1,0 +1,23 @@
+"""Where praxisbackup keeps its own state (catalog, logs, run lock) on each platform."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from praxisbackup.practice.config import Config
+
+
+def default_state_dir() -> Path:
+    if sys.platform == "win32":
+        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "praxisbackup"
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/praxisbackup")
+    import platformdirs  # noqa: PLC0415 - only for a non-root user
+
+    return Path(platformdirs.user_data_dir("praxisbackup"))
+
+
+def state_dir(config: Config) -> Path:
+    return Path(config.state_dir) if config.state_dir else default_state_dir()

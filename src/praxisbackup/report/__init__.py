@@ -1,0 +1,1 @@
+"""Rendering protocols for people: console text, HTML and PDF, in German (default) or English."""

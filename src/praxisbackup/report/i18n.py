@@ -1,0 +1,152 @@
+"""Texts that staff read, in German (default) and English. One table, one source of truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+MESSAGES: dict[str, dict[str, str]] = {
+    # status words
+    "status.green": {
+        "de": "GRÜN – Sicherung vollständig und geprüft",
+        "en": "GREEN – backup complete and verified",
+    },
+    "status.yellow": {
+        "de": "GELB – Sicherung mit Warnungen",
+        "en": "YELLOW – backup finished with warnings",
+    },
+    "status.red": {
+        "de": "ROT – Sicherung fehlgeschlagen oder unvollständig",
+        "en": "RED – backup failed or incomplete",
+    },
+    # findings
+    "no_medium": {
+        "de": "Kein Sicherungsmedium angeschlossen (gesucht in: {candidates}).",
+        "en": "No backup medium attached (looked in: {candidates}).",
+    },
+    "several_media": {
+        "de": "Mehrere Sicherungsmedien angeschlossen ({labels}); verwendet wurde {used}.",
+        "en": "Several backup media attached ({labels}); {used} was used.",
+    },
+    "medium_problem": {
+        "de": "Problem mit einem Medium: {problem}",
+        "en": "Problem with a medium: {problem}",
+    },
+    "same_disk": {
+        "de": "Das Medium liegt auf derselben Festplatte wie {sources}. Das ist KEINE Sicherung.",
+        "en": "The medium is on the same disk as {sources}. This is NOT a backup.",
+    },
+    "same_disk_allowed": {
+        "de": "ACHTUNG: Medium auf derselben Festplatte wie die Daten (nur für Vorführungen erlaubt) – das ist keine echte Sicherung.",
+        "en": "WARNING: medium on the same disk as the data (allowed for demonstrations only) – this is not a real backup.",
+    },
+    "medium_full": {
+        "de": "Auf dem Medium sind nur {free} frei, benötigt werden etwa {needed}.",
+        "en": "Only {free} free on the medium, about {needed} are needed.",
+    },
+    "source_missing": {
+        "de": "Quelle „{label}“ fehlt: {path}",
+        "en": "Source '{label}' is missing: {path}",
+    },
+    "profile_missing": {
+        "de": "Wichtiger CGM-M1-PRO-Ordner bzw. -Datei fehlt: {path}",
+        "en": "Essential CGM M1 PRO folder or file is missing: {path}",
+    },
+    "profile_not_covered": {
+        "de": "Wichtiger Ordner wird von keiner Quelle gesichert: {path}",
+        "en": "Essential folder is not covered by any source: {path}",
+    },
+    "profile_optional_missing": {
+        "de": "Optionaler Eintrag nicht vorhanden (kann fehlen): {path}",
+        "en": "Optional item not present (may be missing): {path}",
+    },
+    "service_stop_failed": {
+        "de": "Dienst „{service}“ ließ sich nicht beenden: {error}. Es wurde nichts gesichert.",
+        "en": "Service '{service}' could not be stopped: {error}. Nothing was backed up.",
+    },
+    "service_start_failed": {
+        "de": "Dienst „{service}“ ließ sich NICHT wieder starten – bitte sofort prüfen!",
+        "en": "Service '{service}' could NOT be started again – check it immediately!",
+    },
+    "files_open": {
+        "de": "Datenbankdateien sind noch geöffnet ({paths}); es wurde nichts gesichert.",
+        "en": "Database files are still open ({paths}); nothing was backed up.",
+    },
+    "backup_failed": {
+        "de": "Die Sicherung ist fehlgeschlagen: {error}",
+        "en": "The backup failed: {error}",
+    },
+    "interrupted": {
+        "de": "Die Sicherung wurde abgebrochen ({reason}).",
+        "en": "The backup was interrupted ({reason}).",
+    },
+    "files_skipped": {
+        "de": "{count} Dateien konnten nicht gelesen werden (siehe Liste).",
+        "en": "{count} files could not be read (see list).",
+    },
+    "files_changed": {
+        "de": "{count} Dateien änderten sich während der Sicherung (siehe Liste).",
+        "en": "{count} files changed during the backup (see list).",
+    },
+    "verify_failed": {
+        "de": "Die Prüfung der Sicherung auf dem Medium ist fehlgeschlagen: {error}",
+        "en": "Verifying the backup on the medium failed: {error}",
+    },
+    "verify_ok": {
+        "de": "Sicherung vom Medium zurückgelesen und geprüft ({packs} Pakete, {size}).",
+        "en": "Backup read back from the medium and verified ({packs} packs, {size}).",
+    },
+    "run_ok": {
+        "de": "Sicherung {snapshot} auf Medium „{medium}“ geschrieben.",
+        "en": "Backup {snapshot} written to medium '{medium}'.",
+    },
+    "config_override": {
+        "de": "Abweichung von der Regel: {reason}",
+        "en": "Rule override: {reason}",
+    },
+    # labels used by renderers
+    "title": {"de": "Sicherungsprotokoll", "en": "Backup protocol"},
+    "practice": {"de": "Praxis", "en": "Practice"},
+    "started": {"de": "Beginn", "en": "Started"},
+    "finished": {"de": "Ende", "en": "Finished"},
+    "medium": {"de": "Medium", "en": "Medium"},
+    "snapshot": {"de": "Sicherungsstand", "en": "Snapshot"},
+    "sources": {"de": "Gesicherte Quellen", "en": "Sources"},
+    "files": {"de": "Dateien", "en": "Files"},
+    "size": {"de": "Größe", "en": "Size"},
+    "new_data": {"de": "neu gespeichert", "en": "newly stored"},
+    "services": {"de": "Dienste", "en": "Services"},
+    "downtime": {"de": "Ausfallzeit der Dienste", "en": "Service downtime"},
+    "findings": {"de": "Meldungen", "en": "Findings"},
+    "problems": {
+        "de": "Nicht gesicherte oder geänderte Dateien",
+        "en": "Files not backed up or changed",
+    },
+    "verification": {"de": "Prüfung", "en": "Verification"},
+    "what_to_do": {"de": "Was ist zu tun?", "en": "What to do?"},
+    "todo.green": {
+        "de": "Nichts weiter. Bitte das Medium wie im Plan vorgesehen wechseln und außer Haus bringen.",
+        "en": "Nothing else. Please change the medium as planned and take it off-site.",
+    },
+    "todo.yellow": {
+        "de": "Die Sicherung ist verwendbar. Bitte die Meldungen lesen und bei Unklarheiten den Servicepartner informieren.",
+        "en": "The backup is usable. Please read the findings and inform the service partner if unsure.",
+    },
+    "todo.red": {
+        "de": "Bitte heute den Servicepartner informieren. Die letzte Nacht ist NICHT gesichert.",
+        "en": "Please inform the service partner today. Last night is NOT backed up.",
+    },
+    "seconds": {"de": "Sekunden", "en": "seconds"},
+    "host": {"de": "Server", "en": "Server"},
+}
+
+
+def text(code: str, lang: str, **params: Any) -> str:
+    """The message for ``code`` in ``lang`` (German if missing), filled with ``params``."""
+    entry = MESSAGES.get(code)
+    if entry is None:
+        return code + (f" {params}" if params else "")
+    template = entry.get(lang) or entry["de"]
+    try:
+        return template.format(**params)
+    except (KeyError, IndexError):
+        return template
