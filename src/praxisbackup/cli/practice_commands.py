@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+from datetime import datetime
+from pathlib import Path
 
 import click
 
@@ -13,8 +17,9 @@ from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media.catalog import Catalog
-from praxisbackup.practice import profiles
-from praxisbackup.practice.config import EXAMPLE, load_config
+from praxisbackup.practice import profiles, schedule
+from praxisbackup.practice import setup as setup_mod
+from praxisbackup.practice.config import EXAMPLE, load_config, parse_config, resolve_config_path
 from praxisbackup.practice.job import NightlyJob, read_passphrase
 from praxisbackup.practice.locations import state_dir
 from praxisbackup.practice.protocol import GREEN, exit_code
@@ -174,3 +179,140 @@ def _print_pdf(data: bytes) -> None:
 
 
 COMMANDS = [run, config_group, medium_group, report]
+
+
+@click.group(name="schedule")
+def schedule_group() -> None:
+    """Install, remove or show the nightly schedule."""
+
+
+@schedule_group.command(name="install")
+@click.option(
+    "--at", "at", help="Time of the nightly run (HH:MM; default: from the configuration)."
+)
+@click.option("--root", default="/", hidden=True, help="Install below this root (tests).")
+@pass_ctx
+def schedule_install(ctx: Ctx, at: str | None, root: str) -> None:
+    """Task Scheduler on Windows, a systemd timer on Linux (cron where there is no systemd)."""
+    config = load_config(ctx.config_path)
+    click.echo(schedule.install(config.path, at or config.schedule.at, root))
+
+
+@schedule_group.command(name="remove")
+@click.option("--root", default="/", hidden=True)
+def schedule_remove(root: str) -> None:
+    """Remove the nightly schedule."""
+    click.echo(schedule.remove(root))
+
+
+@schedule_group.command(name="status")
+@click.option("--root", default="/", hidden=True)
+def schedule_status(root: str) -> None:
+    """Show the installed schedule."""
+    click.echo(schedule.status(root))
+
+
+@click.command()
+@click.option("--once", is_flag=True, help="Run the next due job, then exit.")
+@pass_ctx
+def serve(ctx: Ctx, once: bool) -> None:
+    """Run the schedule in this process (restart-safe: a missed run is caught up)."""
+    config = load_config(ctx.config_path)
+    catalog = Catalog(os.path.join(state_dir(config), "catalog.sqlite"))
+    stop = {"now": False}
+
+    def on_term(_signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    while not stop["now"]:
+        runs = catalog.runs(limit=1)
+        last = datetime.fromisoformat(runs[0].started) if runs else None
+        now = datetime.now().astimezone()
+        due = schedule.next_run(now, config.schedule.at, last)
+        if due > now:
+            if not ctx.quiet:
+                click.echo(f"next run at {due.isoformat(timespec='minutes')}")
+            while datetime.now().astimezone() < due and not stop["now"]:
+                time.sleep(min(30.0, max(0.1, (due - datetime.now().astimezone()).total_seconds())))
+            if stop["now"]:
+                break
+        protocol = NightlyJob(load_config(ctx.config_path)).run()
+        click.echo(f"run {protocol.run_id}: {protocol.status}")
+        if once:
+            sys.exit(exit_code(protocol.status))
+
+
+@click.command()
+@click.option(
+    "--root", "roots", multiple=True, help="Where to look for CompuMED (default: all drives)."
+)
+@click.option("--practice", help="Name of the practice.")
+@click.option(
+    "--medium",
+    "media_globs",
+    multiple=True,
+    help="Where backup media appear (e.g. E:\\, /media/*).",
+)
+@click.option(
+    "--service", "services", multiple=True, help="Service to stop (repeatable, in stop order)."
+)
+@click.option("--service-kind", type=click.Choice(["windows", "systemd", "command"]), default=None)
+@click.option("--password-file", "password_file", help="File holding the repository passphrase.")
+@click.option("--minimal", is_flag=True, help="Back up only the vendor's essential folders.")
+@click.option(
+    "--output", "-o", help="Where to write the configuration (default: platform location)."
+)
+@click.option("--yes", is_flag=True, help="Do not ask; use detected values and the options.")
+@pass_ctx
+def setup(
+    ctx: Ctx,
+    roots: tuple[str, ...],
+    practice: str | None,
+    media_globs: tuple[str, ...],
+    services: tuple[str, ...],
+    service_kind: str | None,
+    password_file: str | None,
+    minimal: bool,
+    output: str | None,
+    yes: bool,
+) -> None:
+    """Detect CGM M1 PRO, propose sources and services, and write the configuration."""
+    found = profiles.detect_all(list(roots) or profiles.default_roots())
+    if not found:
+        raise PraxisError(
+            "no CGM M1 PRO installation (CompuMED\\M1) found in "
+            + ", ".join(roots or profiles.default_roots())
+        )
+    inst = found[0]
+    click.echo(f"found CGM M1 PRO at {inst.compumed}: {inst.variant}")
+    extra = setup_mod.propose_extra_sources(inst)
+    for label, path in extra:
+        click.echo(f"  further data: {label} at {path}")
+    kind = service_kind or ("windows" if sys.platform == "win32" else "systemd")
+    answers = setup_mod.SetupAnswers(
+        practice=practice or ("" if yes else click.prompt("Name of the practice")),
+        compumed=inst.compumed,
+        variant=inst.variant,
+        extra_sources=extra,
+        services=list(services)
+        or (setup_mod.DEFAULT_WINDOWS_SERVICES if kind == "windows" else []),
+        service_kind=kind,
+        media=list(media_globs)
+        or ([f"{d}:\\" for d in "EFGH"] if sys.platform == "win32" else ["/media/*/*", "/mnt/*"]),
+        password_file=password_file or "",
+        mode="minimal" if minimal else "full",
+    )
+    if not answers.practice:
+        raise PraxisError("the practice name is required (--practice)")
+    text = setup_mod.render_config(answers)
+    parse_config(text)  # what setup writes must be valid
+    target = Path(output) if output else resolve_config_path(ctx.config_path)
+    if target.exists() and not yes and not click.confirm(f"{target} exists. Replace it?"):
+        raise PraxisError("nothing written")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    click.echo(f"configuration written to {target}; check it with 'praxisbackup config check'")
+
+
+COMMANDS += [schedule_group, serve, setup]

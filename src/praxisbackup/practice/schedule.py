@@ -1,0 +1,221 @@
+"""Running the nightly job unattended (seed S11).
+
+* Windows: a Task Scheduler task (XML, schema 1.2) that runs whether a user is logged on or
+  not, with highest privileges, wakes the computer, and starts as soon as possible after a
+  missed start (``StartWhenAvailable``).
+* Linux with systemd: a service + timer with ``Persistent=true`` (catches up a missed run)
+  and ``WakeSystem=true``.
+* Elsewhere: a line in ``/etc/cron.d``.
+* ``praxisbackup serve``: the job's own scheduler loop (see :func:`next_run`).
+
+The texts are produced by pure functions (tested on Linux); installing them is a thin layer.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from praxisbackup.errors import PraxisError
+
+TASK_NAME = "praxisbackup nightly"
+UNIT = "praxisbackup-nightly"
+
+
+class ScheduleError(PraxisError):
+    """The schedule could not be installed or removed."""
+
+
+def parse_at(at: str) -> time:
+    hours, minutes = (int(x) for x in at.split(":"))
+    return time(hours, minutes)
+
+
+def next_run(
+    now: datetime, at: str, last_run_started: datetime | None, catch_up_hours: float = 8
+) -> datetime:
+    """When the job should run next.
+
+    Normally today's (or tomorrow's) slot. If today's slot has passed without a run and we are
+    still within ``catch_up_hours`` of it (server was off, service restarted), run right away.
+    """
+    slot_time = parse_at(at)
+    today_slot = datetime.combine(now.date(), slot_time, tzinfo=now.tzinfo)
+    yesterday_slot = today_slot - timedelta(days=1)
+    for slot in (today_slot, yesterday_slot):
+        missed = now >= slot and (last_run_started is None or last_run_started < slot)
+        if missed and now - slot <= timedelta(hours=catch_up_hours):
+            return now
+    if now < today_slot:
+        return today_slot
+    return today_slot + timedelta(days=1)
+
+
+def command_line(config_path: str) -> list[str]:
+    """The command the scheduler starts."""
+    return [
+        sys.executable,
+        "-m",
+        "praxisbackup.cli.main",
+        "-c",
+        os.path.abspath(config_path),
+        "-q",
+        "run",
+    ]
+
+
+def task_scheduler_xml(config_path: str, at: str, today: date | None = None) -> str:
+    """Task Scheduler 1.2 XML: daily at ``at``, as SYSTEM, highest privileges, wake, catch up."""
+    start = datetime.combine(today or date.today(), parse_at(at)).isoformat()
+    cmd = command_line(config_path)
+    args = " ".join(f'"{a}"' if " " in a else a for a in cmd[1:])
+    return f"""<?xml version="1.0" encoding="UTF-16"?>
+<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">
+  <RegistrationInfo>
+    <Description>praxisbackup: nightly encrypted, verified backup</Description>
+  </RegistrationInfo>
+  <Triggers>
+    <CalendarTrigger>
+      <StartBoundary>{start}</StartBoundary>
+      <Enabled>true</Enabled>
+      <ScheduleByDay><DaysInterval>1</DaysInterval></ScheduleByDay>
+    </CalendarTrigger>
+  </Triggers>
+  <Principals>
+    <Principal id="Author">
+      <UserId>S-1-5-18</UserId>
+      <RunLevel>HighestAvailable</RunLevel>
+    </Principal>
+  </Principals>
+  <Settings>
+    <MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>
+    <DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>
+    <StopIfGoingOnBatteries>false</StopIfGoingOnBatteries>
+    <StartWhenAvailable>true</StartWhenAvailable>
+    <WakeToRun>true</WakeToRun>
+    <ExecutionTimeLimit>PT12H</ExecutionTimeLimit>
+    <Enabled>true</Enabled>
+  </Settings>
+  <Actions Context="Author">
+    <Exec>
+      <Command>{escape(cmd[0])}</Command>
+      <Arguments>{escape(args)}</Arguments>
+    </Exec>
+  </Actions>
+</Task>
+"""
+
+
+def systemd_units(config_path: str, at: str) -> dict[str, str]:
+    cmd = shlex.join(command_line(config_path))
+    return {
+        f"{UNIT}.service": f"""[Unit]
+Description=praxisbackup nightly backup
+After=local-fs.target network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={cmd}
+# Exit code 1 (yellow) is a finished backup with warnings, not a failure of the unit.
+SuccessExitStatus=1
+TimeoutStopSec=10min
+""",
+        f"{UNIT}.timer": f"""[Unit]
+Description=praxisbackup nightly backup at {at}
+
+[Timer]
+OnCalendar=*-*-* {at}:00
+Persistent=true
+WakeSystem=true
+
+[Install]
+WantedBy=timers.target
+""",
+    }
+
+
+def cron_line(config_path: str, at: str) -> str:
+    hours, minutes = at.split(":")
+    return f"{int(minutes)} {int(hours)} * * * root {shlex.join(command_line(config_path))}\n"
+
+
+def _has_systemd() -> bool:
+    return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def install(config_path: str, at: str, root: str = "/") -> str:
+    """Install the schedule; returns a description of what was done."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        xml_path = Path(os.environ.get("TEMP", ".")) / "praxisbackup-task.xml"
+        xml_path.write_text(task_scheduler_xml(config_path, at), encoding="utf-16")
+        proc = subprocess.run(
+            ["schtasks", "/Create", "/F", "/TN", TASK_NAME, "/XML", str(xml_path)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise ScheduleError(f"schtasks failed: {proc.stderr.strip() or proc.stdout.strip()}")
+        return f"Task Scheduler task '{TASK_NAME}' daily at {at}"
+    if root == "/" and _has_systemd():
+        unit_dir = Path("/etc/systemd/system")
+        for name, text in systemd_units(config_path, at).items():
+            (unit_dir / name).write_text(text)
+        for args in (["daemon-reload"], ["enable", "--now", f"{UNIT}.timer"]):
+            subprocess.run(["systemctl", *args], check=True, capture_output=True)
+        return f"systemd timer {UNIT}.timer daily at {at}"
+    cron = Path(root) / "etc" / "cron.d"
+    cron.mkdir(parents=True, exist_ok=True)
+    (cron / "praxisbackup").write_text(cron_line(config_path, at))
+    return f"cron entry {cron / 'praxisbackup'} daily at {at}"
+
+
+def remove(root: str = "/") -> str:
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        subprocess.run(
+            ["schtasks", "/Delete", "/F", "/TN", TASK_NAME], capture_output=True, check=False
+        )
+        return f"removed task '{TASK_NAME}'"
+    removed = []
+    if root == "/" and _has_systemd():
+        subprocess.run(
+            ["systemctl", "disable", "--now", f"{UNIT}.timer"], capture_output=True, check=False
+        )
+        for name in systemd_units("x", "00:00"):
+            path = Path("/etc/systemd/system") / name
+            if path.exists():
+                path.unlink()
+                removed.append(str(path))
+    cron = Path(root) / "etc" / "cron.d" / "praxisbackup"
+    if cron.exists():
+        cron.unlink()
+        removed.append(str(cron))
+    return "removed " + (", ".join(removed) if removed else "nothing (no schedule installed)")
+
+
+def status(root: str = "/") -> str:
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        proc = subprocess.run(
+            ["schtasks", "/Query", "/TN", TASK_NAME, "/V", "/FO", "LIST"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return proc.stdout if proc.returncode == 0 else "no scheduled task"
+    if root == "/" and _has_systemd():
+        proc = subprocess.run(
+            ["systemctl", "list-timers", f"{UNIT}.timer", "--all"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if f"{UNIT}.timer" in proc.stdout:
+            return proc.stdout
+    cron = Path(root) / "etc" / "cron.d" / "praxisbackup"
+    return f"cron: {cron.read_text().strip()}" if cron.exists() else "no schedule installed"
