@@ -228,3 +228,21 @@ def test_sigterm_during_the_copy(env: tuple[Path, Service], tmp_path: Path) -> N
         last = Catalog(str(base / "state" / "catalog.sqlite")).runs(limit=1)[0]
         assert last.status == "red" and "interrupted" in codes(last)
         assert Checker(reopen(mnt / "praxisbackup", PASS)).run(read_data=True).ok
+
+
+def test_start_command_that_leaves_a_daemon_does_not_block(tmp_path: Path) -> None:
+    """A start script whose daemon keeps the inherited stdout open must not hang the job."""
+    from praxisbackup.practice.services.command import CommandService
+
+    marker = tmp_path / "up"
+    svc = CommandService(
+        "daemon",
+        stop=f"rm -f {marker}",
+        start=f"sleep 300 & touch {marker}; echo gestartet",
+        is_running=f"test -f {marker}",
+    )
+    svc.start(timeout=5)  # raises ServiceError if the command's output pipe kept it waiting
+    assert svc.is_running()
+    svc.stop(timeout=5)
+    assert not svc.is_running()
+    subprocess.run(["pkill", "-f", "sleep 300"], check=False)

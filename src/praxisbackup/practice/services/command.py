@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 
 from praxisbackup.practice.services import ServiceError
@@ -19,16 +20,34 @@ class CommandService:
         self._is_running = is_running
 
     def _run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        try:
-            return subprocess.run(
-                command, shell=True, capture_output=True, text=True, timeout=timeout, check=False
+        """Run a command; its output goes to temporary files, not pipes: a start command that
+        leaves a daemon behind (holding inherited descriptors) must not block the job."""
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            try:
+                proc = subprocess.run(
+                    command,
+                    shell=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    timeout=timeout,
+                    check=False,
+                    start_new_session=True,
+                )
+            except subprocess.TimeoutExpired:
+                raise ServiceError(
+                    f"{self.name}: '{command}' did not finish within {timeout:.0f} s"
+                ) from None
+            except OSError as exc:
+                raise ServiceError(f"{self.name}: cannot run '{command}': {exc.strerror}") from None
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(
+                command,
+                proc.returncode,
+                out.read().decode(errors="replace"),
+                err.read().decode(errors="replace"),
             )
-        except subprocess.TimeoutExpired:
-            raise ServiceError(
-                f"{self.name}: '{command}' did not finish within {timeout:.0f} s"
-            ) from None
-        except OSError as exc:
-            raise ServiceError(f"{self.name}: cannot run '{command}': {exc.strerror}") from None
 
     def _failure(self, action: str, proc: subprocess.CompletedProcess[str]) -> str:
         detail = (proc.stderr or proc.stdout).strip()[:300]
