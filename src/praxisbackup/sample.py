@@ -19,6 +19,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from praxisbackup.practice.profiles import VARIANT_U9, essential_items
+
 PAGE = 8192
 _WORDS = [
     "Patient",
@@ -50,30 +52,19 @@ _WORDS = [
     "Roentgen",
 ]
 
-ESSENTIAL_DIRS = [
-    "CompuMED/M1/Bin",
-    "CompuMED/M1/Orant/DB_M1/Database",
-    "CompuMED/M1/Project",
-    "CompuMED/M1/Clients",
-    "CompuMED/M1/U9/common/adm",
-    "ifapDB/praxisCENTER3/Datenbank",
-    "ifapDB/ifapTOOLS/ifapACTIVATION/Datenbank",
-]
-IFAP_FILES = {
-    "ifapDB/praxisCENTER3/Datenbank": ["T_HOUSELIST.adi", "T_HOUSELIST.adt"],
-    "ifapDB/ifapTOOLS/ifapACTIVATION/Datenbank": [
-        "activation_writeable.add",
-        "activation_writeable.ai",
-        "activation_writeable.am",
-        "D_IfoxC.adt",
-        "D_IfoxL.adt",
-        "D_LicenseHolders.adi",
-        "D_LicenseHolders.adt",
-        "D_Pakete.adt",
-        "D_Users.adi",
-        "D_Users.adt",
-    ],
-}
+
+def _essential() -> tuple[list[str], list[str]]:
+    """Folders and required files of the vendor's list for an M1 PRO (Uniface 9) server with
+    ifap: one source of truth, the profile."""
+    items = essential_items(VARIANT_U9, with_ifap=True)
+    # The vendor's list spells the top folder two ways; on a case-sensitive disk it is one folder.
+    paths = [
+        ("CompuMED" + i.path[8:] if i.path.lower().startswith("compumed/") else i.path, i)
+        for i in items
+    ]
+    dirs = [p for p, i in paths if i.kind == "dir" and i.required]
+    files = [p for p, i in paths if i.kind == "file" and i.required]
+    return dirs, files
 
 
 @dataclass
@@ -117,11 +108,11 @@ def generate(root: Path, size_mb: int = 64, seed: int = 1) -> SampleStats:
     stats = SampleStats()
     total = size_mb << 20
     base_time = 1_700_000_000.0
-    for d in ESSENTIAL_DIRS:
+    dirs, files = _essential()
+    for d in dirs:
         (root / d).mkdir(parents=True, exist_ok=True)
-    for d, names in IFAP_FILES.items():
-        for name in names:
-            _write(root / d / name, _text(rnd, rnd.randint(2_000, 60_000)), stats, base_time)
+    for f in files:
+        _write(root / f, _text(rnd, rnd.randint(2_000, 60_000)), stats, base_time)
     for name in ("m1.exe", "m1srv.exe", "uniface.dll", "ora_client.dll"):
         _write(
             root / "CompuMED/M1/Bin" / name,

@@ -12,7 +12,10 @@ import click
 
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError, WrongPasswordError
+from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
+
+__all__ = ["Ctx", "human_size", "read_secret_file"]
 
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
 ENV_PASSWORD = "PRAXISBACKUP_PASSWORD"
@@ -78,11 +81,3 @@ class Ctx:
 
     def progress_wanted(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
-
-
-def human_size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1024
-    return f"{n:.2f} TiB"
