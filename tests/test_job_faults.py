@@ -20,7 +20,7 @@ from fsimages import ext4_image
 from praxisbackup.engine.archiver import Archiver
 from praxisbackup.engine.checker import Checker
 from praxisbackup.media.catalog import Catalog
-from praxisbackup.media.label import init_medium
+from praxisbackup.media.selection import prepare_medium
 from praxisbackup.practice.config import parse_config
 from praxisbackup.practice.job import NightlyJob
 from praxisbackup.practice.protocol import RunProtocol
@@ -99,10 +99,16 @@ def codes(p: RunProtocol, level: str = "red") -> list[str]:
     return [f.code for f in p.findings if f.level == level]
 
 
+def init_medium(root: str, label: str, password: str, base: Path) -> None:
+    """`medium init` as the CLI does it: repository, label and register entry."""
+    config = parse_config(config_text(base, Service(base), root))
+    prepare_medium(config, root, label, password)
+
+
 @pytest.fixture
 def usb(tmp_path: Path) -> Iterator[Path]:
     with ext4_image(tmp_path, 100) as mnt:
-        init_medium(str(mnt), "Mo", PASS)
+        init_medium(str(mnt), "Mo", PASS, tmp_path)
         yield mnt
 
 
@@ -158,7 +164,7 @@ def test_no_medium_and_same_disk(env: tuple[Path, Service], tmp_path: Path) -> N
     base, svc = env
     p = run_job(config_text(base, svc, str(tmp_path / "usb-*")))
     assert p.status == "red" and codes(p) == ["no_medium"] and p.services == []
-    init_medium(str(tmp_path / "usb-1"), "Mo", PASS)  # same disk as the server data
+    init_medium(str(tmp_path / "usb-1"), "Mo", PASS, base)  # same disk as the server data
     p = run_job(config_text(base, svc, str(tmp_path / "usb-*")))
     assert p.status == "red" and codes(p) == ["same_disk"] and not p.snapshot_id
     allowed = run_job(
@@ -205,7 +211,7 @@ def test_sigterm_during_the_copy(env: tuple[Path, Service], tmp_path: Path) -> N
     (base / "server" / "CompuMED" / "M1" / "Project" / "big.bin").write_bytes(os.urandom(300 << 20))
     marker = base / "stopped.marker"
     with ext4_image(tmp_path, 600) as mnt:
-        init_medium(str(mnt), "Mo", PASS)
+        init_medium(str(mnt), "Mo", PASS, base)
         cfg = base / "praxis.toml"
         cfg.write_text(config_text(base, svc, str(mnt), stop=f"{svc.stop_cmd} && touch {marker}"))
         env_vars = dict(os.environ, PRAXISBACKUP_PASSWORD=PASS, PRAXISBACKUP_KDF_N="1024")

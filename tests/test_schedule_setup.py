@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from conftest import run_cli
-from praxisbackup.media.label import init_medium
+from praxisbackup.media.selection import prepare_medium
 from praxisbackup.practice import schedule
 from praxisbackup.practice.config import parse_config
 from praxisbackup.sample import generate
@@ -129,7 +129,6 @@ def test_serve_once_catches_up_and_runs(tmp_path: Path) -> None:
     server = tmp_path / "server"
     generate(server, size_mb=2)
     usb = tmp_path / "usb"
-    init_medium(str(usb), "Mo", "pw")
     now = datetime.now().astimezone()
     slot = f"{now.hour:02d}:{now.minute:02d}"
     cfg = tmp_path / "praxis.toml"
@@ -148,6 +147,7 @@ allow_same_disk = true
 at = {json.dumps(slot)}
 """
     )
+    prepare_medium(parse_config(cfg.read_text()), str(usb), "Mo", "pw")
     out = run_cli("-c", str(cfg), "serve", "--once", password="pw", timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr  # yellow: same disk allowed for the test
     assert "run " in out.stdout and ": yellow" in out.stdout

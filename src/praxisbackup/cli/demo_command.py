@@ -23,7 +23,7 @@ from praxisbackup.cli.context import human_size
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import find_snapshot
-from praxisbackup.media.label import init_medium
+from praxisbackup.media.selection import prepare_medium
 from praxisbackup.practice.config import parse_config
 from praxisbackup.practice.job import NightlyJob
 from praxisbackup.report.render import render_text
@@ -107,7 +107,7 @@ def demo(workdir: str, size_mb: int, lang: str) -> None:
     config_path = base / "praxisbackup.toml"
     config_path.write_text(_config(base, server), encoding="utf-8")
     config = parse_config(config_path.read_text(encoding="utf-8"), str(config_path))
-    medium = init_medium(str(base / "medium-Mo"), "Mo", DEMO_PASSPHRASE)
+    medium = prepare_medium(config, str(base / "medium-Mo"), "Mo", DEMO_PASSPHRASE)
     say(f"2. Configuration {config_path}; backup medium 'Mo' at {medium.root}")
     subprocess.run(config.services[0].start or "", shell=True, check=True)
     try:

@@ -20,7 +20,7 @@ from praxisbackup.media.catalog import Catalog
 from praxisbackup.practice import profiles, schedule
 from praxisbackup.practice import setup as setup_mod
 from praxisbackup.practice.config import EXAMPLE, load_config, parse_config, resolve_config_path
-from praxisbackup.practice.job import NightlyJob, read_passphrase
+from praxisbackup.practice.job import NightlyJob
 from praxisbackup.practice.locations import state_dir
 from praxisbackup.practice.protocol import GREEN, exit_code
 from praxisbackup.report.render import render_html, render_pdf, render_text
@@ -104,22 +104,6 @@ def config_check(ctx: Ctx) -> None:
     say(f"schedule: every night at {config.schedule.at}")
 
 
-@click.group(name="medium")
-def medium_group() -> None:
-    """Prepare and inspect backup media."""
-
-
-@medium_group.command(name="init")
-@click.argument("label")
-@click.argument("path")
-@pass_ctx
-def medium_init(ctx: Ctx, label: str, path: str) -> None:
-    """Make PATH (a USB disk, a NAS folder) a backup medium called LABEL."""
-    config = load_config(ctx.config_path)
-    attached = media.init_medium(path, label, read_passphrase(config), config.repository.folder)
-    click.echo(f"medium '{label}' ready at {attached.root} (medium {attached.label.medium_id})")
-
-
 @click.command()
 @click.argument("run_id", required=False)
 @click.option(
@@ -178,7 +162,7 @@ def _print_pdf(data: bytes) -> None:
         raise PraxisError(f"printing failed: {proc.stderr.strip() or 'lp not available'}")
 
 
-COMMANDS = [run, config_group, medium_group, report]
+COMMANDS = [run, config_group, report]
 
 
 @click.group(name="schedule")

@@ -83,6 +83,45 @@ class VerifySection(_Section):
     full_cycle_days: int = Field(default=30, ge=1, le=366)
 
 
+class RotationSection(_Section):
+    """The media rotation plan (see media/rotation.py). Omit the section for a single medium."""
+
+    state: Literal[
+        "BB",
+        "BE",
+        "BW",
+        "BY",
+        "HB",
+        "HE",
+        "HH",
+        "MV",
+        "NI",
+        "NW",
+        "RP",
+        "SH",
+        "SL",
+        "SN",
+        "ST",
+        "TH",
+        "Augsburg",
+    ] = "NW"
+    daily: list[str] = Field(min_length=1)
+    biweekly: list[str] = Field(default_factory=list)
+    month_end: list[str] = Field(default_factory=list)
+    quarter_end: list[str] = Field(default_factory=list)
+    month_end_retention_days: int = Field(default=365, ge=1)
+    quarter_end_retention_days: int = Field(default=730, ge=1)
+    closed: list[str] = Field(
+        default_factory=list, description="Closing days: dates or a..b ranges."
+    )
+    wrong_medium: Literal["warn", "refuse"] = "warn"
+    override_reason: str = ""
+    #: Days a medium of a role may stay unseen before `today` and the protocol warn.
+    max_days_unseen: dict[str, int] = Field(
+        default_factory=lambda: {"daily": 14, "biweekly": 21, "month_end": 45, "quarter_end": 120}
+    )
+
+
 class ScheduleSection(_Section):
     at: str = Field(default="22:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -95,6 +134,7 @@ class Config(_Section):
     media: MediaSection = MediaSection()
     verify: VerifySection = VerifySection()
     schedule: ScheduleSection = ScheduleSection()
+    rotation: RotationSection | None = None
     state_dir: str | None = Field(default=None, description="Catalog, logs (default: platform).")
 
     #: Where the file was read from (not part of the file).
@@ -224,4 +264,15 @@ full_cycle_days = 30
 
 [schedule]
 at = "22:30"
+
+# Which medium is due on which night. Working days follow the state's public holidays.
+[rotation]
+state = "NW"                      # federal state: BW BY BE BB HB HH HE MV NI NW RP SL SN ST SH TH
+daily = ["Mo", "Di", "Mi", "Do", "Fr"]
+biweekly = ["Freitag A", "Freitag B"]
+month_end = ["Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov"]   # reused after a year
+quarter_end = ["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]   # two years
+quarter_end_retention_days = 730  # at least two years
+closed = ["2026-12-24..2026-12-31"]   # practice holidays
+wrong_medium = "warn"             # or "refuse"
 """

@@ -21,19 +21,24 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import FrameType
 
 from praxisbackup import __version__, platform
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
+from praxisbackup.engine.forget import HOLD_PREFIX, hold_until
 from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repository import Repository
-from praxisbackup.engine.snapshot import load_snapshot
+from praxisbackup.engine.snapshot import list_snapshots, load_snapshot
 from praxisbackup.errors import PraxisError, WrongPasswordError
 from praxisbackup.media import label as media
+from praxisbackup.media import selection
 from praxisbackup.media.catalog import Catalog
+from praxisbackup.media.oversight import oversight
+from praxisbackup.media.register import Register
 from praxisbackup.practice import profiles
 from praxisbackup.practice.config import Config, ServiceConfig
 from praxisbackup.practice.locations import state_dir
@@ -133,6 +138,7 @@ class NightlyJob:
             program_version=__version__,
         )
         self.repo: Repository | None = None
+        self.choice: selection.Choice | None = None
 
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> RunProtocol:
@@ -209,15 +215,27 @@ class NightlyJob:
             result.extend((src.label, path, list(src.exclude)) for path in paths)
         return result if ok else None
 
-    def _medium(self, source_paths: list[str]) -> media.AttachedMedium | None:
+    def _medium(self, source_paths: list[str], register: Register) -> media.AttachedMedium | None:
         p, cfg = self.protocol, self.config
         found, problems = media.discover(cfg.media.candidates)
         for problem in problems:
             p.add(YELLOW, "medium_problem", problem=problem)
-        if not found:
-            p.add(RED, "no_medium", candidates=", ".join(cfg.media.candidates) or "-")
+        choice = selection.choose(cfg, register, found, selection.backup_day(datetime.now()))
+        self.choice = choice
+        expected = choice.expected.label if choice.expected else "-"
+        p.expected_medium = "" if expected == "-" else expected
+        for unknown in choice.unknown:
+            p.add(RED if choice.medium is None else YELLOW, "medium_unregistered", medium=unknown)
+        if choice.medium is None:
+            if not choice.unknown:
+                p.add(
+                    RED,
+                    "no_medium",
+                    candidates=", ".join(cfg.media.candidates) or "-",
+                    expected=expected,
+                )
             return None
-        chosen = found[0]
+        chosen = choice.medium
         if len(found) > 1:
             p.add(
                 YELLOW,
@@ -225,11 +243,23 @@ class NightlyJob:
                 labels=", ".join(m.label.label for m in found),
                 used=chosen.label.label,
             )
+        if choice.wrong:
+            refuse = cfg.rotation is not None and cfg.rotation.wrong_medium == "refuse"
+            p.add(
+                RED if refuse else YELLOW,
+                "wrong_medium",
+                expected=expected,
+                used=chosen.label.label,
+            )
+            if refuse:
+                return None
         p.medium_id, p.medium_label, p.medium_path = (
             chosen.label.medium_id,
             chosen.label.label,
             chosen.root,
         )
+        if cfg.rotation is not None and cfg.rotation.override_reason:
+            p.add(YELLOW, "config_override", reason=cfg.rotation.override_reason)
         shared = media.same_disk(chosen.root, source_paths)
         if shared and not cfg.media.allow_same_disk:
             p.add(RED, "same_disk", sources=", ".join(shared))
@@ -244,7 +274,8 @@ class NightlyJob:
         if sources is None:
             return
         source_paths = [path for _label, path, _ex in sources]
-        medium = self._medium(source_paths)
+        register = Register(os.path.join(self.state_dir, "catalog.sqlite"))
+        medium = self._medium(source_paths, register)
         if medium is None:
             return
         passphrase = self.passphrase or read_passphrase(cfg)
@@ -257,10 +288,8 @@ class NightlyJob:
                 problem="the repository on the medium does not match its label",
             )
             return
-        free = backend.free_space()
         needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
-        if free is not None and free < needed:
-            p.add(RED, "medium_full", free=human_size(free), needed=human_size(needed))
+        if not self._make_room(repo, needed):
             return
         services = ServiceSequence(
             [(self.service_factory(s), s.timeout_seconds) for s in cfg.services]
@@ -291,7 +320,47 @@ class NightlyJob:
                 self._service_protocol(services)
                 if self._signals["received"]:
                     raise Interrupted("SIGTERM")
-            self._verify(repo, packs_before)
+            self._verify(repo, packs_before, register)
+        register.event(medium.label.medium_id, "used", "attached", "", p.run_id)
+        try:
+            repo.write_meta("register", register.export())
+        except PraxisError as exc:
+            p.add(YELLOW, "medium_problem", problem=f"register copy not written: {exc}")
+        self._oversight(register)
+
+    def _make_room(self, repo: Repository, needed: int) -> bool:
+        """Free space for tonight: forget the oldest snapshots that are not held (archives
+        are never touched), newest unheld one always kept; red if still not enough."""
+        p = self.protocol
+        free = repo.backend.free_space()
+        if free is None or free >= needed:
+            return True
+        today = datetime.now().date()
+        candidates = [s for s in list_snapshots(repo) if not ((h := hold_until(s)) and h >= today)]
+        forgotten = False
+        with lock_repository(repo, exclusive=True, command="nightly job (space)"):
+            for snap in candidates[:-1]:
+                repo.backend.delete("snapshots", snap.id)
+                p.add(YELLOW, "snapshot_forgotten", snapshot=snap.short_id, time=snap.time[:16])
+                forgotten = True
+                prune(repo)
+                free = repo.backend.free_space() or 0
+                if free >= needed:
+                    return True
+            if forgotten:
+                prune(repo)
+        free = repo.backend.free_space() or 0
+        if free < needed:
+            p.add(RED, "medium_full", free=human_size(free), needed=human_size(needed))
+            return False
+        return True
+
+    def _oversight(self, register: Register) -> None:
+        runs = Catalog(os.path.join(self.state_dir, "catalog.sqlite")).runs(limit=200)
+        for warning in oversight(
+            self.config, register, datetime.now().astimezone(), [self.protocol, *runs]
+        ):
+            self.protocol.add(YELLOW, warning.code, **warning.params)
 
     def _service_protocol(self, services: ServiceSequence) -> None:
         p = self.protocol
@@ -303,9 +372,11 @@ class NightlyJob:
     def _backup(self, repo: Repository, sources: list[tuple[str, str, list[str]]]) -> None:
         p = self.protocol
         excludes = sorted({e for _l, _p, ex in sources for e in ex})
-        options = BackupOptions(
-            [path for _l, path, _e in sources], excludes=excludes, tags=["nightly"]
-        )
+        tags = ["nightly"]
+        if self.choice is not None and self.choice.hold_until is not None:
+            tags.append(f"{HOLD_PREFIX}{self.choice.hold_until.isoformat()}")
+            p.hold_until = self.choice.hold_until.isoformat()
+        options = BackupOptions([path for _l, path, _e in sources], excludes=excludes, tags=tags)
         result = Archiver(repo, options, self.progress).run()
         snap = result.snapshot
         p.snapshot_id = snap.id
@@ -322,32 +393,35 @@ class NightlyJob:
             p.add(YELLOW, "files_changed", count=len(snap.warnings))
         p.add("info", "run_ok", snapshot=snap.short_id, medium=p.medium_label)
 
-    def _verify(self, repo: Repository, packs_before: set[str]) -> None:
-        """Read back what this run wrote (and a rotating share of older data, so every pack on
-        the medium is read at least once per ``full_cycle_days``) from the medium itself."""
+    def _verify(self, repo: Repository, packs_before: set[str], register: Register) -> None:
+        """Read back what this run wrote from the medium itself; read *everything* when the
+        medium's last full read is older than ``full_cycle_days`` (or with level "full")."""
         p, cfg = self.protocol, self.config
         if not p.snapshot_id:
             return
         all_packs = sorted(pid for pid, _ in repo.index.packs())
-        if cfg.verify.level == "full":
-            chosen = all_packs
-        else:
-            cycle = cfg.verify.full_cycle_days
-            today = datetime.now().toordinal() % cycle
-            chosen = [
-                pid
-                for pid in all_packs
-                if pid not in packs_before or int(pid[:8], 16) % cycle == today
-            ]
+        record = register.get(p.medium_id)
+        last_full = (
+            datetime.fromisoformat(record.last_full_verify)
+            if record and record.last_full_verify
+            else None
+        )
+        due = last_full is None or datetime.now().astimezone() - last_full > timedelta(
+            days=cfg.verify.full_cycle_days
+        )
+        full = cfg.verify.level == "full" or due
+        chosen = all_packs if full else [pid for pid in all_packs if pid not in packs_before]
         checker = Checker(repo)
         result = checker.verify_packs(chosen)
         damaged = checker.check_snapshot_tree(load_snapshot(repo, p.snapshot_id).tree_id)
-        p.verification.level = cfg.verify.level
         p.verification.packs_read = result.packs_read
         p.verification.bytes_read = result.bytes_read
         p.verification.errors = [f"{e.kind} {e.object[:12]}: {e.message}" for e in result.errors]
         p.verification.errors += [f"not intact: {path}" for path in damaged]
         p.verification.ok = not p.verification.errors
+        if p.verification.ok and full:
+            register.event(p.medium_id, "verified-full", "attached", "", p.run_id)
+        p.verification.level = "full" if full else "new-data"
         if p.verification.ok:
             p.add("info", "verify_ok", packs=result.packs_read, size=human_size(result.bytes_read))
         else:

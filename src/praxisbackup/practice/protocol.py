@@ -52,6 +52,8 @@ class RunProtocol:
     medium_label: str = ""
     medium_path: str = ""
     snapshot_id: str = ""
+    hold_until: str = ""  # archive snapshots: pinned until this date
+    expected_medium: str = ""
     sources: list[SourceResult] = field(default_factory=list)
     services: list[dict[str, str]] = field(default_factory=list)
     downtime_seconds: float | None = None

@@ -20,8 +20,40 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     # findings
     "no_medium": {
-        "de": "Kein Sicherungsmedium angeschlossen (gesucht in: {candidates}).",
-        "en": "No backup medium attached (looked in: {candidates}).",
+        "de": "Kein Sicherungsmedium angeschlossen (gesucht in: {candidates}). Heute vorgesehen: „{expected}“.",
+        "en": "No backup medium attached (looked in: {candidates}). Due tonight: '{expected}'.",
+    },
+    "medium_unregistered": {
+        "de": "Unbekanntes Medium {medium} angeschlossen – es wird nicht beschrieben (zuerst „praxisbackup medium init“).",
+        "en": "Unknown medium {medium} attached – it is not written to (run 'praxisbackup medium init' first).",
+    },
+    "wrong_medium": {
+        "de": "Falsches Medium: vorgesehen war „{expected}“, angeschlossen ist „{used}“.",
+        "en": "Wrong medium: '{expected}' was due, '{used}' is attached.",
+    },
+    "snapshot_forgotten": {
+        "de": "Platz geschaffen: ältere Sicherung {snapshot} vom {time} entfernt (nicht archiviert).",
+        "en": "Made room: removed older backup {snapshot} of {time} (not an archive).",
+    },
+    "medium_unseen": {
+        "de": "Medium „{medium}“ wurde seit {days} Tagen nicht benutzt (zuletzt: {location}) – verloren oder noch außer Haus?",
+        "en": "Medium '{medium}' has not been used for {days} days (last known: {location}) – lost or still off-site?",
+    },
+    "medium_not_verified": {
+        "de": "Medium „{medium}“ wurde seit über einem Monat nicht vollständig geprüft.",
+        "en": "Medium '{medium}' has not been fully verified for more than a month.",
+    },
+    "medium_no_drill": {
+        "de": "Für Medium „{medium}“ steht der halbjährliche Rücksicherungstest auf einem anderen Rechner aus.",
+        "en": "Medium '{medium}' is due for its six-monthly restore test on another machine.",
+    },
+    "daily_set_incomplete": {
+        "de": "Tagesmedien nicht alle in den letzten {days} Tagen benutzt: {media}.",
+        "en": "Not all daily media were used in the last {days} days: {media}.",
+    },
+    "archive_retention_ends": {
+        "de": "Die Aufbewahrungsfrist des Archivmediums „{medium}“ endet am {date}.",
+        "en": "The retention of archive medium '{medium}' ends on {date}.",
     },
     "several_media": {
         "de": "Mehrere Sicherungsmedien angeschlossen ({labels}); verwendet wurde {used}.",
@@ -136,6 +168,45 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Please inform the service partner today. Last night is NOT backed up.",
     },
     "seconds": {"de": "Sekunden", "en": "seconds"},
+    "today.title": {"de": "Datensicherung heute, {date}", "en": "Backup today, {date}"},
+    "today.tonight": {
+        "de": "Heute Abend anschließen: „{label}“ ({role})",
+        "en": "Attach tonight: '{label}' ({role})",
+    },
+    "today.no_backup": {
+        "de": "Heute ist kein Arbeitstag ({reason}) – keine Sicherung geplant.",
+        "en": "Today is not a working day ({reason}) – no backup planned.",
+    },
+    "today.last_run": {
+        "de": "Letzte Sicherung: {status} ({time}, Medium „{medium}“)",
+        "en": "Last backup: {status} ({time}, medium '{medium}')",
+    },
+    "today.no_run": {"de": "Noch keine Sicherung gelaufen.", "en": "No backup has run yet."},
+    "today.take_offsite": {
+        "de": "Nach der Kontrolle außer Haus bringen: „{label}“",
+        "en": "After checking, take off-site: '{label}'",
+    },
+    "today.bring_back": {
+        "de": "Zurückholen für {date}: „{label}“ (ist {location})",
+        "en": "Bring back for {date}: '{label}' (currently {location})",
+    },
+    "today.warnings": {"de": "Hinweise:", "en": "Notes:"},
+    "plan.title": {"de": "Sicherungsplan", "en": "Backup plan"},
+    "role.daily": {"de": "Tagesmedium", "en": "daily medium"},
+    "role.biweekly": {"de": "14-tägliches Freitagsmedium", "en": "every-second-Friday medium"},
+    "role.month_end": {"de": "Monatsende (Archiv)", "en": "month end (archive)"},
+    "role.quarter_end": {
+        "de": "Quartalsende (Archiv, mind. 2 Jahre)",
+        "en": "quarter end (archive, at least 2 years)",
+    },
+    "role.other": {"de": "sonstiges Medium", "en": "other medium"},
+    "weekend": {"de": "Wochenende", "en": "weekend"},
+    "closed": {"de": "Praxis geschlossen", "en": "practice closed"},
+    "location.attached": {"de": "angeschlossen", "en": "attached"},
+    "location.practice": {"de": "in der Praxis", "en": "in the practice"},
+    "location.offsite": {"de": "außer Haus", "en": "off-site"},
+    "location.archive": {"de": "im Archiv/Tresor", "en": "in the archive safe"},
+    "location.retired": {"de": "ausgemustert", "en": "retired"},
     "host": {"de": "Server", "en": "Server"},
 }
 

@@ -115,3 +115,18 @@ def render_pdf(p: RunProtocol, lang: str = "de") -> bytes:
     for line in render_text(p, lang).splitlines()[3:]:
         pdf.multi_cell(0, 5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def lines_pdf(lines: list[str], title_size: int = 14) -> bytes:
+    """A plain A4 PDF of text lines (plans, emergency sheets); the first line is the title."""
+    from fpdf import FPDF  # noqa: PLC0415
+
+    pdf = FPDF(format="A4")
+    pdf.set_auto_page_break(True, margin=15)
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", title_size)
+    pdf.multi_cell(0, 8, _latin1(lines[0] if lines else ""), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Courier", "", 9)
+    for line in lines[1:]:
+        pdf.multi_cell(0, 4.5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())

@@ -1,0 +1,80 @@
+"""Warnings that keep the media rotation honest (shown in the protocol and by ``today``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from praxisbackup.media.register import Register
+from praxisbackup.media.rotation import ARCHIVE_ROLES
+from praxisbackup.practice.config import Config
+from praxisbackup.practice.protocol import RunProtocol
+
+FULL_VERIFY_DAYS = 31
+DRILL_DAYS = 183
+DAILY_SET_DAYS = 14
+RETENTION_SOON_DAYS = 30
+
+
+@dataclass
+class Warning_:
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def oversight(
+    config: Config, register: Register, now: datetime, runs: list[RunProtocol] | None = None
+) -> list[Warning_]:
+    """Oversight warnings; ``runs`` (newest first) adds the archive-retention check."""
+    warnings: list[Warning_] = []
+    media = [m for m in register.all() if m.location != "retired"]
+    limits = config.rotation.max_days_unseen if config.rotation else {}
+    for m in media:
+        seen = datetime.fromisoformat(m.last_seen) if m.last_seen else None
+        limit = limits.get(m.role)
+        if seen and limit and now - seen > timedelta(days=limit):
+            warnings.append(
+                Warning_(
+                    "medium_unseen",
+                    {"medium": m.label, "days": (now - seen).days, "location": m.location},
+                )
+            )
+        if seen and (
+            not m.last_full_verify
+            or now - datetime.fromisoformat(m.last_full_verify) > timedelta(days=FULL_VERIFY_DAYS)
+        ):
+            warnings.append(Warning_("medium_not_verified", {"medium": m.label}))
+        # A new medium gets its first restore test within six months of registration.
+        drill_base = datetime.fromisoformat(m.last_drill or m.registered)
+        if seen and now - drill_base > timedelta(days=DRILL_DAYS):
+            warnings.append(Warning_("medium_no_drill", {"medium": m.label}))
+    if config.rotation is not None:
+        daily = set(config.rotation.daily)
+        recent = {
+            m.label
+            for m in media
+            if m.last_seen
+            and now - datetime.fromisoformat(m.last_seen) <= timedelta(days=DAILY_SET_DAYS)
+        }
+        missing = sorted(daily - recent)
+        used_any = any(m.last_seen for m in media)
+        if missing and used_any:
+            warnings.append(
+                Warning_(
+                    "daily_set_incomplete", {"media": ", ".join(missing), "days": DAILY_SET_DAYS}
+                )
+            )
+    latest_hold: dict[str, str] = {}
+    for run in runs or []:
+        if run.hold_until and run.medium_id not in latest_hold:
+            latest_hold[run.medium_id] = run.hold_until
+    for m in media:
+        hold = latest_hold.get(m.id)
+        if m.role in ARCHIVE_ROLES and hold:
+            left = (datetime.fromisoformat(hold).date() - now.date()).days
+            if 0 <= left <= RETENTION_SOON_DAYS:
+                warnings.append(
+                    Warning_("archive_retention_ends", {"medium": m.label, "date": hold})
+                )
+    return warnings

@@ -1,0 +1,104 @@
+"""Which attached medium the nightly job writes to, given the plan and the register."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from praxisbackup.media import label as media
+from praxisbackup.media.register import Register
+from praxisbackup.media.rotation import ARCHIVE_ROLES, RotationPlan, RotationSettings, Slot
+from praxisbackup.practice.config import Config
+
+#: A run that starts before this hour belongs to the previous evening's slot.
+NIGHT_ENDS_HOUR = 6
+
+
+def plan_from_config(config: Config) -> RotationPlan | None:
+    r = config.rotation
+    if r is None:
+        return None
+    return RotationPlan(
+        RotationSettings(
+            state=r.state,
+            daily=tuple(r.daily),
+            quarter_end=tuple(r.quarter_end),
+            month_end=tuple(r.month_end),
+            biweekly=tuple(r.biweekly),
+            quarter_end_retention_days=r.quarter_end_retention_days,
+            month_end_retention_days=r.month_end_retention_days,
+            closed=tuple(r.closed),
+            override_reason=r.override_reason,
+        )
+    )
+
+
+def backup_day(now: datetime) -> date:
+    """The working day a run belongs to (a run at 00:30 is last evening's backup)."""
+    return (now - timedelta(days=1)).date() if now.hour < NIGHT_ENDS_HOUR else now.date()
+
+
+@dataclass
+class Choice:
+    medium: media.AttachedMedium | None
+    expected: Slot | None
+    role: str = "other"
+    hold_until: date | None = None
+    wrong: bool = False
+    unknown: list[str] = field(default_factory=list)  # attached but unregistered media
+
+
+def choose(
+    config: Config, register: Register, attached: list[media.AttachedMedium], day: date
+) -> Choice:
+    plan = plan_from_config(config)
+    expected = plan.slot(day) if plan else None
+    known = {m.id: m for m in register.all() if m.location != "retired"}
+    registered = [a for a in attached if a.label.medium_id in known]
+    unknown = [f"{a.label.label} ({a.root})" for a in attached if a.label.medium_id not in known]
+    if not registered:
+        return Choice(None, expected, unknown=unknown)
+    chosen = next((a for a in registered if expected and a.label.label == expected.label), None)
+    wrong = expected is not None and chosen is None
+    if chosen is None:
+        chosen = registered[0]
+    record = known[chosen.label.medium_id]
+    role = record.role
+    hold = None
+    if expected is not None and not wrong:
+        hold = expected.hold_until
+    elif role in ARCHIVE_ROLES and config.rotation is not None:
+        days = getattr(config.rotation, f"{role}_retention_days")
+        hold = day + timedelta(days=days)
+    return Choice(chosen, expected, role, hold, wrong, unknown)
+
+
+def register_medium(
+    register: Register, attached: media.AttachedMedium, config: Config, role: str | None = None
+) -> str:
+    """Enter a freshly initialised medium into the register (role from the plan if not given)."""
+    plan = plan_from_config(config)
+    role = role or (plan.role_of(attached.label.label) if plan else None) or "other"
+    capacity = shutil.disk_usage(attached.root).total
+    register.add(
+        attached.label.medium_id, attached.label.label, role, capacity, attached.label.repository_id
+    )
+    return role
+
+
+def prepare_medium(
+    config: Config, root: str, label: str, passphrase: str, role: str | None = None
+) -> media.AttachedMedium:
+    """``medium init``: repository + label on the medium, and an entry in the register."""
+    attached = media.init_medium(root, label, passphrase, config.repository.folder)
+    register_medium(Register(config_catalog(config)), attached, config, role)
+    return attached
+
+
+def config_catalog(config: Config) -> str:
+    """Path of the local catalog database (runs, register) for a configuration."""
+    from praxisbackup.practice.locations import state_dir  # noqa: PLC0415 - avoids a cycle
+
+    return os.path.join(state_dir(config), "catalog.sqlite")
