@@ -50,21 +50,27 @@ def oversight(
         if seen and now - drill_base > timedelta(days=DRILL_DAYS):
             warnings.append(Warning_("medium_no_drill", {"medium": m.label}))
     if config.rotation is not None:
-        daily = set(config.rotation.daily)
-        recent = {
-            m.label
-            for m in media
-            if m.last_seen
-            and now - datetime.fromisoformat(m.last_seen) <= timedelta(days=DAILY_SET_DAYS)
-        }
-        missing = sorted(daily - recent)
-        used_any = any(m.last_seen for m in media)
-        if missing and used_any:
-            warnings.append(
-                Warning_(
-                    "daily_set_incomplete", {"media": ", ".join(missing), "days": DAILY_SET_DAYS}
+        # Only once the rotation has run for DAILY_SET_DAYS: a new installation is not nagged.
+        records = {m.label: m for m in media}
+        window = timedelta(days=DAILY_SET_DAYS)
+        started = [
+            datetime.fromisoformat(m.registered) for m in media if m.label in config.rotation.daily
+        ]
+        if started and now - min(started) > window:
+            missing = [
+                label
+                for label in config.rotation.daily
+                if (rec := records.get(label)) is None
+                or not rec.last_seen
+                or now - datetime.fromisoformat(rec.last_seen) > window
+            ]
+            if missing:
+                warnings.append(
+                    Warning_(
+                        "daily_set_incomplete",
+                        {"media": ", ".join(missing), "days": DAILY_SET_DAYS},
+                    )
                 )
-            )
     latest_hold: dict[str, str] = {}
     for run in runs or []:
         if run.hold_until and run.medium_id not in latest_hold:

@@ -122,6 +122,7 @@ class NightlyJob:
         passphrase: str | None = None,
         progress: Progress | None = None,
         service_factory: Callable[[ServiceConfig], ServiceBackend] = make_service,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.passphrase = passphrase
@@ -129,7 +130,9 @@ class NightlyJob:
         self.service_factory = service_factory
         self.state_dir = str(state_dir(config))
         self._signals = {"raise": True, "received": False}
-        now = datetime.now().astimezone()
+        #: The job's notion of "now" (rotation day, retention, oversight); injectable for tests.
+        self.clock = clock or (lambda: datetime.now().astimezone())
+        now = self.clock()
         self.protocol = RunProtocol(
             run_id=now.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3),
             practice=config.practice.name,
@@ -220,7 +223,7 @@ class NightlyJob:
         found, problems = media.discover(cfg.media.candidates)
         for problem in problems:
             p.add(YELLOW, "medium_problem", problem=problem)
-        choice = selection.choose(cfg, register, found, selection.backup_day(datetime.now()))
+        choice = selection.choose(cfg, register, found, selection.backup_day(self.clock()))
         self.choice = choice
         expected = choice.expected.label if choice.expected else "-"
         p.expected_medium = "" if expected == "-" else expected
@@ -321,7 +324,8 @@ class NightlyJob:
                 if self._signals["received"]:
                     raise Interrupted("SIGTERM")
             self._verify(repo, packs_before, register)
-        register.event(medium.label.medium_id, "used", "attached", "", p.run_id)
+        when = self.clock().isoformat(timespec="seconds")
+        register.event(medium.label.medium_id, "used", "attached", "", p.run_id, when=when)
         try:
             repo.write_meta("register", register.export())
         except PraxisError as exc:
@@ -335,7 +339,7 @@ class NightlyJob:
         free = repo.backend.free_space()
         if free is None or free >= needed:
             return True
-        today = datetime.now().date()
+        today = self.clock().date()
         candidates = [s for s in list_snapshots(repo) if not ((h := hold_until(s)) and h >= today)]
         forgotten = False
         with lock_repository(repo, exclusive=True, command="nightly job (space)"):
@@ -357,9 +361,7 @@ class NightlyJob:
 
     def _oversight(self, register: Register) -> None:
         runs = Catalog(os.path.join(self.state_dir, "catalog.sqlite")).runs(limit=200)
-        for warning in oversight(
-            self.config, register, datetime.now().astimezone(), [self.protocol, *runs]
-        ):
+        for warning in oversight(self.config, register, self.clock(), [self.protocol, *runs]):
             self.protocol.add(YELLOW, warning.code, **warning.params)
 
     def _service_protocol(self, services: ServiceSequence) -> None:
@@ -406,7 +408,7 @@ class NightlyJob:
             if record and record.last_full_verify
             else None
         )
-        due = last_full is None or datetime.now().astimezone() - last_full > timedelta(
+        due = last_full is None or self.clock() - last_full > timedelta(
             days=cfg.verify.full_cycle_days
         )
         full = cfg.verify.level == "full" or due
@@ -420,7 +422,8 @@ class NightlyJob:
         p.verification.errors += [f"not intact: {path}" for path in damaged]
         p.verification.ok = not p.verification.errors
         if p.verification.ok and full:
-            register.event(p.medium_id, "verified-full", "attached", "", p.run_id)
+            when = self.clock().isoformat(timespec="seconds")
+            register.event(p.medium_id, "verified-full", "attached", "", p.run_id, when=when)
         p.verification.level = "full" if full else "new-data"
         if p.verification.ok:
             p.add("info", "verify_ok", packs=result.packs_read, size=human_size(result.bytes_read))

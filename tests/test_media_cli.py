@@ -1,0 +1,77 @@
+"""plan, today and the media register through the CLI, in German and English."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pypdf import PdfReader
+
+from conftest import run_cli
+from praxisbackup.practice.config import EXAMPLE
+
+
+def write_config(tmp_path: Path) -> Path:
+    cfg = tmp_path / "praxis.toml"
+    text = EXAMPLE.replace("password_file = 'C:\\ProgramData\\praxisbackup\\passphrase.txt'", "")
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n' + text)
+    return cfg
+
+
+def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    de = run_cli("-c", str(cfg), "plan", "--from", "2026-12-21", "--days", "14", check=True).stdout
+    assert (
+        "2026-12-23 Wed  Q4 A" in de
+        and "Quartalsende (Archiv, mind. 2 Jahre), bis 2028-12-22" in de
+    )
+    assert "2026-12-25 Fri  -            Christmas Day" in de
+    assert "2026-12-28 Mon  -            Praxis geschlossen" in de
+    en = run_cli(
+        "-c", str(cfg), "plan", "--from", "2027-01-04", "--days", "5", "--lang", "en", check=True
+    ).stdout
+    assert "2027-01-04 Mon  Mo           daily medium" in en
+    doc = json.loads(
+        run_cli(
+            "-c", str(cfg), "--json", "plan", "--from", "2027-01-29", "--days", "1", check=True
+        ).stdout
+    )
+    assert doc == [
+        {"date": "2027-01-29", "medium": "Jan", "note": "Monatsende (Archiv), bis 2028-01-29"}
+    ]
+    pdf = tmp_path / "plan.pdf"
+    run_cli(
+        "-c",
+        str(cfg),
+        "plan",
+        "--format",
+        "pdf",
+        "-o",
+        str(pdf),
+        "--from",
+        "2026-12-21",
+        check=True,
+    )
+    assert "Q4 A" in PdfReader(str(pdf)).pages[0].extract_text()
+
+
+def test_register_move_retire_and_today(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    for label in ("Mo", "Di"):
+        run_cli("-c", str(cfg), "medium", "init", label, str(tmp_path / f"usb-{label}"), check=True)
+    listing = json.loads(run_cli("-c", str(cfg), "--json", "medium", "list", check=True).stdout)
+    assert {m["label"]: m["role"] for m in listing} == {"Di": "daily", "Mo": "daily"}
+    run_cli("-c", str(cfg), "medium", "move", "Mo", "offsite", "--by", "Frau Schmidt", check=True)
+    shown = json.loads(run_cli("-c", str(cfg), "--json", "medium", "show", "Mo", check=True).stdout)
+    assert shown["location"] == "offsite" and shown["location_by"] == "Frau Schmidt"
+    assert [h["kind"] for h in shown["history"]] == ["registered", "moved"]
+    today = run_cli("-c", str(cfg), "today", check=True).stdout
+    assert today.startswith("Datensicherung heute") and "Noch keine Sicherung gelaufen" in today
+    retired = run_cli(
+        "-c", str(cfg), "medium", "retire", "Di", "--how", "destroyed", "--by", "Dr. Muster"
+    )
+    assert retired.returncode == 0
+    moved = run_cli("-c", str(cfg), "medium", "move", "Di", "practice")
+    assert moved.returncode == 2 and "retired" in moved.stderr
+    unknown = run_cli("-c", str(cfg), "medium", "show", "Sa")
+    assert unknown.returncode == 2 and "no single registered medium" in unknown.stderr
