@@ -122,6 +122,50 @@ class RotationSection(_Section):
     )
 
 
+class SmtpSection(_Section):
+    host: str = Field(min_length=1)
+    port: int = Field(default=587, gt=0, lt=65536)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str = ""
+    #: Where the password comes from, in this order: the OS keyring (service
+    #: "praxisbackup-smtp", user = username), this environment variable, this file.
+    password_env: str = "PRAXISBACKUP_SMTP_PASSWORD"
+    password_file: str | None = None
+    #: Accepted but discouraged: `config check` and every protocol warn about it.
+    password: str | None = None
+    sender: str = Field(min_length=3)
+    verify_certificate: bool = True
+    ca_file: str | None = None
+    timeout_seconds: float = Field(default=30, gt=0)
+
+
+class RecipientsSection(_Section):
+    responsible: list[str] = Field(default_factory=list)
+    deputy: list[str] = Field(default_factory=list)
+    service_partner: list[str] = Field(default_factory=list)
+    owner: list[str] = Field(default_factory=list)
+
+
+class NotifySection(_Section):
+    smtp: SmtpSection | None = None
+    recipients: RecipientsSection = RecipientsSection()
+    on_green: bool = False
+    weekly_digest: bool = False
+    heartbeat_url: str | None = Field(
+        default=None, description="healthchecks-style base URL; /start and /fail are appended."
+    )
+
+
+class DailyCheckSection(_Section):
+    responsible_name: str = "Verantwortliche Person"
+    deputy_name: str = "Vertretung"
+    #: No finished green/yellow run by this time on a working day: "no backup last night".
+    missed_by: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    #: Not confirmed by then: the deputy is told; by the second deadline, owner/service partner.
+    ack_by: str = Field(default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    escalate_by: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
 class ScheduleSection(_Section):
     at: str = Field(default="22:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -135,6 +179,8 @@ class Config(_Section):
     verify: VerifySection = VerifySection()
     schedule: ScheduleSection = ScheduleSection()
     rotation: RotationSection | None = None
+    notify: NotifySection = NotifySection()
+    daily_check: DailyCheckSection = DailyCheckSection()
     state_dir: str | None = Field(default=None, description="Catalog, logs (default: platform).")
 
     #: Where the file was read from (not part of the file).

@@ -146,6 +146,9 @@ class NightlyJob:
     # -- entry point ----------------------------------------------------------------------
     def run(self) -> RunProtocol:
         p = self.protocol
+        from praxisbackup.notify.alerts import heartbeat  # noqa: PLC0415
+
+        heartbeat(self.config.notify.heartbeat_url, "start")
         catalog = Catalog(os.path.join(self.state_dir, "catalog.sqlite"))
         with RunLock(self.state_dir), _stop_signals(self._signals):
             try:
@@ -162,7 +165,17 @@ class NightlyJob:
                 self._signals["raise"] = False
                 p.finished = datetime.now().astimezone().isoformat(timespec="seconds")
                 self._record(catalog)
+                self._notify(catalog)
         return p
+
+    def _notify(self, catalog: Catalog) -> None:
+        """E-mail, daily check and heartbeat; failures become protocol lines, never lost mail."""
+        from praxisbackup.notify.dispatch import after_run  # noqa: PLC0415 - avoids an import cycle
+
+        for problem in after_run(self.config, self.protocol, self.clock()):
+            self.protocol.add(YELLOW, "alert_problem", problem=problem)
+        if any(f.code == "alert_problem" for f in self.protocol.findings):
+            catalog.record_run(self.protocol)
 
     def _record(self, catalog: Catalog) -> None:
         p = self.protocol

@@ -131,6 +131,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "de": "Sicherung {snapshot} auf Medium „{medium}“ geschrieben.",
         "en": "Backup {snapshot} written to medium '{medium}'.",
     },
+    "alert_problem": {"de": "Benachrichtigung: {problem}", "en": "Notification: {problem}"},
     "config_override": {
         "de": "Abweichung von der Regel: {reason}",
         "en": "Rule override: {reason}",
@@ -168,6 +169,48 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Please inform the service partner today. Last night is NOT backed up.",
     },
     "seconds": {"de": "Sekunden", "en": "seconds"},
+    "mail.next_medium": {
+        "de": "Als Nächstes vorgesehen: Medium „{label}“.",
+        "en": "Next medium due: '{label}'.",
+    },
+    "mail.attached": {
+        "de": "Das vollständige Protokoll ist als PDF und HTML angehängt.",
+        "en": "The full protocol is attached as PDF and HTML.",
+    },
+    "mail.missed": {
+        "de": "Keine Datensicherung in der letzten Nacht",
+        "en": "No backup last night",
+    },
+    "mail.back_to_normal": {"de": "Datensicherung läuft wieder", "en": "Backups are working again"},
+    "mail.back_to_normal_body": {
+        "de": "Die Datensicherung ist wieder erfolgreich gelaufen. Es ist nichts weiter zu tun.",
+        "en": "The backup ran successfully again. Nothing else to do.",
+    },
+    "mail.unconfirmed": {
+        "de": "Datensicherung heute noch nicht kontrolliert",
+        "en": "Backup not checked today",
+    },
+    "mail.unconfirmed_body": {
+        "de": "{person} hat die Kontrolle der Datensicherung heute noch nicht bestätigt. Bitte übernehmen ({who}): Protokoll prüfen, Medium wechseln, mit „praxisbackup ack“ bestätigen.",
+        "en": "{person} has not confirmed today's backup check. Please take over ({who}): check the protocol, change the medium, confirm with 'praxisbackup ack'.",
+    },
+    "mail.test": {"de": "Testnachricht von praxisbackup", "en": "Test message from praxisbackup"},
+    "cause.no_medium": {
+        "de": "Wahrscheinliche Ursache: kein Sicherungsmedium angeschlossen.",
+        "en": "Likely cause: no backup medium was attached.",
+    },
+    "cause.red": {
+        "de": "Die Sicherung ist gelaufen, aber fehlgeschlagen ({reason}).",
+        "en": "The backup ran but failed ({reason}).",
+    },
+    "cause.not_run": {
+        "de": "Wahrscheinliche Ursache: Der Server war aus oder die geplante Aufgabe ist nicht gelaufen.",
+        "en": "Likely cause: the server was off or the scheduled task did not run.",
+    },
+    "cause.unknown": {
+        "de": "Die Ursache ist unklar; bitte das Protokoll prüfen.",
+        "en": "The cause is unclear; please check the protocol.",
+    },
     "today.title": {"de": "Datensicherung heute, {date}", "en": "Backup today, {date}"},
     "today.tonight": {
         "de": "Heute Abend anschließen: „{label}“ ({role})",

@@ -1,0 +1,114 @@
+"""notify test/flush, ack, absence."""
+
+from __future__ import annotations
+
+import os
+from datetime import date, datetime
+
+import click
+
+from praxisbackup.cli.context import Ctx
+from praxisbackup.errors import PraxisError
+from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.notify.mail import MailError, build_message, send
+from praxisbackup.notify.outbox import Outbox
+from praxisbackup.notify.secrets import smtp_password
+from praxisbackup.platform import hostname
+from praxisbackup.practice.config import load_config
+from praxisbackup.practice.locations import state_dir
+from praxisbackup.report.i18n import text
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+@click.group(name="notify")
+def notify_group() -> None:
+    """E-mail: send a test message, or deliver the outbox now."""
+
+
+@notify_group.command(name="test")
+@click.option("--to", "to", multiple=True, help="Recipient (default: all configured recipients).")
+@pass_ctx
+def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
+    """Send a test message now; on failure say exactly where (dns, connect, tls, auth, ...)."""
+    config = load_config(ctx.config_path)
+    smtp = config.notify.smtp
+    if smtp is None:
+        raise PraxisError("no [notify.smtp] section in the configuration")
+    r = config.notify.recipients
+    people = list(to) or list(dict.fromkeys(r.responsible + r.deputy + r.service_partner + r.owner))
+    if not people:
+        raise PraxisError("no recipients: configure [notify.recipients] or use --to")
+    _password, warnings = smtp_password(smtp)
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    lang = config.practice.language
+    msg = build_message(
+        smtp.sender,
+        people,
+        f"{text('mail.test', lang)} – {config.practice.name}",
+        f"{text('mail.test', lang)} ({hostname()}).\n",
+    )
+    try:
+        send(smtp, msg)
+    except MailError as exc:
+        raise PraxisError(f"test message NOT sent - {exc}") from None
+    click.echo(f"test message sent to {', '.join(people)}")
+
+
+@notify_group.command(name="flush")
+@pass_ctx
+def notify_flush(ctx: Ctx) -> None:
+    """Try to deliver every message waiting in the outbox."""
+    config = load_config(ctx.config_path)
+    outbox = Outbox(os.path.join(state_dir(config), "catalog.sqlite"))
+    errors = outbox.deliver_due(config.notify.smtp, datetime.now().astimezone(), force=True)
+    pending = outbox.pending()
+    click.echo(f"{len(pending)} message(s) still waiting" + (f": {errors[-1]}" if errors else ""))
+    if pending:
+        raise SystemExit(1)
+
+
+@click.command()
+@click.option("--by", "by_whom", help="Who checked (default: the responsible person).")
+@click.option("--note", default="")
+@pass_ctx
+def ack(ctx: Ctx, by_whom: str | None, note: str) -> None:
+    """Confirm the daily check: protocol checked, medium changed."""
+    config = load_config(ctx.config_path)
+    runs = DailyCheck(config).ack(
+        by_whom or config.daily_check.responsible_name, note, datetime.now().astimezone()
+    )
+    click.echo(
+        f"confirmed by {by_whom or config.daily_check.responsible_name}; covers {len(runs)} run(s)"
+    )
+
+
+@click.group(name="absence")
+def absence_group() -> None:
+    """Absences of the responsible person (the deputy then gets everything directly)."""
+
+
+@absence_group.command(name="add")
+@click.option("--from", "first", required=True, help="First day (YYYY-MM-DD).")
+@click.option("--to", "last", required=True, help="Last day (YYYY-MM-DD).")
+@click.option("--by", "by_whom", default="", help="Who entered it.")
+@click.option("--note", default="")
+@pass_ctx
+def absence_add(ctx: Ctx, first: str, last: str, by_whom: str, note: str) -> None:
+    config = load_config(ctx.config_path)
+    d1, d2 = date.fromisoformat(first), date.fromisoformat(last)
+    if d2 < d1:
+        raise PraxisError("--to is before --from")
+    DailyCheck(config).add_absence(d1, d2, by_whom, note, datetime.now().astimezone())
+    click.echo(f"absent {d1} to {d2}: {config.daily_check.deputy_name} receives everything")
+
+
+@absence_group.command(name="list")
+@pass_ctx
+def absence_list(ctx: Ctx) -> None:
+    for a in DailyCheck(load_config(ctx.config_path)).absences():
+        click.echo(f"{a['first']} .. {a['last']}  {a['entered_by']}  {a['note']}")
+
+
+COMMANDS = [notify_group, ack, absence_group]

@@ -1,0 +1,281 @@
+"""The daily check (seed S6): one named person confirms each morning; a deputy takes over
+without further action; missed backups are noticed and reported until fixed.
+
+All times come from an injectable clock. Deadlines count on working days only (the rotation
+plan's calendar with holidays and closing days, or Monday-Friday without one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from praxisbackup.media.catalog import Catalog
+from praxisbackup.media.selection import plan_from_config
+from praxisbackup.notify.alerts import TAG
+from praxisbackup.notify.mail import build_message, short_date
+from praxisbackup.notify.outbox import Outbox
+from praxisbackup.practice.config import Config
+from praxisbackup.practice.locations import state_dir
+from praxisbackup.report.i18n import text
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS acks (
+    time TEXT NOT NULL, by_whom TEXT NOT NULL, note TEXT NOT NULL, runs TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS absences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, role TEXT NOT NULL, first TEXT NOT NULL,
+    last TEXT NOT NULL, entered_by TEXT NOT NULL, note TEXT NOT NULL, entered TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalations (
+    day TEXT NOT NULL, kind TEXT NOT NULL, time TEXT NOT NULL, recipients TEXT NOT NULL
+);
+"""
+MISSED_REPEAT = timedelta(hours=6)
+
+
+def _at(day: date, hhmm: str, tz: object) -> datetime:
+    h, m = (int(x) for x in hhmm.split(":"))
+    return datetime.combine(day, time(h, m), tzinfo=tz)  # type: ignore[arg-type]
+
+
+@dataclass
+class CheckState:
+    """What ``evaluate`` decided (for ``today`` and the tests)."""
+
+    missed: bool = False
+    back_to_normal: bool = False
+    acknowledged: bool = True
+    escalated_to: list[str] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # subjects queued
+
+
+class DailyCheck:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        base = str(state_dir(config))
+        self.db_path = os.path.join(base, "catalog.sqlite")
+        self.catalog = Catalog(self.db_path)
+        self.outbox = Outbox(self.db_path)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+        self.plan = plan_from_config(config)
+
+    @contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            with db:
+                yield db
+        finally:
+            db.close()
+
+    # -- calendar ----------------------------------------------------------------------
+    def is_working_day(self, day: date) -> bool:
+        return self.plan.is_working_day(day) if self.plan else day.weekday() < 5
+
+    def previous_working_day(self, day: date) -> date:
+        d = day - timedelta(days=1)
+        while not self.is_working_day(d):
+            d -= timedelta(days=1)
+        return d
+
+    # -- absences and acknowledgments -----------------------------------------------------
+    def add_absence(
+        self, first: date, last: date, entered_by: str, note: str, now: datetime
+    ) -> None:
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO absences (role, first, last, entered_by, note, entered) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    "responsible",
+                    first.isoformat(),
+                    last.isoformat(),
+                    entered_by,
+                    note,
+                    now.isoformat(),
+                ),
+            )
+
+    def absences(self) -> list[dict[str, str]]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT id, first, last, entered_by, note FROM absences ORDER BY first"
+            ).fetchall()
+        return [
+            dict(zip(("id", "first", "last", "entered_by", "note"), r, strict=True)) for r in rows
+        ]
+
+    def responsible_absent(self, day: date) -> bool:
+        iso = day.isoformat()
+        with self._db() as db:
+            row = db.execute(
+                "SELECT 1 FROM absences WHERE first <= ? AND last >= ?", (iso, iso)
+            ).fetchone()
+        return row is not None
+
+    def ack(self, by_whom: str, note: str, now: datetime) -> list[str]:
+        """Confirm "protocol checked, medium changed"; returns the run ids it covers."""
+        last = self.last_ack()
+        runs = [
+            r.run_id for r in self.catalog.runs(limit=100) if last is None or r.finished > last[0]
+        ]
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO acks VALUES (?,?,?,?)",
+                (now.isoformat(), by_whom, note, json.dumps(runs)),
+            )
+        return runs
+
+    def last_ack(self) -> tuple[str, str] | None:
+        with self._db() as db:
+            row = db.execute("SELECT time, by_whom FROM acks ORDER BY time DESC LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
+    def acks(self) -> list[dict[str, str]]:
+        with self._db() as db:
+            rows = db.execute("SELECT time, by_whom, note, runs FROM acks ORDER BY time").fetchall()
+        return [dict(zip(("time", "by", "note", "runs"), r, strict=True)) for r in rows]
+
+    def escalations(self) -> list[dict[str, str]]:
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT day, kind, time, recipients FROM escalations ORDER BY time"
+            ).fetchall()
+        return [dict(zip(("day", "kind", "time", "recipients"), r, strict=True)) for r in rows]
+
+    def _escalated(self, day: date, kind: str) -> str | None:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT time FROM escalations WHERE day=? AND kind=? ORDER BY time DESC LIMIT 1",
+                (day.isoformat(), kind),
+            ).fetchone()
+        return row[0] if row else None
+
+    def _queue(
+        self,
+        state: CheckState,
+        day: date,
+        kind: str,
+        recipients: list[str],
+        subject: str,
+        body: str,
+        now: datetime,
+    ) -> None:
+        recipients = list(dict.fromkeys(r for r in recipients if r))
+        if not recipients or self.config.notify.smtp is None:
+            return
+        msg = build_message(self.config.notify.smtp.sender, recipients, subject, body)
+        self.outbox.enqueue(kind, msg, now)
+        with self._db() as db:
+            db.execute(
+                "INSERT INTO escalations VALUES (?,?,?,?)",
+                (day.isoformat(), kind, now.isoformat(), ", ".join(recipients)),
+            )
+        state.messages.append(subject)
+
+    # -- the evaluation ---------------------------------------------------------------------
+    def evaluate(self, now: datetime) -> CheckState:
+        """Decide and queue messages for missed backups and missing confirmations."""
+        state = CheckState()
+        cfg, lang = self.config, self.config.practice.language
+        r = cfg.notify.recipients
+        today = now.date()
+        absent = self.responsible_absent(today)
+        first_line = list(r.deputy if absent or not r.responsible else r.responsible)
+        runs = self.catalog.runs(limit=50)
+        if not self.is_working_day(today):
+            return state
+        window_start = _at(self.previous_working_day(today), "12:00", now.tzinfo)
+        good = [
+            x
+            for x in runs
+            if x.status in ("green", "yellow")
+            and x.finished
+            and datetime.fromisoformat(x.finished) >= window_start
+        ]
+        missed_at = _at(today, cfg.daily_check.missed_by, now.tzinfo)
+        if now >= missed_at and not good:
+            state.missed = True
+            last_alert = self._escalated(today, "missed")
+            if last_alert is None or now - datetime.fromisoformat(last_alert) >= MISSED_REPEAT:
+                cause = self._likely_cause(runs, window_start, lang)
+                subject = self._subject("mail.missed", now, "red")
+                body = f"{text('mail.missed', lang)}\n\n{cause}\n\n{text('todo.red', lang)}\n"
+                self._queue(
+                    state, today, "missed", first_line + r.service_partner, subject, body, now
+                )
+        elif good and self._open_missed_alert():
+            state.back_to_normal = True
+            subject = self._subject("mail.back_to_normal", now, "green")
+            self._queue(
+                state,
+                today,
+                "back-to-normal",
+                first_line + r.service_partner,
+                subject,
+                text("mail.back_to_normal_body", lang) + "\n",
+                now,
+            )
+        if runs:
+            newest = runs[0]
+            last = self.last_ack()
+            state.acknowledged = last is not None and last[0] >= newest.finished
+            if not state.acknowledged:
+                for kind, deadline, people in (
+                    ("ack-deputy", cfg.daily_check.ack_by, [] if absent else r.deputy),
+                    ("ack-owner", cfg.daily_check.escalate_by, r.owner + r.service_partner),
+                ):
+                    if (
+                        now >= _at(today, deadline, now.tzinfo)
+                        and self._escalated(today, kind) is None
+                        and people
+                    ):
+                        who = (
+                            cfg.daily_check.deputy_name
+                            if kind == "ack-deputy"
+                            else cfg.practice.name
+                        )
+                        subject = self._subject("mail.unconfirmed", now, "yellow")
+                        body = (
+                            text(
+                                "mail.unconfirmed_body",
+                                lang,
+                                person=cfg.daily_check.responsible_name,
+                                who=who,
+                            )
+                            + "\n"
+                        )
+                        self._queue(state, today, kind, people, subject, body, now)
+                        state.escalated_to += people
+        return state
+
+    def _subject(self, key: str, now: datetime, status: str) -> str:
+        lang = self.config.practice.language
+        name = self.config.practice.name
+        return f"{TAG[status][lang]} {text(key, lang)} – {name} – {short_date(now, lang)}"
+
+    def _open_missed_alert(self) -> bool:
+        with self._db() as db:
+            row = db.execute(
+                "SELECT kind FROM escalations WHERE kind IN ('missed', 'back-to-normal') "
+                "ORDER BY time DESC LIMIT 1"
+            ).fetchone()
+        return bool(row and row[0] == "missed")
+
+    def _likely_cause(self, runs: list, window_start: datetime, lang: str) -> str:  # type: ignore[type-arg]
+        recent = [x for x in runs if datetime.fromisoformat(x.started) >= window_start]
+        if recent and recent[0].status == "red":
+            codes = [f.code for f in recent[0].findings if f.level == "red"]
+            if "no_medium" in codes:
+                return text("cause.no_medium", lang)
+            return text("cause.red", lang, reason=", ".join(codes))
+        if not recent:
+            return text("cause.not_run", lang)
+        return text("cause.unknown", lang)
