@@ -41,13 +41,13 @@ def config(base: Path, media_disk: Path, policy: str = "warn") -> Config:
 state_dir = "{base / "state"}"
 [practice]
 name = "Praxis Dr. Muster"
+state = "NW"
 [[sources]]
 label = "Archiv"
 path = "{base / "server" / "Praxisarchiv"}"
 [media]
 candidates = ["{media_disk}/slot-*"]
 [rotation]
-state = "NW"
 daily = ["Mo", "Di", "Mi", "Do", "Fr"]
 quarter_end = ["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]
 wrong_medium = "{policy}"

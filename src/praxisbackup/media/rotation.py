@@ -16,7 +16,6 @@ rule it breaks, unless an override reason is written in the configuration.
 from __future__ import annotations
 
 import calendar
-import functools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -131,19 +130,24 @@ def _closed_days(specs: tuple[str, ...]) -> frozenset[date]:
     return frozenset(days)
 
 
-class RotationPlan:
-    def __init__(self, settings: RotationSettings) -> None:
-        self.s = settings
-        self._closed = _closed_days(settings.closed)
-        cats = ("public", "catholic") if settings.state in CATHOLIC_STATES else ("public",)
-        self._categories = cats
-        self.overridden = validate(settings, self)
+class WorkingCalendar:
+    """Working days of the practice: Monday-Friday minus the state's public holidays (with the
+    categories the state needs) minus the practice's closing days."""
 
-    @functools.lru_cache(maxsize=64)  # noqa: B019 - one plan object per process, few years
+    def __init__(self, state: str, closed: tuple[str, ...] = ()) -> None:
+        self.state = state
+        self._closed = _closed_days(closed)
+        self._categories = ("public", "catholic") if state in CATHOLIC_STATES else ("public",)
+        self._years: dict[int, holidays.HolidayBase] = {}
+
     def _holidays(self, year: int) -> holidays.HolidayBase:
-        return holidays.country_holidays(
-            "DE", subdiv=self.s.state, years=year, categories=self._categories
-        )
+        table = self._years.get(year)
+        if table is None:
+            table = holidays.country_holidays(
+                "DE", subdiv=self.state, years=year, categories=self._categories
+            )
+            self._years[year] = table
+        return table
 
     def holiday_name(self, day: date) -> str | None:
         name = self._holidays(day.year).get(day)
@@ -151,6 +155,19 @@ class RotationPlan:
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self._holidays(day.year) and day not in self._closed
+
+
+class RotationPlan:
+    def __init__(self, settings: RotationSettings) -> None:
+        self.s = settings
+        self.calendar = WorkingCalendar(settings.state, settings.closed)
+        self.overridden = validate(settings, self)
+
+    def holiday_name(self, day: date) -> str | None:
+        return self.calendar.holiday_name(day)
+
+    def is_working_day(self, day: date) -> bool:
+        return self.calendar.is_working_day(day)
 
     def _last_working_day(self, first: date, last: date) -> date | None:
         day = last

@@ -22,7 +22,7 @@ def plan_from_config(config: Config) -> RotationPlan | None:
         return None
     return RotationPlan(
         RotationSettings(
-            state=r.state,
+            state=config.practice.state,
             daily=tuple(r.daily),
             quarter_end=tuple(r.quarter_end),
             month_end=tuple(r.month_end),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from praxisbackup.media.catalog import Catalog
-from praxisbackup.media.selection import plan_from_config
+from praxisbackup.media.rotation import WorkingCalendar
 from praxisbackup.notify.alerts import TAG
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
@@ -64,7 +64,8 @@ class DailyCheck:
         self.outbox = Outbox(self.db_path)
         with self._db() as db:
             db.executescript(SCHEMA)
-        self.plan = plan_from_config(config)
+        closed = tuple(config.rotation.closed) if config.rotation else ()
+        self.calendar = WorkingCalendar(config.practice.state, closed)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -77,7 +78,7 @@ class DailyCheck:
 
     # -- calendar ----------------------------------------------------------------------
     def is_working_day(self, day: date) -> bool:
-        return self.plan.is_working_day(day) if self.plan else day.weekday() < 5
+        return self.calendar.is_working_day(day)
 
     def previous_working_day(self, day: date) -> date:
         d = day - timedelta(days=1)
@@ -223,17 +224,20 @@ class DailyCheck:
                 text("mail.back_to_normal_body", lang) + "\n",
                 now,
             )
-        if runs:
-            newest = runs[0]
+        # The morning check covers the runs finished before today's deadline (last night's).
+        ack_deadline = _at(today, cfg.daily_check.ack_by, now.tzinfo)
+        due = [x for x in runs if x.finished and datetime.fromisoformat(x.finished) < ack_deadline]
+        if due:
+            newest = due[0]
             last = self.last_ack()
             state.acknowledged = last is not None and last[0] >= newest.finished
             if not state.acknowledged:
-                for kind, deadline, people in (
+                for kind, hhmm, people in (
                     ("ack-deputy", cfg.daily_check.ack_by, [] if absent else r.deputy),
                     ("ack-owner", cfg.daily_check.escalate_by, r.owner + r.service_partner),
                 ):
                     if (
-                        now >= _at(today, deadline, now.tzinfo)
+                        now >= _at(today, hhmm, now.tzinfo)
                         and self._escalated(today, kind) is None
                         and people
                     ):

@@ -55,7 +55,10 @@ def build_message(
     msg["Message-ID"] = make_msgid(domain="praxisbackup.local")
     msg.set_content(body)
     for a in attachments or []:
-        msg.add_attachment(a.data, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
+        if a.maintype == "text":  # as text, so the part declares charset=utf-8
+            msg.add_attachment(a.data.decode("utf-8"), subtype=a.subtype, filename=a.filename)
+        else:
+            msg.add_attachment(a.data, maintype=a.maintype, subtype=a.subtype, filename=a.filename)
     return msg
 
 

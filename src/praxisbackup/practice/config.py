@@ -28,9 +28,32 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+GermanState = Literal[
+    "BB",
+    "BE",
+    "BW",
+    "BY",
+    "HB",
+    "HE",
+    "HH",
+    "MV",
+    "NI",
+    "NW",
+    "RP",
+    "SH",
+    "SL",
+    "SN",
+    "ST",
+    "TH",
+    "Augsburg",
+]
+
+
 class PracticeSection(_Section):
     name: str = Field(min_length=1, description="Shown in protocols and e-mails.")
     language: Literal["de", "en"] = "de"
+    #: Federal state: its public holidays are not working days (rotation, daily check).
+    state: GermanState = "NW"
 
 
 class RepositorySection(_Section):
@@ -267,6 +290,7 @@ EXAMPLE = """\
 [practice]
 name = "Praxis Dr. Muster"        # shown in protocols and e-mails
 language = "de"                   # de or en: language of protocols and e-mails
+state = "NW"                      # federal state (holidays): BW BY BE BB HB HH HE MV NI NW ...
 
 [repository]
 folder = "praxisbackup"           # folder on every backup medium
@@ -313,7 +337,6 @@ at = "22:30"
 
 # Which medium is due on which night. Working days follow the state's public holidays.
 [rotation]
-state = "NW"                      # federal state: BW BY BE BB HB HH HE MV NI NW RP SL SN ST SH TH
 daily = ["Mo", "Di", "Mi", "Do", "Fr"]
 biweekly = ["Freitag A", "Freitag B"]
 month_end = ["Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov"]   # reused after a year

@@ -163,7 +163,7 @@ class NightlyJob:
                 p.add(RED, "backup_failed", error=f"{type(exc).__name__}: {exc}")
             finally:
                 self._signals["raise"] = False
-                p.finished = datetime.now().astimezone().isoformat(timespec="seconds")
+                p.finished = self.clock().isoformat(timespec="seconds")
                 self._record(catalog)
                 self._notify(catalog)
         return p
