@@ -231,3 +231,43 @@ def test_unconfirmed_check_escalates_to_deputy_then_owner(tmp_path: Path) -> Non
     evidence = check.escalations()
     assert [e["kind"] for e in evidence] == ["ack-deputy", "ack-owner"]
     assert check.acks()[0]["by"] == "Anna"
+
+
+def test_heartbeat_pings_and_today_shows_undelivered_alerts(tmp_path: Path) -> None:
+    import http.server
+    import threading
+
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        server = SmtpServer(tmp_path)  # not started: mail stays in the outbox
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/ping/praxis"
+        cfg_path = tmp_path / "praxis.toml"
+        cfg_path.write_text(
+            config_text(tmp_path, server, extra=f'[notify]\nheartbeat_url = "{url}"')
+        )
+        out = run_cli(
+            "-c", str(cfg_path), "run", password="pw", env={"PRAXISBACKUP_SMTP_PASSWORD": PASSWORD}
+        )
+        assert out.returncode == 2
+        assert hits == ["/ping/praxis/start", "/ping/praxis/fail"]
+        today = run_cli(
+            "-c", str(cfg_path), "today", env={"PRAXISBACKUP_SMTP_PASSWORD": PASSWORD}
+        ).stdout
+        assert "Nicht zugestellte Benachrichtigung: [ROT] Datensicherung fehlgeschlagen" in today
+        assert "connect:" in today
+    finally:
+        httpd.shutdown()

@@ -14,6 +14,8 @@ from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import LOCATIONS, Register
 from praxisbackup.media.selection import backup_day, plan_from_config, prepare_medium
+from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.notify.outbox import Outbox
 from praxisbackup.practice.config import Config, load_config
 from praxisbackup.practice.job import read_passphrase
 from praxisbackup.practice.locations import state_dir
@@ -228,6 +230,17 @@ def today(ctx: Ctx, lang: str | None) -> None:
                         location=text("location." + rec.location, language),
                     )
                 )
+    check = DailyCheck(config).evaluate(now)
+    outbox = Outbox(os.path.join(state_dir(config), "catalog.sqlite"))
+    outbox.deliver_due(config.notify.smtp, now)
+    if check.missed:
+        lines.append(text("mail.missed", language) + "!")
+    if not check.acknowledged:
+        lines.append(text("today.unconfirmed", language))
+    for pending in outbox.pending():
+        lines.append(
+            text("today.undelivered", language, subject=pending.subject, error=pending.last_error)
+        )
     warnings = oversight(config, register, now, runs)
     if warnings:
         lines += ["", text("today.warnings", language)]

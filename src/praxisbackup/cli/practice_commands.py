@@ -17,9 +17,18 @@ from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media.catalog import Catalog
+from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.notify.outbox import Outbox
+from praxisbackup.notify.secrets import smtp_password
 from praxisbackup.practice import profiles, schedule
 from praxisbackup.practice import setup as setup_mod
-from praxisbackup.practice.config import EXAMPLE, load_config, parse_config, resolve_config_path
+from praxisbackup.practice.config import (
+    EXAMPLE,
+    Config,
+    load_config,
+    parse_config,
+    resolve_config_path,
+)
 from praxisbackup.practice.job import NightlyJob
 from praxisbackup.practice.locations import state_dir
 from praxisbackup.practice.protocol import GREEN, exit_code
@@ -102,6 +111,12 @@ def config_check(ctx: Ctx) -> None:
         f"(all data within {config.verify.full_cycle_days} days)"
     )
     say(f"schedule: every night at {config.schedule.at}")
+    if config.notify.smtp is not None:
+        smtp = config.notify.smtp
+        say(f"e-mail: {smtp.host}:{smtp.port} ({smtp.security}) as {smtp.sender}")
+        _pw, warnings = smtp_password(smtp)
+        for w in warnings:
+            say(f"  WARNING: {w}")
 
 
 @click.command()
@@ -196,6 +211,15 @@ def schedule_status(root: str) -> None:
     click.echo(schedule.status(root))
 
 
+CHECK_EVERY = 300.0
+
+
+def _between_runs(config: Config) -> None:
+    now = datetime.now().astimezone()
+    DailyCheck(config).evaluate(now)
+    Outbox(os.path.join(state_dir(config), "catalog.sqlite")).deliver_due(config.notify.smtp, now)
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Run the next due job, then exit.")
 @pass_ctx
@@ -217,7 +241,12 @@ def serve(ctx: Ctx, once: bool) -> None:
         if due > now:
             if not ctx.quiet:
                 click.echo(f"next run at {due.isoformat(timespec='minutes')}")
+            last_check = 0.0
             while datetime.now().astimezone() < due and not stop["now"]:
+                if time.monotonic() - last_check >= CHECK_EVERY:
+                    # Between runs: notice missed backups and unconfirmed checks, retry mail.
+                    _between_runs(config)
+                    last_check = time.monotonic()
                 time.sleep(min(30.0, max(0.1, (due - datetime.now().astimezone()).total_seconds())))
             if stop["now"]:
                 break

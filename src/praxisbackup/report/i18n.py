@@ -233,6 +233,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "de": "Zurückholen für {date}: „{label}“ (ist {location})",
         "en": "Bring back for {date}: '{label}' (currently {location})",
     },
+    "today.unconfirmed": {
+        "de": "Die Kontrolle der letzten Sicherung ist noch nicht bestätigt („praxisbackup ack“).",
+        "en": "The check of the last backup is not confirmed yet ('praxisbackup ack').",
+    },
+    "today.undelivered": {
+        "de": "Nicht zugestellte Benachrichtigung: {subject} ({error})",
+        "en": "Undelivered notification: {subject} ({error})",
+    },
     "today.warnings": {"de": "Hinweise:", "en": "Notes:"},
     "plan.title": {"de": "Sicherungsplan", "en": "Backup plan"},
     "role.daily": {"de": "Tagesmedium", "en": "daily medium"},
