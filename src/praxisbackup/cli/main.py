@@ -12,7 +12,13 @@ from typing import Any
 import click
 
 from praxisbackup import __version__, platform
-from praxisbackup.cli import engine_commands, media_commands, notify_commands, practice_commands
+from praxisbackup.cli import (
+    engine_commands,
+    media_commands,
+    notify_commands,
+    practice_commands,
+    restore_commands,
+)
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
 from praxisbackup.errors import ExitCode, PraxisError
@@ -73,7 +79,12 @@ def cli(
 
 
 engine_commands.register(cli)
-for _command in practice_commands.COMMANDS + media_commands.COMMANDS + notify_commands.COMMANDS:
+for _command in (
+    practice_commands.COMMANDS
+    + media_commands.COMMANDS
+    + notify_commands.COMMANDS
+    + restore_commands.COMMANDS
+):
     cli.add_command(_command)
 cli.add_command(demo)
 

@@ -198,3 +198,33 @@ def normalize_recovery_key(text: str) -> str:
     if len(cleaned) == 40:
         return "-".join(cleaned[i : i + 5] for i in range(0, 40, 5))
     return text
+
+
+SECRET_AD = b"praxisbackup sealed secret v1"
+
+
+def seal_secret(passphrase: str, secret: str, params: KdfParams | None = None) -> bytes:
+    """Encrypt a small secret (the practice's recovery key) under a passphrase, as JSON."""
+    params = params or KdfParams.from_env()
+    salt = secrets.token_bytes(32)
+    sealed = Cipher(_derive(passphrase, salt, params)).seal(secret.encode(), SECRET_AD)
+    doc = {"n": params.n, "r": params.r, "p": params.p, "salt": _b64(salt), "data": _b64(sealed)}
+    return json.dumps(doc).encode()
+
+
+def open_secret(passphrase: str, raw: bytes) -> str | None:
+    """Decrypt :func:`seal_secret` output; None for a wrong passphrase."""
+    try:
+        doc = json.loads(raw)
+        params = KdfParams(n=int(doc["n"]), r=int(doc["r"]), p=int(doc["p"]))
+        salt, sealed = _unb64(doc["salt"]), _unb64(doc["data"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"the sealed secret is malformed: {exc}") from None
+    try:
+        return (
+            Cipher(_derive(passphrase, salt, params))
+            .open(sealed, SECRET_AD, "sealed secret")
+            .decode()
+        )
+    except IntegrityError:
+        return None

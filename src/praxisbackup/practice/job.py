@@ -14,6 +14,7 @@ The outcome is green, yellow or red with the reasons, never an unexplained failu
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -39,7 +40,7 @@ from praxisbackup.media import selection
 from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
-from praxisbackup.practice import profiles
+from praxisbackup.practice import profiles, recovery
 from praxisbackup.practice.config import Config, ServiceConfig
 from praxisbackup.practice.locations import state_dir
 from praxisbackup.practice.openfiles import open_files_below
@@ -304,6 +305,7 @@ class NightlyJob:
                 problem="the repository on the medium does not match its label",
             )
             return
+        self._medium_housekeeping(repo, register, medium, passphrase)
         needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
         if not self._make_room(repo, needed):
             return
@@ -344,6 +346,34 @@ class NightlyJob:
         except PraxisError as exc:
             p.add(YELLOW, "medium_problem", problem=f"register copy not written: {exc}")
         self._oversight(register)
+
+    def _medium_housekeeping(
+        self, repo: Repository, register: Register, medium: media.AttachedMedium, passphrase: str
+    ) -> None:
+        """Give the medium the practice's recovery key if it lacks it, and learn about restore
+        tests (drills) that were run on other machines with this medium."""
+        key = recovery.load(self.state_dir, passphrase)
+        if key is not None:
+            recovery.ensure_slot(repo, key)
+        known = {
+            h["time"] for h in register.history(medium.label.medium_id) if h["kind"] == "drill"
+        }
+        for name in list(repo.list_names("meta")):
+            if not name.startswith("drill-"):
+                continue
+            try:
+                doc = json.loads(repo.read_meta(name))
+            except (PraxisError, ValueError):
+                continue
+            if doc.get("time") and doc["time"] not in known:
+                register.event(
+                    medium.label.medium_id,
+                    "drill",
+                    "attached",
+                    str(doc.get("machine", "")),
+                    "ok" if doc.get("ok") else "FAILED",
+                    when=str(doc["time"]),
+                )
 
     def _make_room(self, repo: Repository, needed: int) -> bool:
         """Free space for tonight: forget the oldest snapshots that are not held (archives

@@ -272,3 +272,30 @@ def text(code: str, lang: str, **params: Any) -> str:
         return template.format(**params)
     except (KeyError, IndexError):
         return template
+
+
+#: Step-by-step restore instructions printed on the emergency sheet.
+SHEET_STEPS = {
+    "de": [
+        "1. Neuen Server bereitstellen; CGM M1 PRO von der Installations-DVD neu installieren und auf den",
+        "   Programmstand der Sicherung aktualisieren (nicht einfach den Ordner CompuMED kopieren!).",
+        "2. praxisbackup installieren, das Sicherungsmedium anschließen.",
+        "3. Datenbank und Dienste beenden (siehe unten); praxisbackup beendet sie auch selbst.",
+        "4. praxisbackup restore-practice --dry-run   (Plan prüfen), dann ohne --dry-run ausführen.",
+        "   Vorhandene Ordner werden in *_Original umbenannt, nichts wird überschrieben.",
+        "   Passwort: das tägliche Passwort ODER der Wiederherstellungsschlüssel unten.",
+        "5. Dateidaten bleiben erhalten; das Ergebnis wird automatisch gegen die Sicherung geprüft.",
+        "6. Dienste starten, CGM M1 PRO öffnen, Stichproben prüfen, Servicepartner informieren.",
+    ],
+    "en": [
+        "1. Set up a new server; install CGM M1 PRO fresh from the installation DVD and update it to",
+        "   the program version of the backup (do not simply copy the CompuMED folder!).",
+        "2. Install praxisbackup, attach the backup medium.",
+        "3. Stop the database and services (see below); praxisbackup also stops them itself.",
+        "4. praxisbackup restore-practice --dry-run   (check the plan), then run it without --dry-run.",
+        "   Existing folders are renamed to *_Original, nothing is overwritten.",
+        "   Passphrase: the daily passphrase OR the recovery key below.",
+        "5. File dates are kept; the result is verified against the backup automatically.",
+        "6. Start the services, open CGM M1 PRO, spot-check, inform the service partner.",
+    ],
+}

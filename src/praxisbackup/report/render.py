@@ -117,15 +117,29 @@ def render_pdf(p: RunProtocol, lang: str = "de") -> bytes:
     return bytes(pdf.output())
 
 
-def lines_pdf(lines: list[str], title_size: int = 14) -> bytes:
-    """A plain A4 PDF of text lines (plans, emergency sheets); the first line is the title."""
+def lines_pdf(lines: list[str], title_size: int = 14, qr: Any = None) -> bytes:
+    """A plain A4 PDF of text lines (plans, emergency sheets); the first line is the title.
+    ``qr`` (a segno QR code) is drawn at the top right."""
+    import io  # noqa: PLC0415
+
     from fpdf import FPDF  # noqa: PLC0415
 
     pdf = FPDF(format="A4")
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
+    if qr is not None:
+        png = io.BytesIO()
+        qr.save(png, kind="png", scale=6, border=2)
+        png.seek(0)
+        pdf.image(png, x=160, y=10, w=40)
     pdf.set_font("Helvetica", "B", title_size)
-    pdf.multi_cell(0, 8, _latin1(lines[0] if lines else ""), new_x="LMARGIN", new_y="NEXT")
+    pdf.multi_cell(
+        150 if qr is not None else 0,
+        8,
+        _latin1(lines[0] if lines else ""),
+        new_x="LMARGIN",
+        new_y="NEXT",
+    )
     pdf.set_font("Courier", "", 9)
     for line in lines[1:]:
         pdf.multi_cell(0, 4.5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
