@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,56 @@ def test_nightly_job_with_postgresql_and_restore(
             assert amcheck.returncode == 0, amcheck.stdout + amcheck.stderr
         finally:
             copy.stop()
+
+
+def test_restore_practice_puts_the_database_back_on_a_new_server(tmp_path: Path) -> None:
+    """The database lives inside the M1 Database folder; restore-practice brings it back onto
+    a freshly installed server next to the renamed _Original folders, and it starts and checks."""
+    base = world_dir(tempfile.mkdtemp(prefix="pxb-pgr-"))
+    try:
+        server = base / "server"
+        generate(server, size_mb=2)
+        db_dir = server / "CompuMED" / "M1" / "Orant" / "DB_M1" / "Database" / "pg"
+        pg = PgCluster(db_dir, base / "sock", 54331)
+        pg.init()
+        pg.start()
+        pg.sql("CREATE TABLE termine (id int primary key, text text)")
+        pg.sql("INSERT INTO termine SELECT i, 'Termin ' || i FROM generate_series(1, 2000) i")
+        with ext4_image(tmp_path, 160) as usb:
+            cfg = write_config(base, pg, [str(usb)])
+            text = cfg.read_text().replace(
+                f'path = "{pg.data}"', f'path = "{server / "Praxisarchiv"}"'
+            )
+            text = text.replace(f'check_closed = ["{pg.data}"]', f'check_closed = ["{db_dir}"]')
+            cfg.write_text(text)
+            run_cli("-c", str(cfg), "medium", "init", "Mo", str(usb), password=None, check=True)
+            assert run_cli("-c", str(cfg), "run", password=None).returncode == 0
+            expected = pg.sql("SELECT count(*), max(text) FROM termine")
+            pg.stop()
+            new = world_dir(str(base / "neu"))
+            generate(new, size_mb=1, seed=5)  # the fresh installation
+            out = run_cli(
+                "-c",
+                str(cfg),
+                "restore-practice",
+                "--target-root",
+                str(new),
+                "--yes",
+                password=None,
+            )
+            assert out.returncode == 0, out.stdout + out.stderr
+            database = new / "CompuMED" / "M1" / "Orant" / "DB_M1" / "Database"
+            assert (database.parent / "Database_Original").is_dir()
+            copy = PgCluster(database / "pg", base / "sock", 54332)
+            subprocess.run(["chown", "-R", "postgres:postgres", str(database)], check=True)
+            check = as_postgres(
+                str(copy.bin / "pg_checksums"), "--check", "-D", str(copy.data), check=False
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+            copy.start()
+            try:
+                assert copy.sql("SELECT count(*), max(text) FROM termine") == expected
+            finally:
+                copy.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,209 @@
+"""restore-practice, drill and the emergency sheet, end to end through the CLI."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from conftest import reopen, run_cli, tree_state
+from fsimages import ext4_image
+from praxisbackup.engine.pack import DATA
+from praxisbackup.sample import generate
+
+PASS = "Praxis-Passwort"
+
+
+def write_config(base: Path, server: Path, media_glob: str, services: str = "") -> Path:
+    cfg = base / "praxis.toml"
+    cfg.write_text(
+        f"""
+state_dir = "{base / "state"}"
+[practice]
+name = "Praxis Dr. Muster"
+[[sources]]
+label = "CGM M1 PRO"
+profile = "cgm-m1-pro"
+path = "{server / "CompuMED"}"
+[[sources]]
+label = "ifap"
+path = "{server / "ifapDB"}"
+{services}
+[media]
+candidates = ["{media_glob}"]
+[notify.recipients]
+service_partner = ["service@it-partner.de"]
+"""
+    )
+    return cfg
+
+
+def cli(cfg: Path, *args: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    return run_cli("-c", str(cfg), *args, password=PASS, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def practice(tmp_path: Path) -> Iterator[tuple[Path, Path, Path]]:
+    """A backed-up sample server (with a medium on a loop-mounted disk) and its config."""
+    server = tmp_path / "server"
+    generate(server, size_mb=4)
+    (server / "CompuMED" / "Sonstiges").mkdir()
+    (server / "CompuMED" / "Sonstiges" / "nicht-zurueck.txt").write_text("not in the allowed set")
+    with ext4_image(tmp_path, 96) as usb:
+        cfg = write_config(tmp_path, server, str(usb))
+        cli(cfg, "medium", "init", "Mo", str(usb), check=True)
+        out = cli(cfg, "run")
+        assert out.returncode == 0, out.stdout + out.stderr
+        yield tmp_path, server, cfg
+
+
+def test_restore_onto_a_fresh_installation_renames_and_restores_only_the_allowed_set(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    new = base / "neuer-server"
+    generate(new, size_mb=2, seed=9)  # a fresh installation with other files
+    fresh_bin = {p.name for p in (new / "CompuMED" / "M1" / "Bin").iterdir()}
+    (new / "CompuMED" / "M1" / "Bin_Original").mkdir()  # left over from an earlier attempt
+    plan = cli(cfg, "restore-practice", "--target-root", str(new), "--dry-run", check=True).stdout
+    assert "Bin_Original_" in plan and "CompuMED/M1/Orant/DB_M1/Database" in plan
+    assert not (new / "CompuMED" / "M1" / "Project_Original").exists()  # dry run changed nothing
+    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    m1 = new / "CompuMED" / "M1"
+    assert (m1 / "Project_Original").is_dir() and (
+        m1 / "Orant" / "DB_M1" / "Database_Original"
+    ).is_dir()
+    assert [p.name for p in m1.iterdir() if p.name.startswith("Bin_Original_")]
+    assert {p.name for p in (m1 / "Bin_Original").iterdir()} == set()  # the old leftover untouched
+    for rel in (
+        "CompuMED/M1/Bin",
+        "CompuMED/M1/Orant/DB_M1/Database",
+        "ifapDB/praxisCENTER3/Datenbank/T_HOUSELIST.adt",
+    ):
+        src, dst = server / rel, new / rel
+        if src.is_dir():
+            assert tree_state(dst, with_atime=False) == tree_state(src, with_atime=False)
+        else:
+            assert (
+                dst.read_bytes() == src.read_bytes()
+                and dst.stat().st_mtime_ns == src.stat().st_mtime_ns
+            )
+    assert (new / "ifapDB" / "praxisCENTER3" / "Datenbank" / "T_HOUSELIST.adt_Original").exists()
+    assert not (new / "CompuMED" / "Sonstiges").exists()  # not part of the allowed set
+    assert fresh_bin  # the fresh program files are kept under Bin_Original_<time>
+    report = list((base / "state" / "restores").iterdir())
+    assert report and "verified" in report[0].read_text()
+
+
+def test_restore_refused_while_files_are_open_or_a_service_will_not_stop(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, _cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    db_file = next((server / "CompuMED" / "M1" / "Orant").rglob("*.DBF"))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"f = open({str(db_file)!r}); import time; time.sleep(60)"]
+    )
+    try:
+        time.sleep(0.5)
+        services = f"""
+[[services]]
+name = "m1-db"
+kind = "command"
+stop = "true"
+start = "true"
+is_running = "false"
+check_closed = ["{server / "CompuMED" / "M1" / "Orant"}"]
+"""
+        cfg = write_config(base, server, str(usb), services)
+        out = cli(cfg, "restore-practice", "--yes")
+        assert out.returncode == 2 and "files are still open" in out.stderr
+    finally:
+        holder.kill()
+    stubborn = write_config(
+        base,
+        server,
+        str(usb),
+        """
+[[services]]
+name = "m1-db"
+kind = "command"
+stop = "exit 1"
+start = "true"
+is_running = "true"
+""",
+    )
+    out = cli(stubborn, "restore-practice", "--yes")
+    assert out.returncode == 2 and "could not be stopped" in out.stderr
+    assert not (server / "CompuMED" / "M1" / "Bin_Original").exists()
+
+
+def test_drill_on_another_machine_and_with_a_damaged_pack(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, _server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    # "Another machine": no configuration, only the medium and the passphrase.
+    out = run_cli("--json", "drill", "--medium", str(usb), password=PASS)
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] and doc["verified"] == doc["files"] > 0 and doc["seconds"] > 0
+    # The next nightly run on the server learns about the drill.
+    cli(cfg, "run", check=True)
+    shown = json.loads(cli(cfg, "--json", "medium", "show", "Mo", check=True).stdout)
+    assert shown["last_drill"] == doc["time"]
+    # Damage one data pack: the drill names the affected files and fails.
+    repo = reopen(usb / "praxisbackup", PASS)
+    pack = next(
+        p for p, _s in repo.index.packs() if any(t == DATA for t, _b in repo.index.blobs_in_pack(p))
+    )
+    path = usb / "praxisbackup" / "data" / pack[:2] / pack
+    data = bytearray(path.read_bytes())
+    data[200] ^= 0xFF
+    path.write_bytes(bytes(data))
+    bad = run_cli("--json", "drill", "--medium", str(usb), password=PASS)
+    assert bad.returncode == 5
+    doc = json.loads(bad.stdout)
+    assert not doc["ok"] and doc["errors"] and "data damaged" in doc["errors"][0]
+
+
+def test_emergency_sheet_recovery_key_opens_the_repository(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    sheet = base / "notfallblatt.pdf"
+    cli(cfg, "emergency-sheet", "-o", str(sheet), check=True)
+    content = "\n".join(page.extract_text() for page in PdfReader(str(sheet)).pages)
+    assert "Notfallblatt Datensicherung - Praxis Dr. Muster" in content
+    assert "service_partner: service@it-partner.de" in content and "_Original" in content
+    key = re.search(r"([2-9A-Z]{5}(?:-[2-9A-Z]{5}){7})", content)
+    assert key is not None
+    # Regenerating keeps the same key.
+    cli(cfg, "emergency-sheet", "-o", str(base / "again.pdf"), check=True)
+    again = "\n".join(page.extract_text() for page in PdfReader(str(base / "again.pdf")).pages)
+    assert key.group(1) in again
+    # The key alone opens the medium and restores.
+    target = base / "mit-schluessel"
+    out = run_cli(
+        "restore",
+        "latest",
+        "--target",
+        str(target),
+        "--verify",
+        repo=usb / "praxisbackup",
+        password=key.group(1),
+    )
+    assert out.returncode == 0, out.stderr
+    restored = target / str(server).lstrip("/") / "CompuMED" / "M1" / "Bin"
+    assert sorted(p.name for p in restored.iterdir()) == sorted(
+        p.name for p in (server / "CompuMED" / "M1" / "Bin").iterdir()
+    )
