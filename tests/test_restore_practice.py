@@ -99,8 +99,11 @@ def test_restore_onto_a_fresh_installation_renames_and_restores_only_the_allowed
     assert (new / "ifapDB" / "praxisCENTER3" / "Datenbank" / "T_HOUSELIST.adt_Original").exists()
     assert not (new / "CompuMED" / "Sonstiges").exists()  # not part of the allowed set
     assert fresh_bin  # the fresh program files are kept under Bin_Original_<time>
-    report = list((base / "state" / "restores").iterdir())
-    assert report and "verified" in report[0].read_text()
+    reports = {p.suffix: p for p in (base / "state" / "restores").iterdir()}
+    assert set(reports) == {".txt", ".pdf", ".html"}
+    text = reports[".txt"].read_text()
+    assert text.startswith("Rücksicherungsprotokoll - Praxis Dr. Muster") and "verified" in text
+    assert "Rücksicherung vollständig" in PdfReader(str(reports[".pdf"])).pages[0].extract_text()
 
 
 def test_restore_refused_while_files_are_open_or_a_service_will_not_stop(
@@ -207,3 +210,47 @@ def test_emergency_sheet_recovery_key_opens_the_repository(
     assert sorted(p.name for p in restored.iterdir()) == sorted(
         p.name for p in (server / "CompuMED" / "M1" / "Bin").iterdir()
     )
+
+
+def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    ini = server / "CompuMED" / "M1" / "Clients" / "arbeitsplatz-3.ini"
+    original = ini.read_bytes()
+    ini.unlink()  # deleted by mistake
+    found = run_cli(
+        "find", "ARBEITSPLATZ-3*", repo=usb / "praxisbackup", password=PASS, check=True
+    ).stdout
+    assert str(ini) in found and "snapshot" in found
+    out_dir = base / "zurueck"
+    run_cli(
+        "restore-file",
+        "latest",
+        str(ini),
+        "--to",
+        str(out_dir),
+        repo=usb / "praxisbackup",
+        password=PASS,
+        check=True,
+    )
+    restored = out_dir / str(ini).lstrip("/")
+    assert (
+        restored.read_bytes() == original and not ini.exists()
+    )  # separate folder, original place untouched
+    # The emergency sheet reminder: never made -> info; made -> nothing; media changed -> yellow.
+    p = json.loads(cli(cfg, "--json", "run").stdout)
+    assert any(f["code"] == "sheet_outdated" and f["level"] == "info" for f in p["findings"])
+    cli(cfg, "emergency-sheet", "-o", str(base / "sheet.pdf"), check=True)
+    p = json.loads(cli(cfg, "--json", "run").stdout)
+    assert not any(f["code"] == "sheet_outdated" for f in p["findings"])
+    cli(cfg, "medium", "init", "Di", str(base / "di-im-schrank"), check=True)
+    p = json.loads(cli(cfg, "--json", "run").stdout)
+    assert any(f["code"] == "sheet_outdated" and f["level"] == "yellow" for f in p["findings"])
+    protocols = (
+        list((base / "state" / "restores").glob("*.pdf"))
+        if (base / "state" / "restores").exists()
+        else []
+    )
+    assert protocols == []  # no practice restore ran in this test

@@ -33,8 +33,8 @@ from praxisbackup.practice.locations import state_dir
 from praxisbackup.practice.openfiles import open_files_below
 from praxisbackup.practice.restore import execute, plan_restore
 from praxisbackup.practice.services import ServiceError, ServiceSequence
-from praxisbackup.report.i18n import SHEET_STEPS
-from praxisbackup.report.render import lines_pdf
+from praxisbackup.report.i18n import SHEET_STEPS, text
+from praxisbackup.report.render import lines_html, lines_pdf
 from praxisbackup.storage import LocalBackend
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -159,12 +159,17 @@ def restore_practice(
         *(f"warning: {w.path}: {w.reason}" for w in r.warnings),
         *(f"ERROR: {e.path}: {e.reason}" for e in r.errors + r.verify_failures),
     ]
+    title = text("restore.title", config.practice.language) + f" - {config.practice.name}"
+    verdict = text("restore.ok" if result.ok else "restore.failed", config.practice.language)
+    lines = [title, verdict, "", *lines]
     report_dir = Path(state_dir(config)) / "restores"
     report_dir.mkdir(parents=True, exist_ok=True)
-    (report_dir / f"restore-{datetime.now():%Y%m%d-%H%M%S}.txt").write_text(
-        "\n".join(lines) + "\n", encoding="utf-8"
-    )
+    stem = report_dir / f"restore-{datetime.now():%Y%m%d-%H%M%S}"
+    stem.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    stem.with_suffix(".pdf").write_bytes(lines_pdf(lines))
+    stem.with_suffix(".html").write_text(lines_html(lines), encoding="utf-8")
     click.echo("\n".join(lines))
+    click.echo(f"restore protocol: {stem}.txt / .pdf / .html")
     if not result.ok:
         sys.exit(ExitCode.DAMAGED)
 
@@ -354,7 +359,36 @@ def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
     pdf_bytes = lines_pdf(lines, qr=segno.make(key, error="m"))
     with open(output, "wb") as fh:
         fh.write(pdf_bytes)
+    facts = recovery.sheet_facts(
+        [(r.id, r.label, r.role) for r in register.all() if r.location != "retired"],
+        [s.name for s in config.services],
+    )
+    recovery.remember_sheet(sdir, facts)
     click.echo(f"emergency sheet written to {output}; print it and keep it in the safe")
 
 
-COMMANDS = [restore_practice, find_cmd, drill, emergency_sheet]
+@click.command(name="restore-file")
+@click.argument("snapshot_ref")
+@click.argument("path")
+@click.option("--to", "to", help="Folder to restore into (default: ./wiederhergestellt-<date>).")
+@pass_ctx
+def restore_file(ctx: Ctx, snapshot_ref: str, path: str, to: str | None) -> None:
+    """Restore one file or folder (e.g. a deleted letter) into a separate folder, never over
+    the original. Find the versions first with `praxisbackup find NAME`."""
+    repo = ctx.open()
+    repo.load_index()
+    snap = find_snapshot(repo, snapshot_ref)
+    target = Path(to or f"wiederhergestellt-{datetime.now():%Y%m%d-%H%M%S}").resolve()
+    result = Restorer(
+        repo, snap, RestoreOptions(target=str(target), includes=[path], verify=True)
+    ).run()
+    if result.files == 0:
+        raise PraxisError(f"{path} is not in snapshot {snap.short_id}")
+    click.echo(f"restored {result.files} file(s) from snapshot {snap.short_id} into {target}")
+    for e in result.errors + result.verify_failures:
+        click.echo(f"error: {e.path}: {e.reason}", err=True)
+    if not result.ok:
+        sys.exit(ExitCode.DAMAGED)
+
+
+COMMANDS = [restore_practice, find_cmd, restore_file, drill, emergency_sheet]

@@ -404,6 +404,13 @@ class NightlyJob:
 
     def _oversight(self, register: Register) -> None:
         runs = Catalog(os.path.join(self.state_dir, "catalog.sqlite")).runs(limit=200)
+        facts = recovery.sheet_facts(
+            [(r.id, r.label, r.role) for r in register.all() if r.location != "retired"],
+            [s.name for s in self.config.services],
+        )
+        sheet = recovery.sheet_state(self.state_dir, facts)
+        if sheet != "current":
+            self.protocol.add(YELLOW if sheet == "outdated" else "info", "sheet_outdated")
         for warning in oversight(self.config, register, self.clock(), [self.protocol, *runs]):
             self.protocol.add(YELLOW, warning.code, **warning.params)
 

@@ -66,3 +66,29 @@ def ensure_slot(repo: Repository, recovery_key: str) -> bool:
         repo.add_key(recovery_key, "recovery key")
     repo.write_meta(MARKER, b"1")
     return True
+
+
+def sheet_facts(media: list[tuple[str, str, str]], services: list[str]) -> str:
+    """A fingerprint of what the emergency sheet states (media, services)."""
+    import hashlib  # noqa: PLC0415
+
+    text = repr((sorted(media), list(services)))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _facts_path(state_dir: str) -> str:
+    return os.path.join(state_dir, "emergency-sheet.facts")
+
+
+def remember_sheet(state_dir: str, facts: str) -> None:
+    with open(_facts_path(state_dir), "w", encoding="ascii") as fh:
+        fh.write(facts)
+
+
+def sheet_state(state_dir: str, facts: str) -> str:
+    """ "current", "outdated" or "missing"."""
+    try:
+        with open(_facts_path(state_dir), encoding="ascii") as fh:
+            return "current" if fh.read().strip() == facts else "outdated"
+    except FileNotFoundError:
+        return "missing"

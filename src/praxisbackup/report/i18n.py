@@ -241,6 +241,19 @@ MESSAGES: dict[str, dict[str, str]] = {
         "de": "Nicht zugestellte Benachrichtigung: {subject} ({error})",
         "en": "Undelivered notification: {subject} ({error})",
     },
+    "restore.title": {"de": "Rücksicherungsprotokoll", "en": "Restore protocol"},
+    "restore.ok": {
+        "de": "Rücksicherung vollständig und geprüft.",
+        "en": "Restore complete and verified.",
+    },
+    "restore.failed": {
+        "de": "Rücksicherung mit FEHLERN – bitte Servicepartner informieren.",
+        "en": "Restore with ERRORS – inform the service partner.",
+    },
+    "sheet_outdated": {
+        "de": "Das Notfallblatt ist nicht mehr aktuell (Medien oder Dienste geändert): „praxisbackup emergency-sheet“ ausführen, ausdrucken, in den Tresor legen.",
+        "en": "The emergency sheet is out of date (media or services changed): run 'praxisbackup emergency-sheet', print it, put it in the safe.",
+    },
     "today.warnings": {"de": "Hinweise:", "en": "Notes:"},
     "plan.title": {"de": "Sicherungsplan", "en": "Backup plan"},
     "role.daily": {"de": "Tagesmedium", "en": "daily medium"},

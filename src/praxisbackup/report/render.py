@@ -144,3 +144,15 @@ def lines_pdf(lines: list[str], title_size: int = 14, qr: Any = None) -> bytes:
     for line in lines[1:]:
         pdf.multi_cell(0, 4.5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())
+
+
+def lines_html(lines: list[str]) -> str:
+    """A plain printable HTML page of text lines; the first line is the title."""
+    import html  # noqa: PLC0415
+
+    title = html.escape(lines[0] if lines else "")
+    body = "\n".join(html.escape(line) for line in lines[1:])
+    return (
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{title}</title></head>'
+        f"<body><h1>{title}</h1><pre>{body}</pre></body></html>\n"
+    )
