@@ -22,13 +22,13 @@ from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.storage import LocalBackend
 
-CHILD = str(Path(__file__).with_name("crashchild.py"))
+CHILD_MODULE = "praxisbackup.torture.child"
 
 
 def child(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PRAXISBACKUP_KDF_N="1024")
     return subprocess.run(
-        [sys.executable, CHILD, str(repo), PASSWORD, *args],
+        [sys.executable, "-m", CHILD_MODULE, str(repo), PASSWORD, *args],
         capture_output=True,
         text=True,
         env=env,
@@ -79,7 +79,7 @@ def test_backup_killed_at_every_storage_step(
     make_source(tmp_path, seed=2)  # new data for the interrupted backups
     pristine = tmp_path / "pristine"
     shutil.copytree(repo_path, pristine)
-    full = child(repo_path, "backup", str(src), "0")
+    full = child(repo_path, "backup", "0", str(src))
     assert full.returncode == 0, full.stderr
     total_steps = int(full.stdout.split("steps=")[1])
     rnd = random.Random(7)
@@ -89,14 +89,14 @@ def test_backup_killed_at_every_storage_step(
     for kill_at in points:
         shutil.rmtree(repo_path)
         shutil.copytree(pristine, repo_path)
-        proc = child(repo_path, "backup", str(src), str(kill_at))
+        proc = child(repo_path, "backup", str(kill_at), str(src))
         assert proc.returncode == -signal.SIGKILL, (kill_at, proc.stderr)
         assert_repository_sound(repo_path, expected, tmp_path)
     # Killed just before the snapshot is written: the next backup completes and reuses the
     # data the killed run stored instead of writing it again.
     shutil.rmtree(repo_path)
     shutil.copytree(pristine, repo_path)
-    assert child(repo_path, "backup", str(src), "snapshot").returncode == -signal.SIGKILL
+    assert child(repo_path, "backup", "snapshot", str(src)).returncode == -signal.SIGKILL
     assert_repository_sound(repo_path, expected, tmp_path)
     out = json.loads(run_cli("--json", "backup", str(src), repo=repo_path, check=True).stdout)
     assert out["snapshot"]["summary"]["data_added"] < out["snapshot"]["summary"]["bytes_read"] / 10

@@ -1,0 +1,55 @@
+"""Child process for crash runs: one repository operation against a crashing backend.
+
+``python -m praxisbackup.torture.child REPO PASSWORD ACTION KILL [ARG]`` where ACTION is
+backup (ARG = source), prune, rekey (ARG = new passphrase), repair; KILL is a step number,
+``0`` (never), ``snapshot`` (right before the snapshot is written) or ``p<step>`` (power loss).
+Prints ``steps=N`` when it finishes.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.lock import lock_repository
+from praxisbackup.engine.prune import prune
+from praxisbackup.engine.repair import repair
+from praxisbackup.engine.repository import Repository
+from praxisbackup.torture.faults import CrashingBackend
+
+
+def backend_for(repo_path: str, spec: str) -> CrashingBackend:
+    if spec == "snapshot":
+        return CrashingBackend(repo_path, kill_before_kind="snapshots")
+    if spec.startswith("p"):
+        return CrashingBackend(repo_path, int(spec[1:]), power_loss=True)
+    return CrashingBackend(repo_path, int(spec))
+
+
+def main(argv: list[str]) -> int:
+    repo_path, password, action, spec, *rest = argv
+    backend = backend_for(repo_path, spec)
+    repo = Repository.open(backend, password)
+    if action == "backup":
+        with lock_repository(repo, exclusive=False, command="backup"):
+            repo.load_index()
+            Archiver(repo, BackupOptions([rest[0]])).run()
+    elif action == "prune":
+        with lock_repository(repo, exclusive=True, command="prune"):
+            prune(repo)
+    elif action == "rekey":
+        with lock_repository(repo, exclusive=True, command="key passwd"):
+            repo.add_key(rest[0], "new")
+            repo.remove_key(repo.key_slot)
+    elif action == "repair":
+        with lock_repository(repo, exclusive=True, command="repair"):
+            repair(repo)
+    else:
+        print(f"unknown action {action}", file=sys.stderr)
+        return 2
+    print(f"steps={backend.steps}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
