@@ -162,11 +162,17 @@ def open_key_slot(raw: bytes, passphrase: str, what: str) -> tuple[MasterKey, Ke
             raise IntegrityError(f"{what} has an unsupported format version")
         kdf = doc["kdf"]
         params = KdfParams(n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"]))
-        if params.n < 2 or params.n > 1 << 24 or not 0 < params.r <= 64 or not 0 < params.p <= 16:
+        if (
+            params.n < 2
+            or params.n > 1 << 24
+            or params.n & (params.n - 1)
+            or not 0 < params.r <= 64
+            or not 0 < params.p <= 16
+        ):
             raise IntegrityError(f"{what} has implausible scrypt parameters")
         salt = _unb64(kdf["salt"])
         sealed = _unb64(doc["data"])
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None
     kek = _derive(passphrase, salt, params)
     try:
@@ -218,7 +224,9 @@ def open_secret(passphrase: str, raw: bytes) -> str | None:
         doc = json.loads(raw)
         params = KdfParams(n=int(doc["n"]), r=int(doc["r"]), p=int(doc["p"]))
         salt, sealed = _unb64(doc["salt"]), _unb64(doc["data"])
-    except (ValueError, KeyError, TypeError) as exc:
+        if params.n < 2 or params.n > 1 << 24 or params.n & (params.n - 1):
+            raise ValueError("implausible scrypt parameters")
+    except (ValueError, KeyError, TypeError, OverflowError) as exc:
         raise IntegrityError(f"the sealed secret is malformed: {exc}") from None
     try:
         return (

@@ -72,7 +72,7 @@ class RepoConfig:
                 compression_level=int(doc["compression_level"]),
                 pack_size=int(doc["pack_size"]),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise IntegrityError(f"the repository config is malformed: {exc}") from None
 
 

@@ -79,7 +79,7 @@ class Snapshot:
                 warnings=[Skipped(**s) for s in doc.get("warnings", [])],
                 id=snapshot_id,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, OverflowError) as exc:
             raise IntegrityError(f"snapshot {snapshot_id[:12]} is malformed: {exc}") from None
 
     @property

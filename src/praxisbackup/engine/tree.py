@@ -135,5 +135,5 @@ def decode_tree(raw: bytes, what: str) -> list[Node]:
     try:
         doc = json.loads(raw.decode("utf-8", "surrogatepass"))
         return [Node.from_doc(n) for n in doc["nodes"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None

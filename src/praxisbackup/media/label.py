@@ -71,7 +71,7 @@ def read_label(root: str) -> MediumLabel | None:
             repository_id=str(doc["repository_id"]),
             repository_folder=str(doc["repository_folder"]),
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise IntegrityError(f"the medium label {path} is malformed: {exc}") from None
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from praxisbackup.errors import IntegrityError
+
 GREEN, YELLOW, RED = "green", "yellow", "red"
 _RANK = {GREEN: 0, YELLOW: 1, RED: 2}
 
@@ -81,13 +83,17 @@ class RunProtocol:
         return json.dumps(doc, ensure_ascii=False, indent=1)
 
     @classmethod
-    def from_json(cls, text: str) -> RunProtocol:
-        doc = json.loads(text)
-        doc.pop("status", None)
-        doc["sources"] = [SourceResult(**s) for s in doc.get("sources", [])]
-        doc["verification"] = Verification(**doc.get("verification", {}))
-        doc["findings"] = [Finding(**f) for f in doc.get("findings", [])]
-        return cls(**doc)
+    def from_json(cls, text: str | bytes) -> RunProtocol:
+        """Parse a stored protocol; anything malformed is an IntegrityError."""
+        try:
+            doc = json.loads(text)
+            doc.pop("status", None)
+            doc["sources"] = [SourceResult(**s) for s in doc.get("sources", [])]
+            doc["verification"] = Verification(**doc.get("verification", {}))
+            doc["findings"] = [Finding(**f) for f in doc.get("findings", [])]
+            return cls(**doc)
+        except (ValueError, TypeError, AttributeError, OverflowError, KeyError) as exc:
+            raise IntegrityError(f"a run protocol is malformed: {exc}") from None
 
 
 def exit_code(status: str) -> int:
