@@ -4,8 +4,6 @@ the steps to reproduce them."""
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import random
 import shutil
 import signal
@@ -19,7 +17,7 @@ from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import walk
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.forget import Policy, apply_policy
-from praxisbackup.engine.pack import DATA
+from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repair import repair
 from praxisbackup.engine.repository import Repository
@@ -57,7 +55,7 @@ def open_repo(path: Path, passwords: list[str]) -> tuple[Repository, str]:
 
 
 def restored_state(repo: Repository, snap_id: str, src: Path, scratch: Path) -> State | None:
-    snaps = {s.id: s for s in list_snapshots(repo)}
+    snaps = {s.id: s for s in list_snapshots(repo, errors={})}
     if snap_id not in snaps:
         return None
     if scratch.exists():
@@ -206,17 +204,23 @@ def _pristine(
     states[second.id] = state_of(src)
     prune(repo)  # supersedes the first index files: replaying one must be harmless
     pack_paths: dict[str, set[str]] = {}
-    prefix = "/" + "/".join(p for p in str(src).split("/") if p)
     for s in list_snapshots(repo):
+        root_pack = repo.index.pack_of(TREE, s.tree_id)
+        if root_pack:
+            pack_paths.setdefault(root_pack, set()).add("/")
         for path, node in walk(repo, s.tree_id):
             for cid in node.content:
                 pack = repo.index.pack_of(DATA, cid)
                 if pack:
                     pack_paths.setdefault(pack, set()).add(path)
+            if node.subtree is not None:
+                # A damaged folder listing is reported as the folder itself.
+                pack = repo.index.pack_of(TREE, node.subtree)
+                if pack:
+                    pack_paths.setdefault(pack, set()).add(path)
     other = Repository.init(LocalBackend(str(base / "other")), PASSWORD, pack_size=64 << 10)
     other.load_index()
     Archiver(other, BackupOptions([str(src)])).run()
-    _ = prefix
     return src, repo_path, states, pack_paths, old_index
 
 
@@ -306,14 +310,22 @@ def corruption_campaign(work: Path, injections: int, seed: int) -> dict[str, Any
                         f"{where}: named {sorted(named)[:3]} not within the pack's files"
                     )
             affected = {p for paths in result.affected.values() for p in paths}
+            lost_snapshots = {e.object for e in result.errors if e.kind == "snapshot"}
             try:
                 repair(repo)
                 repo, _pw = open_repo(case, [PASSWORD])
                 for snap_id, state in states.items():
+                    if snap_id in lost_snapshots:
+                        continue  # the injection destroyed this snapshot object itself
                     got = restored_state(repo, snap_id, src, base / "scratch") or {}
                     prefix = "/" + "/".join(p for p in str(src).split("/") if p) + "/"
                     for rel, value in state.items():
-                        if prefix + rel in affected:
+                        full = prefix + rel
+                        if (
+                            full in affected
+                            or "/" in affected
+                            or any(full.startswith(a.rstrip("/") + "/") for a in affected)
+                        ):
                             continue
                         counts["unaffected_files"] += 1
                         if got.get(rel) == value:
@@ -341,8 +353,3 @@ def _flip(path: Path, offset: int) -> None:
         return
     data[offset % len(data)] ^= 1 << (offset % 8)
     path.write_bytes(bytes(data))
-
-
-def write_json(path: str, doc: dict[str, Any]) -> None:
-    Path(path).write_text(json.dumps(doc, indent=2, ensure_ascii=False))
-    _ = os
