@@ -31,6 +31,15 @@ KNOWN_GAPS = {"replayed (deleted) newest snapshot detected"}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    saved = dict(os.environ)
+    try:
+        return _run(args)
+    finally:  # the campaigns set passphrases in the environment; leave it as it was
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
     os.environ.setdefault("PRAXISBACKUP_KDF_N", "1024")  # key derivation is not what is tested
     work = Path(args.work or tempfile.mkdtemp(prefix="praxisbackup-torture-"))
     work.mkdir(parents=True, exist_ok=True)
