@@ -168,3 +168,40 @@ def test_prune_killed_at_every_step(tmp_path: Path) -> None:
         again = child(repo_path, "prune", "0")
         assert again.returncode == 0, again.stderr
         assert_repository_sound(repo_path, kept, tmp_path)
+
+
+def test_prune_after_adopting_leftover_packs_keeps_the_index_consistent(tmp_path: Path) -> None:
+    """Packs left by a backup killed before its index was written are adopted at the start of
+    prune; the repository stays consistent through that prune."""
+    repo_path = tmp_path / "repo"
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD, pack_size=128 << 10)
+    src = make_source(tmp_path, seed=21, files=20)
+    run_cli("backup", str(src), repo=repo_path, check=True)
+    make_source(tmp_path, seed=22, files=20)
+    # Killed after its packs were written but before any index file named them.
+    assert child(repo_path, "backup", "before-index", str(src)).returncode == -signal.SIGKILL
+    proc = child(repo_path, "prune", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert Checker(reopen(repo_path)).run(read_data=True).ok
+
+
+def test_second_prune_after_an_interrupted_one_supersedes_leftover_index_files(
+    tmp_path: Path,
+) -> None:
+    """Regression (found by the torture harness): prune #1 wrote its new index and was killed
+    before deleting the superseded ones; prune #2 must supersede those too, or they revive and
+    name the packs prune #2 deletes."""
+    repo_path = tmp_path / "repo"
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD, pack_size=128 << 10)
+    src = make_source(tmp_path, seed=31, files=15)
+    for night in range(3):
+        make_source(tmp_path, seed=40 + night, files=10)
+        run_cli("backup", str(src), repo=repo_path, check=True)
+    old = tmp_path / "old-index"
+    shutil.copytree(repo_path / "index", old)
+    run_cli("forget", "--keep-last", "2", "--prune", repo=repo_path, check=True)
+    for f in old.iterdir():  # as if prune #1 had been killed before deleting these
+        shutil.copy(f, repo_path / "index" / f.name)
+    run_cli("forget", "--keep-last", "1", "--prune", repo=repo_path, check=True)
+    result = Checker(reopen(repo_path)).run(read_data=True)
+    assert result.ok, result.errors

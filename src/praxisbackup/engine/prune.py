@@ -114,7 +114,10 @@ def prune(repo: Repository, progress: Progress | None = None, dry_run: bool = Fa
         progress.note("repacking")
         new_records = _repack(repo, repack, used)
         stats.bytes_freed += sum(r.size for r in repack) - sum(r.size for r in new_records)
-    old_index = list(repo.index_files)
+    # Supersede every index file on the medium, also those an earlier interrupted prune had
+    # already superseded but not yet deleted: once the index superseding them is gone they
+    # would come back to life and name packs deleted below.
+    old_index = sorted(set(repo.index_files) | {info.name for info in repo.backend.list("index")})
     progress.note("writing the new index")
     kept_records = keep + new_records
     repo.write_index(IndexFile(supersedes=old_index, packs=kept_records))

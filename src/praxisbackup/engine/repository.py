@@ -287,7 +287,9 @@ class Repository:
                 continue  # a damaged leftover is not adopted; prune removes it, check reports it
             records.append(PackRecord(info.name, info.size, entries))
         if records:
-            self.write_index(IndexFile(packs=records))
+            # Listed in index_files like every other index file, so a prune in the same
+            # process supersedes it (otherwise it would keep naming packs prune deletes).
+            self.index_files.append(self.write_index(IndexFile(packs=records)))
             for rec in records:
                 self.index.add_pack(rec.pack_id, rec.size, rec.entries)
         return len(records)

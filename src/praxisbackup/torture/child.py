@@ -2,7 +2,8 @@
 
 ``python -m praxisbackup.torture.child REPO PASSWORD ACTION KILL [ARG]`` where ACTION is
 backup (ARG = source), prune, rekey (ARG = new passphrase), repair; KILL is a step number,
-``0`` (never), ``snapshot`` (right before the snapshot is written) or ``p<step>`` (power loss).
+``0`` (never), ``snapshot`` (right before the snapshot is written), ``before-<kind>`` (before
+the first write of that kind, e.g. ``before-index``) or ``p<step>`` (power loss).
 Prints ``steps=N`` when it finishes.
 """
 
@@ -21,6 +22,8 @@ from praxisbackup.torture.faults import CrashingBackend
 def backend_for(repo_path: str, spec: str) -> CrashingBackend:
     if spec == "snapshot":
         return CrashingBackend(repo_path, kill_before_kind="snapshots")
+    if spec.startswith("before-"):
+        return CrashingBackend(repo_path, kill_before_kind=spec[len("before-") :])
     if spec.startswith("p"):
         return CrashingBackend(repo_path, int(spec[1:]), power_loss=True)
     return CrashingBackend(repo_path, int(spec))
