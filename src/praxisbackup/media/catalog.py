@@ -6,11 +6,7 @@ It keeps the history that audits and the daily check need: every run with its fu
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
-
+from praxisbackup.media.store import SqliteStore
 from praxisbackup.practice.protocol import RunProtocol
 
 SCHEMA = """
@@ -29,25 +25,12 @@ CREATE INDEX IF NOT EXISTS runs_started ON runs(started);
 """
 
 
-class Catalog:
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.path = path
-        with self._connect() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class Catalog(SqliteStore):
+    SCHEMA = SCHEMA
 
     def record_run(self, p: RunProtocol) -> None:
         new_bytes = sum(s.new_bytes for s in p.sources)
-        with self._connect() as db:
+        with self._db() as db:
             db.execute(
                 "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?)",
                 (
@@ -64,14 +47,14 @@ class Catalog:
             )
 
     def runs(self, limit: int = 50) -> list[RunProtocol]:
-        with self._connect() as db:
+        with self._db() as db:
             rows = db.execute(
                 "SELECT protocol FROM runs ORDER BY started DESC LIMIT ?", (limit,)
             ).fetchall()
         return [RunProtocol.from_json(r[0]) for r in rows]
 
     def run(self, run_id: str) -> RunProtocol | None:
-        with self._connect() as db:
+        with self._db() as db:
             rows = db.execute(
                 "SELECT protocol FROM runs WHERE id LIKE ? ORDER BY started DESC", (run_id + "%",)
             ).fetchall()
@@ -79,7 +62,7 @@ class Catalog:
 
     def last_new_bytes(self) -> int:
         """New data of the last successful run (estimate for the free-space check)."""
-        with self._connect() as db:
+        with self._db() as db:
             row = db.execute(
                 "SELECT new_bytes FROM runs WHERE status != 'red' ORDER BY started DESC LIMIT 1"
             ).fetchone()

@@ -7,14 +7,11 @@ medium read on another machine tells which media exist, what it holds and when i
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from praxisbackup.errors import PraxisError
+from praxisbackup.media.store import SqliteStore
 
 LOCATIONS = ("attached", "practice", "offsite", "archive", "retired")
 
@@ -55,21 +52,8 @@ def _now() -> str:
     return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
-class Register:
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.path = path
-        with self._db() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class Register(SqliteStore):
+    SCHEMA = SCHEMA
 
     def add(self, medium_id: str, label: str, role: str, capacity: int, repository_id: str) -> None:
         with self._db() as db:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.rotation import WorkingCalendar
+from praxisbackup.media.store import SqliteStore
 from praxisbackup.notify.alerts import TAG
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
@@ -55,26 +53,18 @@ class CheckState:
     messages: list[str] = field(default_factory=list)  # subjects queued
 
 
-class DailyCheck:
+class DailyCheck(SqliteStore):
+    SCHEMA = SCHEMA
+
     def __init__(self, config: Config) -> None:
         self.config = config
         base = str(state_dir(config))
         self.db_path = os.path.join(base, "catalog.sqlite")
+        super().__init__(self.db_path)
         self.catalog = Catalog(self.db_path)
         self.outbox = Outbox(self.db_path)
-        with self._db() as db:
-            db.executescript(SCHEMA)
         closed = tuple(config.rotation.closed) if config.rotation else ()
         self.calendar = WorkingCalendar(config.practice.state, closed)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
 
     # -- calendar ----------------------------------------------------------------------
     def is_working_day(self, day: date) -> bool:

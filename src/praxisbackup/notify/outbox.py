@@ -6,15 +6,12 @@ runs, ``serve`` and ``today``; a message is marked delivered right after the ser
 
 from __future__ import annotations
 
-import os
-import sqlite3
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
+from praxisbackup.media.store import SqliteStore
 from praxisbackup.notify.mail import MailError, send
 from praxisbackup.practice.config import SmtpSection
 
@@ -39,21 +36,8 @@ class Pending:
     last_error: str
 
 
-class Outbox:
-    def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self.path = path
-        with self._db() as db:
-            db.executescript(SCHEMA)
-
-    @contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            with db:
-                yield db
-        finally:
-            db.close()
+class Outbox(SqliteStore):
+    SCHEMA = SCHEMA
 
     def enqueue(self, kind: str, msg: EmailMessage, now: datetime) -> int:
         with self._db() as db:

@@ -107,27 +107,9 @@ class VerifySection(_Section):
 
 
 class RotationSection(_Section):
-    """The media rotation plan (see media/rotation.py). Omit the section for a single medium."""
+    """The media rotation plan (see media/rotation.py). Omit the section for a single medium.
+    Working days follow ``practice.state``."""
 
-    state: Literal[
-        "BB",
-        "BE",
-        "BW",
-        "BY",
-        "HB",
-        "HE",
-        "HH",
-        "MV",
-        "NI",
-        "NW",
-        "RP",
-        "SH",
-        "SL",
-        "SN",
-        "ST",
-        "TH",
-        "Augsburg",
-    ] = "NW"
     daily: list[str] = Field(min_length=1)
     biweekly: list[str] = Field(default_factory=list)
     month_end: list[str] = Field(default_factory=list)
