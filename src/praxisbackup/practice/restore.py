@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from praxisbackup.engine.browse import walk_from
+from praxisbackup.engine.browse import load_tree, walk_from
 from praxisbackup.engine.paths import split_source
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer, RestoreResult
@@ -69,21 +69,30 @@ def _snapshot_root_of_compumed(repo: Repository, snap: Snapshot) -> str:
 def _lookup_ci(
     repo: Repository, snap: Snapshot, base: str, parts: list[str]
 ) -> tuple[str, str] | None:
-    """(snapshot path, kind) of base/parts matched case-insensitively inside the snapshot."""
-    current = base.rstrip("/")
-    kind = DIR
-    for part in parts:
-        entries = {}
-        for path, node in walk_from(repo, snap, current or "/"):
-            rel = path[len(current) + 1 :]
-            if "/" in rel or not rel:
-                continue
-            entries[rel.casefold()] = (path, node.type)
-        hit = entries.get(part.casefold())
-        if hit is None:
+    """(snapshot path, kind) of base/parts matched case-insensitively inside the snapshot.
+
+    Follows one folder listing per path component (never walks whole subtrees)."""
+    components = [p for p in base.split("/") if p]
+    tree: bytes | None = snap.tree_id
+    path, kind = "", DIR
+    for index, part in enumerate(components + parts):
+        if tree is None:
             return None
-        current, kind = hit
-    return current, kind
+        exact = index < len(components)
+        nodes = load_tree(repo, tree, path or "/")
+        match = next(
+            (
+                n
+                for n in nodes
+                if (n.name == part if exact else n.name.casefold() == part.casefold())
+            ),
+            None,
+        )
+        if match is None:
+            return None
+        path, kind = f"{path}/{match.name}", match.type
+        tree = match.subtree if match.type == DIR else None
+    return path or "/", kind
 
 
 def _newest_mtime_snapshot(repo: Repository, snap: Snapshot, path: str) -> str:
