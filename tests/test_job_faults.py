@@ -252,3 +252,18 @@ def test_start_command_that_leaves_a_daemon_does_not_block(tmp_path: Path) -> No
     svc.stop(timeout=5)
     assert not svc.is_running()
     subprocess.run(["pkill", "-f", "sleep 300"], check=False)
+
+
+def test_snapshots_deleted_from_the_medium_are_noticed(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    base, svc = env
+    first = run_job(config_text(base, svc, str(usb)))
+    assert first.status == "green"
+    (usb / "praxisbackup" / "snapshots" / first.snapshot_id).unlink()  # tampering / old copy
+    second = run_job(config_text(base, svc, str(usb)))
+    assert second.status == "yellow" and codes(second, "yellow") == ["snapshots_missing"]
+    assert (
+        second.findings[[f.code for f in second.findings].index("snapshots_missing")].params["ids"]
+        == first.snapshot_id[:8]
+    )

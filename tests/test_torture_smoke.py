@@ -21,5 +21,5 @@ def test_torture_smoke_meets_every_goal(tmp_path: Path) -> None:
     assert figures["corruption"]["injected"] == 8 and figures["corruption"]["missed"] == 0
     assert figures["bad_input"]["handled"] == figures["bad_input"]["cases"] >= 15
     assert figures["fuzzing"]["inputs"] > 1000 and figures["fuzzing"]["unhandled"] == 0
-    assert figures["security"]["passed"] == figures["security"]["total"] - 1  # the documented gap
+    assert figures["security"]["passed"] == figures["security"]["total"] >= 7
     assert code == 0 and figures["goals_met"]

@@ -60,6 +60,21 @@ class Catalog(SqliteStore):
             ).fetchall()
         return RunProtocol.from_json(rows[0][0]) if rows else None
 
+    def snapshots_written(self, medium_id: str) -> tuple[set[str], set[str]]:
+        """(snapshots this server's runs wrote to a medium, snapshots its runs forgot there)."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT snapshot_id, protocol FROM runs WHERE medium_id = ?", (medium_id,)
+            ).fetchall()
+        written, forgotten = set(), set()
+        for snapshot_id, protocol in rows:
+            if snapshot_id:
+                written.add(snapshot_id)
+            for f in RunProtocol.from_json(protocol).findings:
+                if f.code == "snapshot_forgotten" and f.params.get("id"):
+                    forgotten.add(str(f.params["id"]))
+        return written, forgotten
+
     def last_new_bytes(self) -> int:
         """New data of the last successful run (estimate for the free-space check)."""
         with self._db() as db:

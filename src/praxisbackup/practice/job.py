@@ -306,6 +306,7 @@ class NightlyJob:
             )
             return
         self._medium_housekeeping(repo, register, medium, passphrase)
+        self._check_history(repo, catalog, medium)
         needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
         if not self._make_room(repo, needed):
             return
@@ -346,6 +347,22 @@ class NightlyJob:
         except PraxisError as exc:
             p.add(YELLOW, "medium_problem", problem=f"register copy not written: {exc}")
         self._oversight(register)
+
+    def _check_history(
+        self, repo: Repository, catalog: Catalog, medium: media.AttachedMedium
+    ) -> None:
+        """Snapshots this server wrote to the medium must still be there, unless a run forgot
+        them: a missing one means someone deleted it (or restored an old copy of the medium)."""
+        written, forgotten = catalog.snapshots_written(medium.label.medium_id)
+        present = set(repo.list_names("snapshots"))
+        missing = sorted(written - forgotten - present)
+        if missing:
+            self.protocol.add(
+                YELLOW,
+                "snapshots_missing",
+                count=len(missing),
+                ids=", ".join(m[:8] for m in missing[:10]),
+            )
 
     def _medium_housekeeping(
         self, repo: Repository, register: Register, medium: media.AttachedMedium, passphrase: str
@@ -388,7 +405,13 @@ class NightlyJob:
         with lock_repository(repo, exclusive=True, command="nightly job (space)"):
             for snap in candidates[:-1]:
                 repo.backend.delete("snapshots", snap.id)
-                p.add(YELLOW, "snapshot_forgotten", snapshot=snap.short_id, time=snap.time[:16])
+                p.add(
+                    YELLOW,
+                    "snapshot_forgotten",
+                    snapshot=snap.short_id,
+                    time=snap.time[:16],
+                    id=snap.id,
+                )
                 forgotten = True
                 prune(repo)
                 free = repo.backend.free_space() or 0

@@ -31,6 +31,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "de": "Falsches Medium: vorgesehen war „{expected}“, angeschlossen ist „{used}“.",
         "en": "Wrong medium: '{expected}' was due, '{used}' is attached.",
     },
+    "snapshots_missing": {
+        "de": "{count} Sicherungsstände, die dieser Server auf das Medium geschrieben hat, fehlen dort ({ids}). Wenn niemand „forget“ ausgeführt hat, wurde das Medium verändert – bitte den Servicepartner informieren.",
+        "en": "{count} snapshots this server wrote to the medium are missing there ({ids}). If nobody ran 'forget', the medium was tampered with – inform the service partner.",
+    },
     "snapshot_forgotten": {
         "de": "Platz geschaffen: ältere Sicherung {snapshot} vom {time} entfernt (nicht archiviert).",
         "en": "Made room: removed older backup {snapshot} of {time} (not an archive).",

@@ -115,7 +115,13 @@ def security_checks(work: Path) -> dict[str, Any]:
     shutil.copy(index_files[0], snap2)
     results["object swapped to another name/kind detected"] = not Checker(repo).run().ok
     snap2.unlink()
-    results["replayed (deleted) newest snapshot detected"] = False  # see docs/reliability.md
+    # Replay: the newest snapshot files deleted (as when an old copy of the medium is put back).
+    for f in (repo_path / "snapshots").iterdir():
+        f.unlink()
+    replay = NightlyJob(config).run()
+    results["replayed (deleted) snapshots detected"] = any(
+        f.code == "snapshots_missing" for f in replay.findings
+    )
     _ = protocol
     return {"checks": results, "passed": sum(results.values()), "total": len(results)}
 
