@@ -17,6 +17,7 @@ from praxisbackup.notify.daily import DailyCheck
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.practice.config import Config, parse_config
 from praxisbackup.practice.job import NightlyJob
+from praxisbackup.practice.locations import catalog_path
 from praxisbackup.practice.protocol import RunProtocol
 from praxisbackup.sample import generate
 from smtpserver import PASSWORD, USER, SmtpServer
@@ -184,11 +185,11 @@ def record(cfg: Config, started: datetime, status: str = "green") -> None:
     )
     if status == "red":
         p.add("red", "no_medium", candidates="E:", expected="Mo")
-    Catalog(str(Path(cfg.state_dir or "") / "catalog.sqlite")).record_run(p)
+    Catalog(catalog_path(cfg)).record_run(p)
 
 
 def subjects(cfg: Config) -> list[str]:
-    return [p.subject for p in Outbox(str(Path(cfg.state_dir or "") / "catalog.sqlite")).pending()]
+    return [p.subject for p in Outbox(catalog_path(cfg)).pending()]
 
 
 def test_missed_backup_repeats_then_back_to_normal_once(tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import date, datetime, timedelta
 
 import click
@@ -18,14 +17,14 @@ from praxisbackup.notify.daily import DailyCheck
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.practice.config import Config, load_config
 from praxisbackup.practice.job import read_passphrase
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
 
 def _register(config: Config) -> Register:
-    return Register(os.path.join(state_dir(config), "catalog.sqlite"))
+    return Register(catalog_path(config))
 
 
 @click.group(name="medium")
@@ -180,7 +179,7 @@ def today(ctx: Ctx, lang: str | None) -> None:
     config = load_config(ctx.config_path)
     language = lang or config.practice.language
     register = _register(config)
-    catalog = Catalog(os.path.join(state_dir(config), "catalog.sqlite"))
+    catalog = Catalog(catalog_path(config))
     now = datetime.now().astimezone()
     day = backup_day(now) if now.hour < 6 else now.date()
     rotation = plan_from_config(config)
@@ -231,7 +230,7 @@ def today(ctx: Ctx, lang: str | None) -> None:
                     )
                 )
     check = DailyCheck(config).evaluate(now)
-    outbox = Outbox(os.path.join(state_dir(config), "catalog.sqlite"))
+    outbox = Outbox(catalog_path(config))
     outbox.deliver_due(config.notify.smtp, now)
     if check.missed:
         lines.append(text("mail.missed", language) + "!")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime
 
 import click
@@ -15,7 +14,7 @@ from praxisbackup.notify.outbox import Outbox
 from praxisbackup.notify.secrets import smtp_password
 from praxisbackup.platform import hostname
 from praxisbackup.practice.config import load_config
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -61,7 +60,7 @@ def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
 def notify_flush(ctx: Ctx) -> None:
     """Try to deliver every message waiting in the outbox."""
     config = load_config(ctx.config_path)
-    outbox = Outbox(os.path.join(state_dir(config), "catalog.sqlite"))
+    outbox = Outbox(catalog_path(config))
     errors = outbox.deliver_due(config.notify.smtp, datetime.now().astimezone(), force=True)
     pending = outbox.pending()
     click.echo(f"{len(pending)} message(s) still waiting" + (f": {errors[-1]}" if errors else ""))

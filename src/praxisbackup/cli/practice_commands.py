@@ -30,7 +30,7 @@ from praxisbackup.practice.config import (
     resolve_config_path,
 )
 from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path, state_dir
 from praxisbackup.practice.protocol import GREEN, exit_code
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
@@ -135,7 +135,7 @@ def report(
 ) -> None:
     """Show the protocol of the last run (or of RUN_ID)."""
     config = load_config(ctx.config_path)
-    catalog = Catalog(os.path.join(state_dir(config), "catalog.sqlite"))
+    catalog = Catalog(catalog_path(config))
     if run_id:
         protocol = catalog.run(run_id)
     else:
@@ -217,7 +217,7 @@ CHECK_EVERY = 300.0
 def _between_runs(config: Config) -> None:
     now = datetime.now().astimezone()
     DailyCheck(config).evaluate(now)
-    Outbox(os.path.join(state_dir(config), "catalog.sqlite")).deliver_due(config.notify.smtp, now)
+    Outbox(catalog_path(config)).deliver_due(config.notify.smtp, now)
 
 
 @click.command()
@@ -226,7 +226,7 @@ def _between_runs(config: Config) -> None:
 def serve(ctx: Ctx, once: bool) -> None:
     """Run the schedule in this process (restart-safe: a missed run is caught up)."""
     config = load_config(ctx.config_path)
-    catalog = Catalog(os.path.join(state_dir(config), "catalog.sqlite"))
+    catalog = Catalog(catalog_path(config))
     stop = {"now": False}
 
     def on_term(_signum: int, _frame: object) -> None:

@@ -29,7 +29,7 @@ from praxisbackup.media.register import Register
 from praxisbackup.practice import recovery
 from praxisbackup.practice.config import Config, load_config
 from praxisbackup.practice.job import make_service, read_passphrase
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path, state_dir
 from praxisbackup.practice.openfiles import open_files_below
 from praxisbackup.practice.restore import execute, plan_restore
 from praxisbackup.practice.services import ServiceError, ServiceSequence
@@ -271,7 +271,7 @@ def drill(
         f"drill-{datetime.now():%Y%m%d-%H%M%S}-{platform.hostname()}", json.dumps(doc).encode()
     )
     if config is not None:
-        Register(os.path.join(state_dir(config), "catalog.sqlite")).event(
+        Register(catalog_path(config)).event(
             attached.label.medium_id, "drill", "attached", "", "ok" if ok else "FAILED"
         )
     if not scratch:
@@ -311,7 +311,7 @@ def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
     for m in found:
         repo = Repository.open(LocalBackend(m.repository_path), passphrase)
         recovery.ensure_slot(repo, key)
-    register = Register(os.path.join(sdir, "catalog.sqlite"))
+    register = Register(catalog_path(config))
     de = language == "de"
     lines = [
         ("Notfallblatt Datensicherung" if de else "Backup emergency sheet")

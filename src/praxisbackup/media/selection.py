@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -11,6 +10,7 @@ from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
 from praxisbackup.media.rotation import ARCHIVE_ROLES, RotationPlan, RotationSettings, Slot
 from praxisbackup.practice.config import Config
+from praxisbackup.practice.locations import catalog_path
 
 #: A run that starts before this hour belongs to the previous evening's slot.
 NIGHT_ENDS_HOUR = 6
@@ -93,12 +93,5 @@ def prepare_medium(
 ) -> media.AttachedMedium:
     """``medium init``: repository + label on the medium, and an entry in the register."""
     attached = media.init_medium(root, label, passphrase, config.repository.folder)
-    register_medium(Register(config_catalog(config)), attached, config, role)
+    register_medium(Register(catalog_path(config)), attached, config, role)
     return attached
-
-
-def config_catalog(config: Config) -> str:
-    """Path of the local catalog database (runs, register) for a configuration."""
-    from praxisbackup.practice.locations import state_dir  # noqa: PLC0415 - avoids a cycle
-
-    return os.path.join(state_dir(config), "catalog.sqlite")

@@ -30,9 +30,15 @@ def subject(status: str, practice: str, day: datetime, lang: str) -> str:
     return f"{TAG[status][lang]} {HEADLINE[status][lang]} – {practice} – {short_date(day, lang)}"
 
 
+def first_line_recipients(config: Config, responsible_absent: bool) -> list[str]:
+    """Who is told first: the responsible person, or the deputy while she is absent."""
+    r = config.notify.recipients
+    return list(r.deputy if responsible_absent or not r.responsible else r.responsible)
+
+
 def recipients_for(config: Config, status: str, responsible_absent: bool) -> list[str]:
     r = config.notify.recipients
-    people = list(r.deputy if responsible_absent or not r.responsible else r.responsible)
+    people = first_line_recipients(config, responsible_absent)
     if status == "red":
         people += r.service_partner
     return list(dict.fromkeys(people))

@@ -8,18 +8,17 @@ plan's calendar with holidays and closing days, or Monday-Friday without one).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.rotation import WorkingCalendar
 from praxisbackup.media.store import SqliteStore
-from praxisbackup.notify.alerts import TAG
+from praxisbackup.notify.alerts import TAG, first_line_recipients
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.practice.config import Config
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 SCHEMA = """
@@ -58,8 +57,7 @@ class DailyCheck(SqliteStore):
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        base = str(state_dir(config))
-        self.db_path = os.path.join(base, "catalog.sqlite")
+        self.db_path = catalog_path(config)
         super().__init__(self.db_path)
         self.catalog = Catalog(self.db_path)
         self.outbox = Outbox(self.db_path)
@@ -179,7 +177,7 @@ class DailyCheck(SqliteStore):
         r = cfg.notify.recipients
         today = now.date()
         absent = self.responsible_absent(today)
-        first_line = list(r.deputy if absent or not r.responsible else r.responsible)
+        first_line = first_line_recipients(cfg, absent)
         runs = self.catalog.runs(limit=50)
         if not self.is_working_day(today):
             return state

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 
 from praxisbackup.notify.alerts import heartbeat, recipients_for, run_message
 from praxisbackup.notify.daily import DailyCheck
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.practice.config import Config
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path
 from praxisbackup.practice.protocol import RunProtocol
 
 
@@ -17,15 +16,15 @@ def after_run(config: Config, p: RunProtocol, now: datetime) -> list[str]:
     """Queue the run's e-mail (red/yellow; green if configured), deliver what is due, evaluate
     the daily check, ping the heartbeat. Returns problems (shown in the protocol)."""
     problems = []
-    outbox = Outbox(os.path.join(state_dir(config), "catalog.sqlite"))
+    outbox = Outbox(catalog_path(config))
     smtp = config.notify.smtp
     wanted = p.status != "green" or config.notify.on_green
+    check = DailyCheck(config)
     if smtp is not None and wanted:
-        check = DailyCheck(config)
         people = recipients_for(config, p.status, check.responsible_absent(now.date()))
         if people:
             outbox.enqueue(f"run-{p.status}", run_message(config, p, people), now)
-    DailyCheck(config).evaluate(now)
+    check.evaluate(now)
     errors = outbox.deliver_due(smtp, now, force=True)
     if errors:
         problems.append(

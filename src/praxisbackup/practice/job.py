@@ -42,7 +42,7 @@ from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
 from praxisbackup.practice import profiles, recovery
 from praxisbackup.practice.config import Config, ServiceConfig
-from praxisbackup.practice.locations import state_dir
+from praxisbackup.practice.locations import catalog_path, state_dir
 from praxisbackup.practice.openfiles import open_files_below
 from praxisbackup.practice.protocol import RED, YELLOW, RunProtocol, SourceResult
 from praxisbackup.practice.runlock import RunLock
@@ -150,7 +150,7 @@ class NightlyJob:
         from praxisbackup.notify.alerts import heartbeat  # noqa: PLC0415
 
         heartbeat(self.config.notify.heartbeat_url, "start")
-        catalog = Catalog(os.path.join(self.state_dir, "catalog.sqlite"))
+        catalog = Catalog(catalog_path(self.config))
         with RunLock(self.state_dir), _stop_signals(self._signals):
             try:
                 self._run(catalog)
@@ -291,7 +291,7 @@ class NightlyJob:
         if sources is None:
             return
         source_paths = [path for _label, path, _ex in sources]
-        register = Register(os.path.join(self.state_dir, "catalog.sqlite"))
+        register = Register(catalog_path(self.config))
         medium = self._medium(source_paths, register)
         if medium is None:
             return
@@ -346,7 +346,7 @@ class NightlyJob:
             repo.write_meta("register", register.export())
         except PraxisError as exc:
             p.add(YELLOW, "medium_problem", problem=f"register copy not written: {exc}")
-        self._oversight(register)
+        self._oversight(register, catalog)
 
     def _check_history(
         self, repo: Repository, catalog: Catalog, medium: media.AttachedMedium
@@ -425,8 +425,8 @@ class NightlyJob:
             return False
         return True
 
-    def _oversight(self, register: Register) -> None:
-        runs = Catalog(os.path.join(self.state_dir, "catalog.sqlite")).runs(limit=200)
+    def _oversight(self, register: Register, catalog: Catalog) -> None:
+        runs = catalog.runs(limit=200)
         facts = recovery.sheet_facts(
             [(r.id, r.label, r.role) for r in register.all() if r.location != "retired"],
             [s.name for s in self.config.services],

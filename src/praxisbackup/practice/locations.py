@@ -21,3 +21,8 @@ def default_state_dir() -> Path:
 
 def state_dir(config: Config) -> Path:
     return Path(config.state_dir) if config.state_dir else default_state_dir()
+
+
+def catalog_path(config: Config) -> str:
+    """The local SQLite catalog (runs, register, outbox, daily check): one file per installation."""
+    return os.path.join(state_dir(config), "catalog.sqlite")
