@@ -156,7 +156,8 @@ class Checker:
             self._bad_blobs.add(blob)
 
     def _read_packs(self, packs: list[str]) -> None:
-        self.progress.set_total(len(packs), sum(dict(self.repo.index.packs())[p] for p in packs))
+        sizes = dict(self.repo.index.packs())
+        self.progress.set_total(len(packs), sum(sizes[p] for p in packs))
         counts = self.repo.index.blob_counts()
         with ThreadPoolExecutor(2, thread_name_prefix="check") as pool:
             for _ in pool.map(lambda p: self._read_pack(p, counts.get(p, 0)), packs):
