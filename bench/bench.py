@@ -17,7 +17,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from praxisbackup import sample
+from praxisbackup.practice import sample
 
 PASSWORD = "bench-passphrase"
 TOOLS = ("praxisbackup", "restic", "borg")

@@ -12,14 +12,14 @@ import pytest
 from pypdf import PdfReader
 
 from conftest import run_cli
-from praxisbackup.media.catalog import Catalog
-from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.app.daily import DailyCheck
+from praxisbackup.app.job import NightlyJob
+from praxisbackup.catalog.runs import Catalog
+from praxisbackup.model.config import Config, parse_config
+from praxisbackup.model.locations import catalog_path
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.practice.config import Config, parse_config
-from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.locations import catalog_path
-from praxisbackup.practice.protocol import RunProtocol
-from praxisbackup.sample import generate
+from praxisbackup.practice.sample import generate
 from smtpserver import PASSWORD, USER, SmtpServer
 
 TZ = timezone(timedelta(hours=1))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli
-from praxisbackup.practice.config import EXAMPLE, ConfigError, parse_config
+from praxisbackup.model.config import EXAMPLE, ConfigError, parse_config
 
 BASE = """\
 [practice]

@@ -17,14 +17,14 @@ import pytest
 
 from conftest import reopen
 from fsimages import ext4_image
+from praxisbackup.app.job import NightlyJob
+from praxisbackup.catalog.runs import Catalog
 from praxisbackup.engine.archiver import Archiver
 from praxisbackup.engine.checker import Checker
-from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.practice.config import parse_config
-from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.protocol import RunProtocol
-from praxisbackup.sample import generate
+from praxisbackup.model.config import parse_config
+from praxisbackup.model.protocol import RunProtocol
+from praxisbackup.practice.sample import generate
 
 PASS = "Praxis-Passwort"
 
@@ -238,7 +238,7 @@ def test_sigterm_during_the_copy(env: tuple[Path, Service], tmp_path: Path) -> N
 
 def test_start_command_that_leaves_a_daemon_does_not_block(tmp_path: Path) -> None:
     """A start script whose daemon keeps the inherited stdout open must not hang the job."""
-    from praxisbackup.practice.services.command import CommandService
+    from praxisbackup.services.command import CommandService
 
     marker = tmp_path / "up"
     svc = CommandService(

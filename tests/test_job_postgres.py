@@ -16,7 +16,7 @@ import pytest
 from conftest import run_cli
 from fsimages import ext4_image
 from pgserver import PgCluster, as_postgres, world_dir
-from praxisbackup.sample import generate
+from praxisbackup.practice.sample import generate
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 from pypdf import PdfReader
 
 from conftest import run_cli
-from praxisbackup.practice.config import EXAMPLE
+from praxisbackup.model.config import EXAMPLE
 
 
 def write_config(tmp_path: Path) -> Path:

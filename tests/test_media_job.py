@@ -13,13 +13,13 @@ import pytest
 
 from conftest import reopen, run_cli
 from fsimages import ext4_image
+from praxisbackup.app.job import NightlyJob
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.media.label import init_medium
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.practice.config import Config, parse_config
-from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.protocol import RunProtocol
-from praxisbackup.sample import generate
+from praxisbackup.model.config import Config, parse_config
+from praxisbackup.model.protocol import RunProtocol
+from praxisbackup.practice.sample import generate
 
 PASS = "Praxis-Passwort"
 TZ = timezone(timedelta(hours=1))

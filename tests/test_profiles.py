@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from praxisbackup.practice import profiles
-from praxisbackup.sample import generate
+from praxisbackup.practice.sample import generate
 
 
 def make_u7(root: Path, usys: str = "wnt") -> None:

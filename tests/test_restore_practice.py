@@ -16,7 +16,7 @@ from pypdf import PdfReader
 from conftest import reopen, run_cli, tree_state
 from fsimages import ext4_image
 from praxisbackup.engine.pack import DATA
-from praxisbackup.sample import generate
+from praxisbackup.practice.sample import generate
 
 PASS = "Praxis-Passwort"
 

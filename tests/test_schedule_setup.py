@@ -9,9 +9,9 @@ from pathlib import Path
 
 from conftest import run_cli
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.practice import schedule
-from praxisbackup.practice.config import parse_config
-from praxisbackup.sample import generate
+from praxisbackup.model.config import parse_config
+from praxisbackup.platform import schedule
+from praxisbackup.practice.sample import generate
 
 NS = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from praxisbackup.practice.services import ServiceError
-from praxisbackup.practice.services.windows import (
+from praxisbackup.services import ServiceError
+from praxisbackup.services.windows import (
     RUNNING,
     STOPPED,
     parse_dependents,

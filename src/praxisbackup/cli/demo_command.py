@@ -18,14 +18,14 @@ from pathlib import Path
 
 import click
 
-from praxisbackup import sample
+from praxisbackup.app.job import NightlyJob
 from praxisbackup.cli.context import human_size
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import find_snapshot
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.practice.config import parse_config
-from praxisbackup.practice.job import NightlyJob
+from praxisbackup.model.config import parse_config
+from praxisbackup.practice import sample
 from praxisbackup.report.render import render_text
 from praxisbackup.storage import LocalBackend
 
@@ -52,7 +52,7 @@ def _compare(src: Path, restored: Path) -> tuple[int, list[str]]:
 
 def _config(base: Path, server: Path) -> str:
     pidfile = base / "m1-datenbank.pid"
-    service = f"{shlex.quote(sys.executable)} -m praxisbackup.sample_service"
+    service = f"{shlex.quote(sys.executable)} -m praxisbackup.practice.sample_service"
     start = f"{service} start {shlex.quote(str(pidfile))}"
     stop = f"{service} stop {shlex.quote(str(pidfile))}"
     running = f"{service} status {shlex.quote(str(pidfile))}"

@@ -7,17 +7,17 @@ from datetime import date, datetime, timedelta
 
 import click
 
+from praxisbackup.app.daily import DailyCheck
+from praxisbackup.app.job import read_passphrase
+from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx, human_size
 from praxisbackup.errors import PraxisError
-from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import LOCATIONS, Register
 from praxisbackup.media.selection import backup_day, plan_from_config, prepare_medium
-from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.model.config import Config, load_config
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.practice.config import Config, load_config
-from praxisbackup.practice.job import read_passphrase
-from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -6,15 +6,15 @@ from datetime import date, datetime
 
 import click
 
+from praxisbackup.app.daily import DailyCheck
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
-from praxisbackup.notify.daily import DailyCheck
+from praxisbackup.model.config import load_config
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.notify.mail import MailError, build_message, send
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.notify.secrets import smtp_password
 from praxisbackup.platform import hostname
-from praxisbackup.practice.config import load_config
-from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)

@@ -13,25 +13,26 @@ from pathlib import Path
 
 import click
 
+from praxisbackup.app.daily import DailyCheck
+from praxisbackup.app.job import NightlyJob
+from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
-from praxisbackup.media.catalog import Catalog
-from praxisbackup.notify.daily import DailyCheck
-from praxisbackup.notify.outbox import Outbox
-from praxisbackup.notify.secrets import smtp_password
-from praxisbackup.practice import profiles, schedule
-from praxisbackup.practice import setup as setup_mod
-from praxisbackup.practice.config import (
+from praxisbackup.model.config import (
     EXAMPLE,
     Config,
     load_config,
     parse_config,
     resolve_config_path,
 )
-from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.locations import catalog_path, state_dir
-from praxisbackup.practice.protocol import GREEN, exit_code
+from praxisbackup.model.locations import catalog_path, state_dir
+from praxisbackup.model.protocol import GREEN, exit_code
+from praxisbackup.notify.outbox import Outbox
+from praxisbackup.notify.secrets import smtp_password
+from praxisbackup.platform import schedule
+from praxisbackup.practice import profiles
+from praxisbackup.practice import setup as setup_mod
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
 pass_ctx = click.make_pass_decorator(Ctx)

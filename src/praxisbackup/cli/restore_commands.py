@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from praxisbackup import platform
+from praxisbackup.app.job import make_service, read_passphrase
 from praxisbackup.cli.context import Ctx, human_size
 from praxisbackup.engine.browse import walk
 from praxisbackup.engine.paths import split_source
@@ -26,15 +27,14 @@ from praxisbackup.engine.snapshot import Snapshot, find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
+from praxisbackup.model.config import Config, load_config
+from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.practice import recovery
-from praxisbackup.practice.config import Config, load_config
-from praxisbackup.practice.job import make_service, read_passphrase
-from praxisbackup.practice.locations import catalog_path, state_dir
 from praxisbackup.practice.openfiles import open_files_below
 from praxisbackup.practice.restore import execute, plan_restore
-from praxisbackup.practice.services import ServiceError, ServiceSequence
 from praxisbackup.report.i18n import SHEET_STEPS, text
 from praxisbackup.report.render import lines_html, lines_pdf
+from praxisbackup.services import ServiceError, ServiceSequence
 from praxisbackup.storage import LocalBackend
 
 pass_ctx = click.make_pass_decorator(Ctx)

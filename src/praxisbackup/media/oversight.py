@@ -8,8 +8,8 @@ from typing import Any
 
 from praxisbackup.media.register import Register
 from praxisbackup.media.rotation import ARCHIVE_ROLES
-from praxisbackup.practice.config import Config
-from praxisbackup.practice.protocol import RunProtocol
+from praxisbackup.model.config import Config
+from praxisbackup.model.protocol import RunProtocol
 
 FULL_VERIFY_DAYS = 31
 DRILL_DAYS = 183

@@ -10,8 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
+from praxisbackup.catalog.store import SqliteStore
 from praxisbackup.errors import PraxisError
-from praxisbackup.media.store import SqliteStore
 
 LOCATIONS = ("attached", "practice", "offsite", "archive", "retired")
 

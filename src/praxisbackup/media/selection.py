@@ -9,8 +9,8 @@ from datetime import date, datetime, timedelta
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
 from praxisbackup.media.rotation import ARCHIVE_ROLES, RotationPlan, RotationSettings, Slot
-from praxisbackup.practice.config import Config
-from praxisbackup.practice.locations import catalog_path
+from praxisbackup.model.config import Config
+from praxisbackup.model.locations import catalog_path
 
 #: A run that starts before this hour belongs to the previous evening's slot.
 NIGHT_ENDS_HOUR = 6

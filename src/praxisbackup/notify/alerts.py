@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from praxisbackup.media.selection import plan_from_config
+from praxisbackup.model.config import Config
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.notify.mail import Attachment, build_message, short_date
-from praxisbackup.practice.config import Config
-from praxisbackup.practice.protocol import RunProtocol
 from praxisbackup.report.i18n import text
 from praxisbackup.report.render import finding_texts, render_html, render_pdf
 

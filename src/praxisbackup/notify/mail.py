@@ -11,8 +11,8 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from praxisbackup.errors import PraxisError
+from praxisbackup.model.config import SmtpSection
 from praxisbackup.notify.secrets import smtp_password
-from praxisbackup.practice.config import SmtpSection
 
 WEEKDAYS = {
     "de": ["Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"],

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 
-from praxisbackup.media.store import SqliteStore
+from praxisbackup.catalog.store import SqliteStore
+from praxisbackup.model.config import SmtpSection
 from praxisbackup.notify.mail import MailError, send
-from praxisbackup.practice.config import SmtpSection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (

@@ -8,7 +8,7 @@ import os
 import stat
 
 from praxisbackup.errors import PraxisError
-from praxisbackup.practice.config import SmtpSection
+from praxisbackup.model.config import SmtpSection
 
 KEYRING_SERVICE = "praxisbackup-smtp"
 

@@ -1,4 +1,2 @@
-"""The practice layer: configuration, application profiles (CGM M1 PRO), services, the nightly job.
-
-It builds on the engine's API (never on its CLI) and is used by the CLI and, later, the web UI.
-"""
+"""Knowledge of the practice's software: the CGM M1 PRO profile (essential items, variants),
+open-file checks, the practice restore plan, the recovery key, sample practice data."""

@@ -7,7 +7,7 @@ from typing import Any
 
 import jinja2
 
-from praxisbackup.practice.protocol import RunProtocol
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.report.i18n import text
 
 

@@ -11,13 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from praxisbackup.app.job import NightlyJob
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.repository import Repository
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.practice.config import ConfigError, parse_config
-from praxisbackup.practice.job import NightlyJob
-from praxisbackup.practice.protocol import RunProtocol
-from praxisbackup.sample import generate
+from praxisbackup.model.config import ConfigError, parse_config
+from praxisbackup.model.protocol import RunProtocol
+from praxisbackup.practice.sample import generate
 from praxisbackup.storage import LocalBackend
 
 MARKER = "MARKERPATIENTXYZ"

@@ -25,8 +25,8 @@ from praxisbackup.engine.snapshot import Snapshot
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import PraxisError
 from praxisbackup.media.label import read_label
-from praxisbackup.practice.config import EXAMPLE, parse_config
-from praxisbackup.practice.protocol import RunProtocol
+from praxisbackup.model.config import EXAMPLE, parse_config
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.storage import LocalBackend
 
 

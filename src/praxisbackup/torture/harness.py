@@ -24,7 +24,7 @@ from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.errors import PraxisError
-from praxisbackup.sample import generate
+from praxisbackup.practice.sample import generate
 from praxisbackup.storage import LocalBackend
 
 PASSWORD = "torture-passphrase"

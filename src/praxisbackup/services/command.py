@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from praxisbackup.practice.services import ServiceError
+from praxisbackup.services import ServiceError
 
 POLL = 0.5
 

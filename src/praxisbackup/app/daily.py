@@ -11,14 +11,14 @@ import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from praxisbackup.media.catalog import Catalog
+from praxisbackup.catalog.runs import Catalog
+from praxisbackup.catalog.store import SqliteStore
 from praxisbackup.media.rotation import WorkingCalendar
-from praxisbackup.media.store import SqliteStore
+from praxisbackup.model.config import Config
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.notify.alerts import TAG, first_line_recipients
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.practice.config import Config
-from praxisbackup.practice.locations import catalog_path
 from praxisbackup.report.i18n import text
 
 SCHEMA = """

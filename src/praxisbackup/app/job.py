@@ -26,6 +26,8 @@ from datetime import datetime, timedelta
 from types import FrameType
 
 from praxisbackup import __version__, platform
+from praxisbackup.app.runlock import RunLock
+from praxisbackup.catalog.runs import Catalog
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.forget import HOLD_PREFIX, hold_until
@@ -37,20 +39,18 @@ from praxisbackup.engine.snapshot import list_snapshots, load_snapshot
 from praxisbackup.errors import PraxisError, WrongPasswordError
 from praxisbackup.media import label as media
 from praxisbackup.media import selection
-from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
+from praxisbackup.model.config import Config, ServiceConfig
+from praxisbackup.model.locations import catalog_path, state_dir
+from praxisbackup.model.protocol import RED, YELLOW, RunProtocol, SourceResult
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.practice.config import Config, ServiceConfig
-from praxisbackup.practice.locations import catalog_path, state_dir
 from praxisbackup.practice.openfiles import open_files_below
-from praxisbackup.practice.protocol import RED, YELLOW, RunProtocol, SourceResult
-from praxisbackup.practice.runlock import RunLock
-from praxisbackup.practice.services import ServiceBackend, ServiceError, ServiceSequence
-from praxisbackup.practice.services.command import CommandService
-from praxisbackup.practice.services.systemd import SystemdService
-from praxisbackup.practice.services.windows import WindowsService
 from praxisbackup.report.render import human_size, render_text
+from praxisbackup.services import ServiceBackend, ServiceError, ServiceSequence
+from praxisbackup.services.command import CommandService
+from praxisbackup.services.systemd import SystemdService
+from praxisbackup.services.windows import WindowsService
 from praxisbackup.storage import LocalBackend
 
 SAFETY_MARGIN = 64 << 20
@@ -171,7 +171,7 @@ class NightlyJob:
 
     def _notify(self, catalog: Catalog) -> None:
         """E-mail, daily check and heartbeat; failures become protocol lines, never lost mail."""
-        from praxisbackup.notify.dispatch import after_run  # noqa: PLC0415 - avoids an import cycle
+        from praxisbackup.app.dispatch import after_run  # noqa: PLC0415 - avoids an import cycle
 
         for problem in after_run(self.config, self.protocol, self.clock()):
             self.protocol.add(YELLOW, "alert_problem", problem=problem)

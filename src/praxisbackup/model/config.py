@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from praxisbackup.errors import PraxisError
-from praxisbackup.practice.tomllines import key_lines, line_of
+from praxisbackup.model.tomllines import key_lines, line_of
 
 ENV_CONFIG = "PRAXISBACKUP_CONFIG"
 

@@ -1,8 +1,8 @@
 """A stand-in "practice database service" for the demo: a real background process.
 
-``python -m praxisbackup.sample_service start|stop|status PIDFILE``; ``status`` exits 0 while
-the process runs. The demo's configuration controls it through the ``command`` service backend,
-exactly as a real installation controls ``pg_ctl`` or an Oracle script.
+``python -m praxisbackup.practice.sample_service start|stop|status PIDFILE``; ``status`` exits 0
+while the process runs. The demo's configuration controls it through the ``command`` service
+backend, exactly as a real installation controls ``pg_ctl`` or an Oracle script.
 """
 
 from __future__ import annotations

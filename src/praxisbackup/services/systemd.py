@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from praxisbackup.practice.services.command import CommandService
+from praxisbackup.services.command import CommandService
 
 
 class SystemdService(CommandService):

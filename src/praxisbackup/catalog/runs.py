@@ -6,8 +6,8 @@ It keeps the history that audits and the daily check need: every run with its fu
 
 from __future__ import annotations
 
-from praxisbackup.media.store import SqliteStore
-from praxisbackup.practice.protocol import RunProtocol
+from praxisbackup.catalog.store import SqliteStore
+from praxisbackup.model.protocol import RunProtocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from praxisbackup.practice.config import Config
+from praxisbackup.model.config import Config
 
 
 def default_state_dir() -> Path:

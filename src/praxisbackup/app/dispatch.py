@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from praxisbackup.app.daily import DailyCheck
+from praxisbackup.model.config import Config
+from praxisbackup.model.locations import catalog_path
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.notify.alerts import heartbeat, recipients_for, run_message
-from praxisbackup.notify.daily import DailyCheck
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.practice.config import Config
-from praxisbackup.practice.locations import catalog_path
-from praxisbackup.practice.protocol import RunProtocol
 
 
 def after_run(config: Config, p: RunProtocol, now: datetime) -> list[str]:
