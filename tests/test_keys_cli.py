@@ -62,7 +62,7 @@ def test_password_file_and_missing_passphrase(tmp_path: Path) -> None:
     ok = run_cli("--password-file", str(pwfile), "snapshots", repo=repo, password=None)
     assert ok.returncode == 0, ok.stderr
     none = run_cli("snapshots", repo=repo, password=None)
-    assert none.returncode == 3 and "no passphrase given" in none.stderr
+    assert none.returncode == 3 and "no repository passphrase" in none.stderr
     missing = run_cli(
         "--password-file", str(tmp_path / "nope"), "snapshots", repo=repo, password=None
     )

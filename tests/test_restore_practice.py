@@ -101,8 +101,9 @@ def test_restore_onto_a_fresh_installation_renames_and_restores_only_the_allowed
     assert fresh_bin  # the fresh program files are kept under Bin_Original_<time>
     reports = {p.suffix: p for p in (base / "state" / "restores").iterdir()}
     assert set(reports) == {".txt", ".pdf", ".html"}
-    text = reports[".txt"].read_text()
-    assert text.startswith("Rücksicherungsprotokoll - Praxis Dr. Muster") and "verified" in text
+    text = reports[".txt"].read_text(encoding="utf-8")
+    assert text.startswith("Rücksicherungsprotokoll – Praxis Dr. Muster")
+    assert "zurückgesichert; geprüft: " in text and "verified" not in text  # German throughout
     assert "Rücksicherung vollständig" in PdfReader(str(reports[".pdf"])).pages[0].extract_text()
 
 

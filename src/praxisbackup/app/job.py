@@ -14,20 +14,25 @@ The outcome is green, yellow or red with the reasons, never an unexplained failu
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime, timedelta
-from types import FrameType
 
 from praxisbackup import __version__, platform
+from praxisbackup.app.downtime import (
+    FilesStillOpenError,
+    ServicesNotStoppedError,
+    service_sequence,
+    services_stopped,
+)
+from praxisbackup.app.drill import import_drills
+from praxisbackup.app.emergency import current_sheet_facts
+from praxisbackup.app.interrupt import Interrupted, StopRequests
 from praxisbackup.app.runlock import RunLock
 from praxisbackup.catalog.runs import Catalog
+from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.forget import HOLD_PREFIX, hold_until
@@ -36,84 +41,20 @@ from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots, load_snapshot
-from praxisbackup.errors import PraxisError, WrongPasswordError
+from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media import selection
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
-from praxisbackup.model.config import Config, ServiceConfig
+from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.model.protocol import RED, YELLOW, RunProtocol, SourceResult
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.practice.openfiles import open_files_below
 from praxisbackup.report.render import human_size, render_text
-from praxisbackup.services import ServiceBackend, ServiceError, ServiceSequence
-from praxisbackup.services.command import CommandService
-from praxisbackup.services.systemd import SystemdService
-from praxisbackup.services.windows import WindowsService
+from praxisbackup.services import ServiceSequence
 from praxisbackup.storage import LocalBackend
 
 SAFETY_MARGIN = 64 << 20
-
-
-class Interrupted(Exception):
-    """The run was asked to stop (SIGTERM, console close, Ctrl-C)."""
-
-
-def make_service(cfg: ServiceConfig) -> ServiceBackend:
-    """The backend for a configured service."""
-    if cfg.kind == "windows":
-        return WindowsService(cfg.name)
-    if cfg.kind == "systemd":
-        return SystemdService(cfg.name)
-    assert cfg.stop and cfg.start and cfg.is_running
-    return CommandService(cfg.name, cfg.stop, cfg.start, cfg.is_running)
-
-
-def read_passphrase(config: Config) -> str:
-    env = os.environ.get(config.repository.password_env)
-    if env:
-        return env
-    if config.repository.password_file:
-        try:
-            with open(config.repository.password_file, encoding="utf-8") as fh:
-                value = fh.readline().rstrip("\r\n")
-        except OSError as exc:
-            raise WrongPasswordError(
-                f"cannot read the passphrase file {config.repository.password_file}: {exc.strerror}"
-            ) from None
-        if value:
-            return value
-    raise WrongPasswordError(
-        f"no repository passphrase: set {config.repository.password_env} or "
-        "repository.password_file in the configuration"
-    )
-
-
-@contextmanager
-def _stop_signals(state: dict[str, bool]) -> Iterator[None]:
-    """Turn SIGTERM (and SIGBREAK/console close on Windows) into :class:`Interrupted` while
-    ``state["raise"]`` is true; while services are being started again, only remember it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        state["received"] = True
-        if state["raise"]:
-            raise Interrupted(signal.Signals(signum).name)
-
-    names = ["SIGTERM", "SIGBREAK", "SIGHUP"]
-    previous = {}
-    for name in names:
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            previous[sig] = signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 class NightlyJob:
@@ -122,15 +63,13 @@ class NightlyJob:
         config: Config,
         passphrase: str | None = None,
         progress: Progress | None = None,
-        service_factory: Callable[[ServiceConfig], ServiceBackend] = make_service,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self.passphrase = passphrase
         self.progress = progress or Progress()
-        self.service_factory = service_factory
         self.state_dir = str(state_dir(config))
-        self._signals = {"raise": True, "received": False}
+        self.stops = StopRequests()
         #: The job's notion of "now" (rotation day, retention, oversight); injectable for tests.
         self.clock = clock or (lambda: datetime.now().astimezone())
         now = self.clock()
@@ -151,7 +90,7 @@ class NightlyJob:
 
         heartbeat(self.config.notify.heartbeat_url, "start")
         catalog = Catalog(catalog_path(self.config))
-        with RunLock(self.state_dir), _stop_signals(self._signals):
+        with RunLock(self.state_dir), self.stops:
             try:
                 self._run(catalog)
             except Interrupted as exc:
@@ -163,7 +102,8 @@ class NightlyJob:
             except Exception as exc:  # noqa: BLE001 - the protocol must name every failure
                 p.add(RED, "backup_failed", error=f"{type(exc).__name__}: {exc}")
             finally:
-                self._signals["raise"] = False
+                # Recording and notifying must not be cut short by a second stop request.
+                self.stops.disarm()
                 p.finished = self.clock().isoformat(timespec="seconds")
                 self._record(catalog)
                 self._notify(catalog)
@@ -295,7 +235,7 @@ class NightlyJob:
         medium = self._medium(source_paths, register)
         if medium is None:
             return
-        passphrase = self.passphrase or read_passphrase(cfg)
+        passphrase = self.passphrase or repository_passphrase(cfg)
         backend = LocalBackend(medium.repository_path)
         self.repo = repo = Repository.open(backend, passphrase)
         if repo.config.id != medium.label.repository_id:
@@ -310,35 +250,23 @@ class NightlyJob:
         needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
         if not self._make_room(repo, needed):
             return
-        services = ServiceSequence(
-            [(self.service_factory(s), s.timeout_seconds) for s in cfg.services]
-        )
+        services = service_sequence(cfg.services)
         with lock_repository(repo, exclusive=False, command="nightly job"):
             repo.load_index()
             packs_before = {pid for pid, _ in repo.index.packs()}
             try:
-                try:
-                    services.stop_all()
-                except ServiceError as exc:
-                    failed = (
-                        services.timeline.failed_to_stop[-1]
-                        if services.timeline.failed_to_stop
-                        else "?"
-                    )
-                    p.add(RED, "service_stop_failed", service=failed, error=str(exc))
-                    return
-                still_open = open_files_below([c for s in cfg.services for c in s.check_closed])
-                if still_open:
-                    p.add(RED, "files_open", paths=", ".join(still_open[:5]))
-                    return
-                self._backup(repo, sources)
+                with services_stopped(
+                    services, [c for s in cfg.services for c in s.check_closed], self.stops
+                ):
+                    self._backup(repo, sources)
+            except ServicesNotStoppedError as exc:
+                p.add(RED, "service_stop_failed", service=exc.service, error=exc.error)
+                return
+            except FilesStillOpenError as exc:
+                p.add(RED, "files_open", paths=", ".join(exc.paths[:5]))
+                return
             finally:
-                self._signals["raise"] = False
-                services.start_all()
-                self._signals["raise"] = True
                 self._service_protocol(services)
-                if self._signals["received"]:
-                    raise Interrupted("SIGTERM")
             self._verify(repo, packs_before, register)
         when = self.clock().isoformat(timespec="seconds")
         register.event(medium.label.medium_id, "used", "attached", "", p.run_id, when=when)
@@ -372,25 +300,7 @@ class NightlyJob:
         key = recovery.load(self.state_dir, passphrase)
         if key is not None:
             recovery.ensure_slot(repo, key)
-        known = {
-            h["time"] for h in register.history(medium.label.medium_id) if h["kind"] == "drill"
-        }
-        for name in list(repo.list_names("meta")):
-            if not name.startswith("drill-"):
-                continue
-            try:
-                doc = json.loads(repo.read_meta(name))
-            except (PraxisError, ValueError):
-                continue
-            if doc.get("time") and doc["time"] not in known:
-                register.event(
-                    medium.label.medium_id,
-                    "drill",
-                    "attached",
-                    str(doc.get("machine", "")),
-                    "ok" if doc.get("ok") else "FAILED",
-                    when=str(doc["time"]),
-                )
+        import_drills(repo, register, medium.label.medium_id)
 
     def _make_room(self, repo: Repository, needed: int) -> bool:
         """Free space for tonight: forget the oldest snapshots that are not held (archives
@@ -427,10 +337,7 @@ class NightlyJob:
 
     def _oversight(self, register: Register, catalog: Catalog) -> None:
         runs = catalog.runs(limit=200)
-        facts = recovery.sheet_facts(
-            [(r.id, r.label, r.role) for r in register.all() if r.location != "retired"],
-            [s.name for s in self.config.services],
-        )
+        facts = current_sheet_facts(self.config, register)
         sheet = recovery.sheet_state(self.state_dir, facts)
         if sheet != "current":
             self.protocol.add(YELLOW if sheet == "outdated" else "info", "sheet_outdated")

@@ -1,4 +1,10 @@
-"""One nightly run at a time: a lock file in the state folder, taken over when stale."""
+"""One nightly run at a time, per installation.
+
+The lock is an operating-system lock on ``run.lock`` in the state folder (see
+:mod:`praxisbackup.platform.oslock`): it dies with its process, so a crashed run never blocks
+the next night, and the file is never deleted (deleting it would let a third process lock a new
+file while the second still holds the old one). The file's text names the holder for messages.
+"""
 
 from __future__ import annotations
 
@@ -7,58 +13,44 @@ import os
 import time
 from types import TracebackType
 
-import psutil
-
-from praxisbackup.errors import PraxisError
+from praxisbackup.errors import ExitCode, PraxisError
+from praxisbackup.platform.oslock import try_lock
 
 
 class RunLockedError(PraxisError):
     """Another run is in progress."""
 
+    exit_code = ExitCode.LOCKED
+
 
 class RunLock:
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, "run.lock")
+        self._fd: int | None = None
 
-    def _holder(self) -> dict[str, float] | None:
+    def holder(self) -> str:
+        """Who holds the lock, as far as the file says (for messages only)."""
         try:
             with open(self.path, encoding="utf-8") as fh:
-                doc: dict[str, float] = json.load(fh)
-                return doc
-        except (OSError, ValueError):
-            return None
+                doc = json.loads(fh.read() or "{}")
+            return f"pid {int(doc['pid'])}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "unknown process"
 
     def __enter__(self) -> RunLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "time": time.time()}
-        for _attempt in range(2):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and _alive(holder):
-                    raise RunLockedError(
-                        f"another praxisbackup run is in progress (pid {int(holder['pid'])})"
-                    ) from None
-                os.unlink(self.path)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(me, fh)
-            return self
-        raise RunLockedError("could not take the run lock")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if not try_lock(fd):
+            os.close(fd)
+            raise RunLockedError(f"another praxisbackup run is in progress ({self.holder()})")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
+        self._fd = fd
+        return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            return
-
-
-def _alive(holder: dict[str, float]) -> bool:
-    try:
-        proc = psutil.Process(int(holder["pid"]))
-        return abs(proc.create_time() - float(holder["started"])) < 1.0
-    except (psutil.Error, KeyError, ValueError, TypeError):
-        return False
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None

@@ -10,29 +10,16 @@ from typing import Any
 
 import click
 
+from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
-from praxisbackup.errors import UsageError, WrongPasswordError
+from praxisbackup.errors import UsageError
+from praxisbackup.model.config import Config
 from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
 
-__all__ = ["Ctx", "human_size", "read_secret_file"]
+__all__ = ["Ctx", "human_size"]
 
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
-ENV_PASSWORD = "PRAXISBACKUP_PASSWORD"
-ENV_PASSWORD_FILE = "PRAXISBACKUP_PASSWORD_FILE"
-
-
-def read_secret_file(path: str, what: str) -> str:
-    """First line of a file, without the line break."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            line = fh.readline()
-    except OSError as exc:
-        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
-    value = line.rstrip("\r\n")
-    if not value:
-        raise UsageError(f"the {what} file {path} is empty")
-    return value
 
 
 @dataclass
@@ -49,25 +36,18 @@ class Ctx:
             raise UsageError(f"no repository given: use --repo or set {ENV_REPOSITORY}")
         return loc
 
-    def passphrase(self, confirm: bool = False) -> str:
-        """From PRAXISBACKUP_PASSWORD, --password-file / PRAXISBACKUP_PASSWORD_FILE, or a prompt.
+    def passphrase(self, confirm: bool = False, config: Config | None = None) -> str:
+        """The one passphrase resolver (environment, files, credential store), with a prompt
+        only when a person is at a console: a scheduled run never waits for input."""
 
-        Never from the command line itself, where other users could read it in the process list.
-        """
-        env = os.environ.get(ENV_PASSWORD)
-        if env:
-            return env
-        path = self.password_file or os.environ.get(ENV_PASSWORD_FILE)
-        if path:
-            return read_secret_file(path, "passphrase")
-        if sys.stdin.isatty():
+        def prompt() -> str:
             value: str = click.prompt(
                 "Passphrase", hide_input=True, confirmation_prompt=confirm, err=True
             )
             return value
-        raise WrongPasswordError(
-            f"no passphrase given: set {ENV_PASSWORD}, use --password-file, or run interactively"
-        )
+
+        interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        return repository_passphrase(config, self.password_file, prompt if interactive else None)
 
     def open(self) -> Repository:
         return Repository.open(open_backend(self.location()), self.passphrase())

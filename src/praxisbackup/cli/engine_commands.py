@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from praxisbackup.cli.context import Ctx, human_size, read_secret_file
+from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.credentials import read_secret_file
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import compute_stats, diff_trees, walk_from
 from praxisbackup.engine.checker import Checker

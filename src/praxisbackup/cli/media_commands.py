@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta
 import click
 
 from praxisbackup.app.daily import DailyCheck
-from praxisbackup.app.job import read_passphrase
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx, human_size
 from praxisbackup.errors import PraxisError
@@ -42,7 +41,7 @@ def medium_group() -> None:
 def medium_init(ctx: Ctx, label: str, path: str, role: str | None) -> None:
     """Make PATH (a USB disk, a NAS folder) a backup medium called LABEL and register it."""
     config = load_config(ctx.config_path)
-    attached = prepare_medium(config, path, label, read_passphrase(config), role)
+    attached = prepare_medium(config, path, label, ctx.passphrase(config=config), role)
     role = _register(config).find(attached.label.medium_id).role
     click.echo(
         f"medium '{label}' ({role}) ready at {attached.root} (medium {attached.label.medium_id})"

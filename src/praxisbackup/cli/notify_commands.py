@@ -8,12 +8,12 @@ import click
 
 from praxisbackup.app.daily import DailyCheck
 from praxisbackup.cli.context import Ctx
+from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import load_config
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.notify.mail import MailError, build_message, send
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.notify.secrets import smtp_password
 from praxisbackup.platform import hostname
 from praxisbackup.report.i18n import text
 

@@ -17,6 +17,7 @@ from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
+from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.model.config import (
@@ -29,7 +30,6 @@ from praxisbackup.model.config import (
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.model.protocol import GREEN, exit_code
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.notify.secrets import smtp_password
 from praxisbackup.platform import schedule
 from praxisbackup.practice import profiles
 from praxisbackup.practice import setup as setup_mod

@@ -1,84 +1,29 @@
-"""restore-practice, find/versions, drill, emergency-sheet."""
+"""restore-practice, find, restore-file, drill, emergency-sheet: parse, call the application
+layer, print."""
 
 from __future__ import annotations
 
-import json
 import os
-import platform as pyplatform
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import click
 
-from praxisbackup import platform
-from praxisbackup.app.job import make_service, read_passphrase
+from praxisbackup.app import drill as drill_app
+from praxisbackup.app import restore_practice as restore_app
+from praxisbackup.app.emergency import emergency_sheet as make_sheet
+from praxisbackup.app.find import find_versions
+from praxisbackup.app.medium import open_attached, open_medium
 from praxisbackup.cli.context import Ctx, human_size
-from praxisbackup.engine.browse import walk
-from praxisbackup.engine.paths import split_source
-from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
-from praxisbackup.engine.snapshot import Snapshot, find_snapshot, list_snapshots
+from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
-from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
-from praxisbackup.model.config import Config, load_config
-from praxisbackup.model.locations import catalog_path, state_dir
-from praxisbackup.practice import recovery
-from praxisbackup.practice.openfiles import open_files_below
-from praxisbackup.practice.restore import execute, plan_restore
-from praxisbackup.report.i18n import SHEET_STEPS, text
-from praxisbackup.report.render import lines_html, lines_pdf
-from praxisbackup.services import ServiceError, ServiceSequence
-from praxisbackup.storage import LocalBackend
+from praxisbackup.model.config import load_config
+from praxisbackup.model.locations import catalog_path
 
 pass_ctx = click.make_pass_decorator(Ctx)
-
-
-def _attached_repo(config: Config, passphrase: str) -> tuple[media.AttachedMedium, Repository]:
-    found, problems = media.discover(config.media.candidates)
-    if not found:
-        raise PraxisError(
-            "no backup medium attached" + (f" ({'; '.join(problems)})" if problems else "")
-        )
-    chosen = found[0]
-    repo = Repository.open(LocalBackend(chosen.repository_path), passphrase)
-    repo.load_index()
-    return chosen, repo
-
-
-def latest_green(repo: Repository) -> Snapshot:
-    """The newest snapshot whose run protocol on the medium is green (else the newest)."""
-    green: set[str] = set()
-    for name in list(repo.list_names("meta")):
-        if name.startswith("protocol-") and name != "protocol-latest":
-            try:
-                doc = json.loads(repo.read_meta(name))
-            except (PraxisError, ValueError):
-                continue
-            if doc.get("status") == "green" and doc.get("snapshot_id"):
-                green.add(doc["snapshot_id"])
-    snaps = list_snapshots(repo)
-    if not snaps:
-        raise PraxisError("the medium holds no snapshot")
-    chosen = [s for s in snaps if s.id in green]
-    return chosen[-1] if chosen else snaps[-1]
-
-
-def _default_root(snap: Snapshot) -> str:
-    for source in snap.paths:
-        comps = split_source(source)
-        if comps and comps[-1].casefold() == "compumed":
-            base = comps[:-1]
-            if sys.platform == "win32":  # pragma: no cover
-                return base[0] + ":\\" + "\\".join(base[1:])
-            return "/" + "/".join(base)
-    raise PraxisError("the snapshot holds no CompuMED folder")
 
 
 @click.command(name="restore-practice")
@@ -104,17 +49,17 @@ def restore_practice(
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
     config = load_config(ctx.config_path)
-    medium, repo = _attached_repo(config, read_passphrase(config))
+    passphrase = ctx.passphrase(config=config)
     if list_only:
+        _medium, repo = open_attached(config, passphrase)
         for s in list_snapshots(repo):
             click.echo(f"{s.short_id}  {s.time[:19]}  {s.host}  {', '.join(s.tags)}")
         return
-    snap = find_snapshot(repo, snapshot_ref) if snapshot_ref else latest_green(repo)
-    root = target_root or _default_root(snap)
-    plan = plan_restore(repo, snap, root, datetime.now())
+    prepared = restore_app.prepare(config, passphrase, snapshot_ref, target_root)
+    snap, plan = prepared.snapshot, prepared.plan
     click.echo(
         f"Restore from snapshot {snap.short_id} ({snap.time[:16]}) "
-        f"on medium '{medium.label.label}' into {root}:"
+        f"on medium '{prepared.medium.label.label}' into {prepared.root}:"
     )
     for item in plan.items:
         rename = (
@@ -123,11 +68,7 @@ def restore_practice(
         click.echo(f"  {item.kind:<4} {item.snapshot_path}  ->  {item.target}{rename}")
     for missing in plan.missing_in_snapshot:
         click.echo(f"  MISSING in the snapshot: {missing}")
-    if (
-        plan.fingerprint_backup
-        and plan.fingerprint_installed
-        and plan.fingerprint_backup != plan.fingerprint_installed
-    ):
+    if prepared.version_differs:
         click.echo(
             "WARNING: program files differ - newest file date in M1\\Bin: "
             f"backup {plan.fingerprint_backup}, installed {plan.fingerprint_installed}. "
@@ -137,40 +78,10 @@ def restore_practice(
         return
     if not yes and not click.confirm("Proceed?"):
         raise PraxisError("nothing was changed")
-    services = ServiceSequence([(make_service(s), s.timeout_seconds) for s in config.services])
-    try:
-        try:
-            services.stop_all()
-        except ServiceError as exc:
-            raise PraxisError(f"restore refused: a service could not be stopped: {exc}") from None
-        still_open = open_files_below([c for s in config.services for c in s.check_closed])
-        if still_open:
-            raise PraxisError(f"restore refused: files are still open: {', '.join(still_open[:5])}")
-        result = execute(repo, plan)
-    finally:
-        services.start_all()
-    assert result.restore is not None
-    r = result.restore
-    lines = [
-        f"Practice restore {datetime.now().isoformat(timespec='seconds')} from snapshot {snap.id}",
-        *(f"renamed: {a} -> {b}" for a, b in result.renamed),
-        f"restored {r.files} files, {r.dirs} folders, {human_size(r.bytes)} "
-        f"in {result.seconds} s; verified {r.verified_files}",
-        *(f"warning: {w.path}: {w.reason}" for w in r.warnings),
-        *(f"ERROR: {e.path}: {e.reason}" for e in r.errors + r.verify_failures),
-    ]
-    title = text("restore.title", config.practice.language) + f" - {config.practice.name}"
-    verdict = text("restore.ok" if result.ok else "restore.failed", config.practice.language)
-    lines = [title, verdict, "", *lines]
-    report_dir = Path(state_dir(config)) / "restores"
-    report_dir.mkdir(parents=True, exist_ok=True)
-    stem = report_dir / f"restore-{datetime.now():%Y%m%d-%H%M%S}"
-    stem.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    stem.with_suffix(".pdf").write_bytes(lines_pdf(lines))
-    stem.with_suffix(".html").write_text(lines_html(lines), encoding="utf-8")
-    click.echo("\n".join(lines))
-    click.echo(f"restore protocol: {stem}.txt / .pdf / .html")
-    if not result.ok:
+    outcome = restore_app.run(config, prepared)
+    click.echo("\n".join(outcome.lines))
+    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html")
+    if not outcome.ok:
         sys.exit(ExitCode.DAMAGED)
 
 
@@ -179,23 +90,13 @@ def restore_practice(
 @pass_ctx
 def find_cmd(ctx: Ctx, pattern: str) -> None:
     """Find files by name (glob, case-insensitive) across all snapshots, with their versions."""
-    import fnmatch  # noqa: PLC0415
-
     repo = ctx.open()
     repo.load_index()
-    versions: dict[str, list[tuple[str, str, int, str]]] = {}
-    for snap in list_snapshots(repo):
-        for path, node in walk(repo, snap.tree_id):
-            if node.type == "file" and fnmatch.fnmatch(node.name.casefold(), pattern.casefold()):
-                key = b"".join(node.content).hex()[:16]
-                entry = versions.setdefault(path, [])
-                if not entry or entry[-1][3] != key:
-                    when = datetime.fromtimestamp(node.mtime_ns / 1e9).isoformat(timespec="seconds")
-                    entry.append((snap.short_id, when, node.size, key))
-    for path, vers in sorted(versions.items()):
+    versions = find_versions(repo, pattern)
+    for path, vers in versions.items():
         click.echo(path)
-        for snap_id, when, size, _key in vers:
-            click.echo(f"    snapshot {snap_id}  changed {when}  {human_size(size)}")
+        for v in vers:
+            click.echo(f"    snapshot {v.snapshot}  changed {v.changed}  {human_size(v.size)}")
     if not versions:
         raise PraxisError(f"no file matching {pattern!r} in any snapshot")
 
@@ -218,77 +119,27 @@ def drill(
     check_command: str | None,
 ) -> None:
     """Restore test on this machine: restore, compare every file, time it, record the result."""
+    register = None
     if medium_root:
-        label = media.read_label(medium_root)
-        if label is None:
-            raise PraxisError(f"{medium_root} is not a praxisbackup medium")
-        attached = media.AttachedMedium(medium_root, label)
-        repo = Repository.open(LocalBackend(attached.repository_path), ctx.passphrase())
-        repo.load_index()
-        config = None
+        attached, repo = open_medium(medium_root, ctx.passphrase())
     else:
         config = load_config(ctx.config_path)
-        attached, repo = _attached_repo(config, read_passphrase(config))
-    snap = find_snapshot(repo, snapshot_ref)
-    target = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="praxisbackup-drill-"))
-    started = time.monotonic()
-    result = Restorer(repo, snap, RestoreOptions(target=str(target), verify=True)).run()
-    check_ok = True
-    check_output = ""
-    if check_command:
-        proc = subprocess.run(
-            check_command,
-            shell=True,
-            cwd=target,
-            capture_output=True,
-            text=True,
-            check=False,
-            env=dict(os.environ, PRAXISBACKUP_DRILL_ROOT=str(target)),
-        )
-        check_ok = proc.returncode == 0
-        check_output = (proc.stdout + proc.stderr)[-2000:]
-    seconds = round(time.monotonic() - started, 2)
-    ok = result.ok and check_ok
-    errors = [f"{e.path}: {e.reason}" for e in result.errors + result.verify_failures][:100]
-    doc: dict[str, Any] = {
-        "time": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": platform.hostname(),
-        "system": f"{pyplatform.system()} {pyplatform.release()}",
-        "medium_id": attached.label.medium_id,
-        "medium_label": attached.label.label,
-        "snapshot": snap.id,
-        "files": result.files,
-        "bytes": result.bytes,
-        "verified": result.verified_files,
-        "seconds": seconds,
-        "ok": ok,
-        "errors": errors,
-        "check_command": check_command or "",
-        "check_ok": check_ok,
-        "check_output": check_output,
-    }
-    repo.write_meta(
-        f"drill-{datetime.now():%Y%m%d-%H%M%S}-{platform.hostname()}", json.dumps(doc).encode()
-    )
-    if config is not None:
-        Register(catalog_path(config)).event(
-            attached.label.medium_id, "drill", "attached", "", "ok" if ok else "FAILED"
-        )
-    if not scratch:
-        shutil.rmtree(target, ignore_errors=True)
+        attached, repo = open_attached(config, ctx.passphrase(config=config))
+        register = Register(catalog_path(config))
+    record = drill_app.run_drill(repo, attached, snapshot_ref, scratch, check_command, register)
     if ctx.json:
-        ctx.emit_json(doc)
+        ctx.emit_json(record.__dict__)
     else:
         click.echo(
-            f"restore test {'PASSED' if ok else 'FAILED'}: {result.files} files, "
-            f"{human_size(result.bytes)}, verified {result.verified_files}, "
-            f"{seconds} s (restore time objective) on {doc['machine']}"
+            f"restore test {'PASSED' if record.ok else 'FAILED'}: {record.files} files, "
+            f"{human_size(record.bytes)}, verified {record.verified}, "
+            f"{record.seconds} s (restore time objective) on {record.machine}"
         )
-        for err in errors:
+        for err in record.errors:
             click.echo(f"  damaged: {err}", err=True)
         if check_command:
-            click.echo(f"check command: {'ok' if check_ok else 'FAILED'}")
-    if not ok:
+            click.echo(f"check command: {'ok' if record.check_ok else 'FAILED'}")
+    if not record.ok:
         sys.exit(ExitCode.DAMAGED)
 
 
@@ -298,72 +149,10 @@ def drill(
 @pass_ctx
 def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
     """The printable emergency sheet (Notfallblatt) with the recovery key; keep it in the safe."""
-    import segno  # noqa: PLC0415
-
-    from praxisbackup.practice import profiles  # noqa: PLC0415
-
     config = load_config(ctx.config_path)
-    language = lang or config.practice.language
-    passphrase = read_passphrase(config)
-    sdir = str(state_dir(config))
-    key = recovery.load_or_create(sdir, passphrase)
-    found, _problems = media.discover(config.media.candidates)
-    for m in found:
-        repo = Repository.open(LocalBackend(m.repository_path), passphrase)
-        recovery.ensure_slot(repo, key)
-    register = Register(catalog_path(config))
-    de = language == "de"
-    lines = [
-        ("Notfallblatt Datensicherung" if de else "Backup emergency sheet")
-        + f" - {config.practice.name}",
-        f"{'Erstellt' if de else 'Created'}: {datetime.now():%d.%m.%Y %H:%M}   "
-        f"{'Im Tresor aufbewahren!' if de else 'Keep it in the safe!'}",
-        "",
-        (
-            "WIEDERHERSTELLUNGSSCHLÜSSEL (öffnet jedes Sicherungsmedium der Praxis):"
-            if de
-            else "RECOVERY KEY (opens every backup medium of the practice):"
-        ),
-        f"    {key}",
-        "",
-        "Medien / media:",
-        *(
-            f"    {r.label:<12} {r.role:<12} {r.location:<10} repository {r.repository_id}"
-            for r in register.all()
-        ),
-        "",
-        ("Dienste (vor der Rücksicherung beenden):" if de else "Services (stop before restoring):"),
-        *(f"    {s.name} ({s.kind})" for s in config.services),
-        "",
-        (
-            "Zurückgesicherte Ordner und Dateien (CGM M1 PRO):"
-            if de
-            else "Folders and files restored (CGM M1 PRO):"
-        ),
-        *(
-            f"    \\{i.path.replace('/', chr(92))}"
-            for i in profiles.essential_items(profiles.VARIANT_U9, True)
-            if i.required
-        ),
-        "",
-        ("Schritte auf einem neuen Server:" if de else "Steps on a new server:"),
-        *SHEET_STEPS[language],
-        "",
-        ("Kontakte:" if de else "Contacts:"),
-        *(
-            f"    {role}: {', '.join(addrs)}"
-            for role, addrs in config.notify.recipients.model_dump().items()
-            if addrs
-        ),
-    ]
-    pdf_bytes = lines_pdf(lines, qr=segno.make(key, error="m"))
+    pdf = make_sheet(config, ctx.passphrase(config=config), lang)
     with open(output, "wb") as fh:
-        fh.write(pdf_bytes)
-    facts = recovery.sheet_facts(
-        [(r.id, r.label, r.role) for r in register.all() if r.location != "retired"],
-        [s.name for s in config.services],
-    )
-    recovery.remember_sheet(sdir, facts)
+        fh.write(pdf)
     click.echo(f"emergency sheet written to {output}; print it and keep it in the safe")
 
 

@@ -10,9 +10,9 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
+from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import SmtpSection
-from praxisbackup.notify.secrets import smtp_password
 
 WEEKDAYS = {
     "de": ["Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"],

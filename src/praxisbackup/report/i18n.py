@@ -254,6 +254,41 @@ MESSAGES: dict[str, dict[str, str]] = {
         "de": "Rücksicherung mit FEHLERN – bitte Servicepartner informieren.",
         "en": "Restore with ERRORS – inform the service partner.",
     },
+    "restore.source": {
+        "de": "Rücksicherung am {time} aus Sicherungsstand {snapshot} (Medium „{medium}“)",
+        "en": "Restore at {time} from snapshot {snapshot} (medium '{medium}')",
+    },
+    "restore.renamed": {"de": "umbenannt: {old} -> {new}", "en": "renamed: {old} -> {new}"},
+    "restore.counts": {
+        "de": "{files} Dateien, {dirs} Ordner, {size} in {seconds} s zurückgesichert; geprüft: {verified}",
+        "en": "restored {files} files, {dirs} folders, {size} in {seconds} s; verified {verified}",
+    },
+    "restore.missing": {
+        "de": "FEHLT in der Sicherung: {path}",
+        "en": "MISSING in the snapshot: {path}",
+    },
+    "restore.warning": {"de": "Hinweis: {path}: {reason}", "en": "warning: {path}: {reason}"},
+    "restore.error": {"de": "FEHLER: {path}: {reason}", "en": "ERROR: {path}: {reason}"},
+    "sheet.title": {"de": "Notfallblatt Datensicherung", "en": "Backup emergency sheet"},
+    "sheet.created": {
+        "de": "Erstellt: {date}   Im Tresor aufbewahren!",
+        "en": "Created: {date}   Keep it in the safe!",
+    },
+    "sheet.key": {
+        "de": "WIEDERHERSTELLUNGSSCHLÜSSEL (öffnet jedes Sicherungsmedium der Praxis):",
+        "en": "RECOVERY KEY (opens every backup medium of the practice):",
+    },
+    "sheet.media": {"de": "Medien:", "en": "Media:"},
+    "sheet.services": {
+        "de": "Dienste (vor der Rücksicherung beenden):",
+        "en": "Services (stop before restoring):",
+    },
+    "sheet.items": {
+        "de": "Zurückgesicherte Ordner und Dateien (CGM M1 PRO):",
+        "en": "Folders and files restored (CGM M1 PRO):",
+    },
+    "sheet.steps": {"de": "Schritte auf einem neuen Server:", "en": "Steps on a new server:"},
+    "sheet.contacts": {"de": "Kontakte:", "en": "Contacts:"},
     "sheet_outdated": {
         "de": "Das Notfallblatt ist nicht mehr aktuell (Medien oder Dienste geändert): „praxisbackup emergency-sheet“ ausführen, ausdrucken, in den Tresor legen.",
         "en": "The emergency sheet is out of date (media or services changed): run 'praxisbackup emergency-sheet', print it, put it in the safe.",

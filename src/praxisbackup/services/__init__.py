@@ -13,119 +13,28 @@ snapshot's seconds.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Protocol
+from praxisbackup.model.config import ServiceConfig
+from praxisbackup.services.base import ServiceBackend, ServiceError
+from praxisbackup.services.command import CommandService
+from praxisbackup.services.sequence import ServiceEvent, ServiceSequence, ServiceTimeline
+from praxisbackup.services.systemd import SystemdService
+from praxisbackup.services.windows import WindowsService
 
-from praxisbackup.errors import PraxisError
-
-
-class ServiceError(PraxisError):
-    """A service could not be stopped, started or queried."""
-
-
-class ServiceBackend(Protocol):
-    name: str
-
-    def is_running(self) -> bool: ...
-
-    def stop(self, timeout: float) -> None:
-        """Stop and wait until stopped; raise ServiceError on failure or timeout."""
-        ...
-
-    def start(self, timeout: float) -> None:
-        """Start and wait until running; raise ServiceError on failure or timeout."""
-        ...
+__all__ = [
+    "ServiceBackend",
+    "ServiceError",
+    "ServiceEvent",
+    "ServiceSequence",
+    "ServiceTimeline",
+    "make_service",
+]
 
 
-@dataclass
-class ServiceEvent:
-    time: str
-    service: str
-    action: str  # "found running", "found stopped", "stopped", "started", "stop failed", ...
-    detail: str = ""
-
-
-@dataclass
-class ServiceTimeline:
-    events: list[ServiceEvent] = field(default_factory=list)
-    first_stop: float | None = None
-    last_start: float | None = None
-    failed_to_stop: list[str] = field(default_factory=list)
-    failed_to_start: list[str] = field(default_factory=list)
-
-    @property
-    def downtime_seconds(self) -> float | None:
-        if self.first_stop is None or self.last_start is None:
-            return None
-        return round(self.last_start - self.first_stop, 2)
-
-
-class ServiceSequence:
-    """Stops services in order; :meth:`start_all` restarts exactly those it stopped."""
-
-    def __init__(
-        self,
-        services: list[tuple[ServiceBackend, float]],
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.services = services
-        self.timeline = ServiceTimeline()
-        self._stopped: list[tuple[ServiceBackend, float]] = []
-        self._clock = clock
-
-    def _event(self, service: str, action: str, detail: str = "") -> None:
-        self.timeline.events.append(
-            ServiceEvent(
-                datetime.now().astimezone().isoformat(timespec="seconds"), service, action, detail
-            )
-        )
-
-    def stop_all(self) -> None:
-        """Stop every running service; on the first failure raise (the caller then starts the
-        ones already stopped)."""
-        for backend, timeout in self.services:
-            try:
-                running = backend.is_running()
-            except ServiceError as exc:
-                self._event(backend.name, "query failed", str(exc))
-                self.timeline.failed_to_stop.append(backend.name)
-                raise
-            if not running:
-                self._event(backend.name, "found stopped", "left stopped afterwards")
-                continue
-            self._event(backend.name, "found running")
-            if self.timeline.first_stop is None:
-                self.timeline.first_stop = self._clock()
-            try:
-                backend.stop(timeout)
-            except ServiceError as exc:
-                self._event(backend.name, "stop failed", str(exc))
-                self.timeline.failed_to_stop.append(backend.name)
-                # It may be half-stopped: make sure start_all tries to bring it back.
-                self._stopped.append((backend, timeout))
-                raise
-            self._stopped.append((backend, timeout))
-            self._event(backend.name, "stopped")
-
-    def start_all(self) -> None:
-        """Start what was stopped, in reverse order. Never raises: every failure is recorded
-        (and each one is its own red alarm in the protocol)."""
-        while self._stopped:
-            backend, timeout = self._stopped.pop()
-            try:
-                backend.start(timeout)
-            except ServiceError as exc:
-                self._event(backend.name, "start failed", str(exc))
-                self.timeline.failed_to_start.append(backend.name)
-                continue
-            except Exception as exc:  # noqa: BLE001 - a start must never abort the others
-                self._event(backend.name, "start failed", f"{type(exc).__name__}: {exc}")
-                self.timeline.failed_to_start.append(backend.name)
-                continue
-            self.timeline.last_start = self._clock()
-            self._event(backend.name, "started")
-        if self.timeline.first_stop is not None and self.timeline.last_start is None:
-            self.timeline.last_start = self._clock()
+def make_service(cfg: ServiceConfig) -> ServiceBackend:
+    """The backend for a configured service."""
+    if cfg.kind == "windows":
+        return WindowsService(cfg.name)
+    if cfg.kind == "systemd":
+        return SystemdService(cfg.name)
+    assert cfg.stop and cfg.start and cfg.is_running
+    return CommandService(cfg.name, cfg.stop, cfg.start, cfg.is_running)

@@ -7,7 +7,7 @@ import subprocess
 import tempfile
 import time
 
-from praxisbackup.services import ServiceError
+from praxisbackup.services.base import ServiceError
 
 POLL = 0.5
 

@@ -12,7 +12,7 @@ import re
 import subprocess
 import time
 
-from praxisbackup.services import ServiceError
+from praxisbackup.services.base import ServiceError
 
 # SERVICE_STATUS.dwCurrentState values (winsvc.h)
 STOPPED = 1

@@ -1,0 +1,58 @@
+"""Reaching the practice's data on a medium: the attached medium named by the configuration,
+or one given by its folder; the snapshot a restore should start from."""
+
+from __future__ import annotations
+
+import json
+
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.snapshot import Snapshot, list_snapshots
+from praxisbackup.errors import PraxisError
+from praxisbackup.media import label as media
+from praxisbackup.model.config import Config
+from praxisbackup.storage import LocalBackend
+
+
+def open_medium(root: str, passphrase: str) -> tuple[media.AttachedMedium, Repository]:
+    """The medium whose label file is in ``root``, with its repository open and indexed."""
+    label = media.read_label(root)
+    if label is None:
+        raise media.MediumError(f"{root} is not a praxisbackup medium (no label file)")
+    attached = media.AttachedMedium(root, label)
+    repo = Repository.open(LocalBackend(attached.repository_path), passphrase)
+    repo.load_index()
+    return attached, repo
+
+
+def open_attached(config: Config, passphrase: str) -> tuple[media.AttachedMedium, Repository]:
+    """The first medium found in the configured candidate places, opened and indexed."""
+    found, problems = media.discover(config.media.candidates)
+    if not found:
+        raise media.MediumError(
+            "no backup medium attached" + (f" ({'; '.join(problems)})" if problems else "")
+        )
+    return open_medium(found[0].root, passphrase)
+
+
+def green_snapshot_ids(repo: Repository) -> set[str]:
+    """Snapshots whose run protocol on the medium is green."""
+    green: set[str] = set()
+    for name in list(repo.list_names("meta")):
+        if name.startswith("protocol-") and name != "protocol-latest":
+            try:
+                doc = json.loads(repo.read_meta(name))
+            except (PraxisError, ValueError):
+                continue
+            if isinstance(doc, dict) and doc.get("status") == "green" and doc.get("snapshot_id"):
+                green.add(str(doc["snapshot_id"]))
+    return green
+
+
+def latest_green(repo: Repository) -> Snapshot:
+    """The newest snapshot whose run protocol on the medium is green (else the newest)."""
+    snaps = list_snapshots(repo)
+    if not snaps:
+        raise PraxisError("the medium holds no snapshot")
+    green = green_snapshot_ids(repo)
+    chosen = [s for s in snaps if s.id in green]
+    return chosen[-1] if chosen else snaps[-1]

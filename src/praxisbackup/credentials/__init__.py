@@ -1,0 +1,146 @@
+"""Where secrets come from: the repository passphrase and the SMTP password.
+
+One resolver per secret, used by every interface (command line, web page, the nightly job), so
+that a passphrase that works for ``run`` also works for ``find`` and ``restore-practice``.
+Secrets never come from the command line itself (other users could read them in the process
+list); they come from an environment variable, a private file, or the operating system's
+credential store (Windows Credential Manager, macOS Keychain, Secret Service on Linux).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+
+from praxisbackup.errors import PraxisError, UsageError, WrongPasswordError
+from praxisbackup.model.config import Config, SmtpSection
+
+#: Credential-store entries: (service, user).
+REPOSITORY_CREDENTIAL = ("praxisbackup", "repository")
+SMTP_SERVICE = "praxisbackup-smtp"
+
+ENV_PASSWORD = "PRAXISBACKUP_PASSWORD"
+ENV_PASSWORD_FILE = "PRAXISBACKUP_PASSWORD_FILE"
+
+
+class SecretError(PraxisError):
+    """A secret exists but cannot be read safely."""
+
+
+def keyring_get(service: str, user: str) -> str | None:
+    """The stored secret, or None when there is none or no usable credential store."""
+    try:
+        import keyring  # noqa: PLC0415 - imported only when a secret is needed
+        from keyring.errors import KeyringError  # noqa: PLC0415
+    except ImportError:
+        return None
+    try:
+        value = keyring.get_password(service, user)
+    except (KeyringError, RuntimeError, OSError):
+        return None
+    return value or None
+
+
+def keyring_set(service: str, user: str, value: str) -> None:
+    """Store a secret in the OS credential store; a clear error when there is none."""
+    try:
+        import keyring  # noqa: PLC0415
+        from keyring.errors import KeyringError  # noqa: PLC0415
+    except ImportError:
+        raise SecretError("no credential store is available (package keyring missing)") from None
+    try:
+        keyring.set_password(service, user, value)
+    except (KeyringError, RuntimeError, OSError) as exc:
+        raise SecretError(f"the credential store refused the secret: {exc}") from None
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """First line of a file, without the line break; it must be text and not empty."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            line = fh.readline()
+    except UnicodeDecodeError:
+        raise UsageError(f"the {what} file {path} is not a text file (UTF-8)") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    value = line.rstrip("\r\n")
+    if not value:
+        raise UsageError(f"the {what} file {path} is empty")
+    return value
+
+
+def repository_passphrase(
+    config: Config | None = None,
+    password_file: str | None = None,
+    prompt: Callable[[], str] | None = None,
+) -> str:
+    """The repository passphrase, from the first source that has one:
+
+    1. the environment variable the configuration names (default ``PRAXISBACKUP_PASSWORD``);
+    2. an explicit file (``--password-file`` or ``PRAXISBACKUP_PASSWORD_FILE``);
+    3. the configured ``repository.password_file``;
+    4. the OS credential store (where ``setup`` puts it);
+    5. ``prompt`` - given by an interface only when a person is at a console.
+
+    Without any, a clear error at once: a scheduled run must never wait for a prompt.
+    """
+    env_name = config.repository.password_env if config is not None else ENV_PASSWORD
+    for name in dict.fromkeys((env_name, ENV_PASSWORD)):
+        value = os.environ.get(name)
+        if value:
+            return value
+    explicit = password_file or os.environ.get(ENV_PASSWORD_FILE)
+    if explicit:
+        return read_secret_file(explicit, "passphrase")
+    if config is not None and config.repository.password_file:
+        try:
+            return read_secret_file(config.repository.password_file, "passphrase")
+        except UsageError as exc:
+            raise WrongPasswordError(str(exc)) from None
+    stored = keyring_get(*REPOSITORY_CREDENTIAL)
+    if stored:
+        return stored
+    if prompt is not None:
+        return prompt()
+    raise WrongPasswordError(
+        f"no repository passphrase: set {env_name}, use --password-file, set "
+        "repository.password_file in the configuration, store it with 'praxisbackup setup', "
+        "or run the command at a console to type it"
+    )
+
+
+def smtp_password(smtp: SmtpSection) -> tuple[str | None, list[str]]:
+    """(password or None, warnings): credential store, environment, private file, and - with
+    a warning - a password written into the configuration file."""
+    warnings: list[str] = []
+    if smtp.username:
+        value = keyring_get(SMTP_SERVICE, smtp.username)
+        if value:
+            return value, warnings
+    env = os.environ.get(smtp.password_env)
+    if env:
+        return env, warnings
+    if smtp.password_file:
+        try:
+            st = os.stat(smtp.password_file)
+        except OSError as exc:
+            raise SecretError(
+                f"cannot read the SMTP password file {smtp.password_file}: {exc.strerror}"
+            ) from None
+        if os.name != "nt" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise SecretError(
+                f"the SMTP password file {smtp.password_file} is readable by other users "
+                f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {smtp.password_file}"
+            )
+        try:
+            return read_secret_file(smtp.password_file, "SMTP password"), warnings
+        except UsageError as exc:
+            raise SecretError(str(exc)) from None
+    if smtp.password:
+        warnings.append(
+            "the SMTP password is written in the configuration file in plain text; "
+            "move it to the keyring, an environment variable or a private file"
+        )
+        return smtp.password, warnings
+    return None, warnings
