@@ -50,6 +50,7 @@ class CheckState:
     acknowledged: bool = True
     escalated_to: list[str] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # subjects queued
+    acting: bool = True  # False: only assess, queue and record nothing
 
 
 class DailyCheck(SqliteStore):
@@ -158,7 +159,7 @@ class DailyCheck(SqliteStore):
         now: datetime,
     ) -> None:
         recipients = list(dict.fromkeys(r for r in recipients if r))
-        if not recipients or self.config.notify.smtp is None:
+        if not recipients or self.config.notify.smtp is None or not state.acting:
             return
         msg = build_message(self.config.notify.smtp.sender, recipients, subject, body)
         self.outbox.enqueue(kind, msg, now)
@@ -170,9 +171,10 @@ class DailyCheck(SqliteStore):
         state.messages.append(subject)
 
     # -- the evaluation ---------------------------------------------------------------------
-    def evaluate(self, now: datetime) -> CheckState:
-        """Decide and queue messages for missed backups and missing confirmations."""
-        state = CheckState()
+    def evaluate(self, now: datetime, act: bool = True) -> CheckState:
+        """Decide, and (with ``act``) queue messages for missed backups and missing
+        confirmations. ``act=False`` only looks: what ``today`` and the web page show."""
+        state = CheckState(acting=act)
         cfg, lang = self.config, self.config.practice.language
         r = cfg.notify.recipients
         today = now.date()

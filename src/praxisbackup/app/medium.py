@@ -9,7 +9,9 @@ from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Snapshot, list_snapshots
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
+from praxisbackup.media.register import MediumRecord, Register
 from praxisbackup.model.config import Config
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.storage import LocalBackend
 
 
@@ -56,3 +58,21 @@ def latest_green(repo: Repository) -> Snapshot:
     green = green_snapshot_ids(repo)
     chosen = [s for s in snaps if s.id in green]
     return chosen[-1] if chosen else snaps[-1]
+
+
+def move_medium(config: Config, ref: str, location: str, by: str, note: str = "") -> MediumRecord:
+    """Record where a medium is now (practice, offsite, archive, attached)."""
+    register = Register(catalog_path(config))
+    record = register.find(ref)
+    if record.location == "retired":
+        raise PraxisError(f"medium '{record.label}' is retired")
+    register.event(record.id, "moved", location, by, note)
+    return register.find(record.id)
+
+
+def retire_medium(config: Config, ref: str, how: str, by: str) -> MediumRecord:
+    """Take a medium out of service for good (recorded with date and person)."""
+    register = Register(catalog_path(config))
+    record = register.find(ref)
+    register.event(record.id, "retired", "retired", by, how)
+    return register.find(record.id)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime, timedelta
+from datetime import date
 
 import click
 
-from praxisbackup.app.daily import DailyCheck
-from praxisbackup.catalog.runs import Catalog
+from praxisbackup.app import today as today_app
+from praxisbackup.app.medium import move_medium, retire_medium
+from praxisbackup.app.plan import plan_rows
 from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.cli.today_view import today_lines
 from praxisbackup.errors import PraxisError
-from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import LOCATIONS, Register
-from praxisbackup.media.selection import backup_day, plan_from_config, prepare_medium
+from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import Config, load_config
 from praxisbackup.model.locations import catalog_path
-from praxisbackup.notify.outbox import Outbox
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -95,11 +95,7 @@ def medium_show(ctx: Ctx, medium: str) -> None:
 @pass_ctx
 def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -> None:
     """Record where a medium is now (practice, offsite, archive, attached)."""
-    register = _register(load_config(ctx.config_path))
-    r = register.find(medium)
-    if r.location == "retired":
-        raise PraxisError(f"medium '{r.label}' is retired")
-    register.event(r.id, "moved", location, by_whom, note)
+    r = move_medium(load_config(ctx.config_path), medium, location, by_whom, note)
     click.echo(f"'{r.label}' is now: {location}")
 
 
@@ -110,9 +106,7 @@ def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -
 @pass_ctx
 def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
     """Take a medium out of service for good (recorded with date and person)."""
-    register = _register(load_config(ctx.config_path))
-    r = register.find(medium)
-    register.event(r.id, "retired", "retired", by_whom, how)
+    r = retire_medium(load_config(ctx.config_path), medium, how, by_whom)
     click.echo(f"'{r.label}' retired ({how}) by {by_whom}")
 
 
@@ -130,34 +124,27 @@ def plan(
 ) -> None:
     """The calendar of which medium is due on which night."""
     config = load_config(ctx.config_path)
-    rotation = plan_from_config(config)
-    if rotation is None:
-        raise PraxisError("no [rotation] section in the configuration")
     language = lang or config.practice.language
     first = date.fromisoformat(start) if start else date.today()
     rows = []
-    for i in range(days):
-        day = first + timedelta(days=i)
-        slot = rotation.slot(day)
-        if slot is None:
-            reason = rotation.holiday_name(day) or (
-                text("weekend", language) if day.weekday() >= 5 else text("closed", language)
+    for row in plan_rows(config, first, days):
+        if row.label is None:
+            reason = (
+                text(row.reason, language) if row.reason in ("weekend", "closed") else row.reason
             )
-            rows.append((day, "-", reason))
+            rows.append((row.day, "-", reason))
         else:
-            hold = (
-                f", bis {slot.hold_until}"
-                if slot.hold_until and language == "de"
-                else (f", until {slot.hold_until}" if slot.hold_until else "")
-            )
-            rows.append((day, slot.label, text("role." + slot.role, language) + hold))
+            until = ""
+            if row.hold_until:
+                until = f", {'bis' if language == 'de' else 'until'} {row.hold_until}"
+            rows.append((row.day, row.label, text("role." + row.role, language) + until))
     if ctx.json:
         ctx.emit_json([{"date": d.isoformat(), "medium": m, "note": n} for d, m, n in rows])
         return
     lines = [f"{text('plan.title', language)} – {config.practice.name}", ""]
     lines += [f"{d.isoformat()} {d.strftime('%a'):<4} {m:<12} {n}" for d, m, n in rows]
-    if rotation.overridden:
-        lines += ["", "Override: " + config.rotation.override_reason if config.rotation else ""]
+    if config.rotation is not None and config.rotation.override_reason:
+        lines += ["", "Override: " + config.rotation.override_reason]
     if fmt == "pdf":
         if not output:
             raise PraxisError("a PDF needs --output FILE")
@@ -176,77 +163,11 @@ def plan(
 def today(ctx: Ctx, lang: str | None) -> None:
     """Tonight's medium, what to take off-site, what to bring back, what is overdue."""
     config = load_config(ctx.config_path)
-    language = lang or config.practice.language
-    register = _register(config)
-    catalog = Catalog(catalog_path(config))
-    now = datetime.now().astimezone()
-    day = backup_day(now) if now.hour < 6 else now.date()
-    rotation = plan_from_config(config)
-    lines = [text("today.title", language, date=day.isoformat()), ""]
-    runs = catalog.runs(limit=200)
-    if runs:
-        last = runs[0]
-        lines.append(
-            text(
-                "today.last_run",
-                language,
-                status=text("status." + last.status, language),
-                time=last.started[:16],
-                medium=last.medium_label or "-",
-            )
-        )
-        if last.medium_label:
-            lines.append(text("today.take_offsite", language, label=last.medium_label))
-    else:
-        lines.append(text("today.no_run", language))
-    if rotation is not None:
-        slot = rotation.slot(day)
-        if slot is None:
-            reason = rotation.holiday_name(day) or text(
-                "weekend" if day.weekday() >= 5 else "closed", language
-            )
-            lines.append(text("today.no_backup", language, reason=reason))
-        else:
-            lines.append(
-                text(
-                    "today.tonight",
-                    language,
-                    label=slot.label,
-                    role=text("role." + slot.role, language),
-                )
-            )
-        records = {r.label: r for r in register.all()}
-        for upcoming in rotation.slots(day + timedelta(days=1), 7)[:2]:
-            rec = records.get(upcoming.label)
-            if rec is not None and rec.location in ("offsite", "archive"):
-                lines.append(
-                    text(
-                        "today.bring_back",
-                        language,
-                        date=upcoming.day.isoformat(),
-                        label=upcoming.label,
-                        location=text("location." + rec.location, language),
-                    )
-                )
-    check = DailyCheck(config).evaluate(now)
-    outbox = Outbox(catalog_path(config))
-    outbox.deliver_due(config.notify.smtp, now)
-    if check.missed:
-        lines.append(text("mail.missed", language) + "!")
-    if not check.acknowledged:
-        lines.append(text("today.unconfirmed", language))
-    for pending in outbox.pending():
-        lines.append(
-            text("today.undelivered", language, subject=pending.subject, error=pending.last_error)
-        )
-    warnings = oversight(config, register, now, runs)
-    if warnings:
-        lines += ["", text("today.warnings", language)]
-        lines += [f"  - {text(w.code, language, **w.params)}" for w in warnings]
+    view = today_app.today(config)
     if ctx.json:
-        ctx.emit_json({"lines": lines, "warnings": [dataclasses.asdict(w) for w in warnings]})
-        return
-    click.echo("\n".join(lines))
+        ctx.emit_json(view.to_json())
+    else:
+        click.echo("\n".join(today_lines(view, lang or config.practice.language)))
 
 
 COMMANDS = [medium_group, plan, today]

@@ -326,6 +326,11 @@ def text(code: str, lang: str, **params: Any) -> str:
         return template
 
 
+def day_off_reason(reason: str, lang: str) -> str:
+    """Why a night has no backup: a holiday's name as it is, else "weekend" / "closed"."""
+    return text(reason, lang) if reason in ("weekend", "closed") else reason
+
+
 #: Step-by-step restore instructions printed on the emergency sheet.
 SHEET_STEPS = {
     "de": [

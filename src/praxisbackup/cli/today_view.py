@@ -1,0 +1,47 @@
+"""How `today` prints on the console (German or English); the web page has its own template."""
+
+from __future__ import annotations
+
+from praxisbackup.app.today import Today
+from praxisbackup.report.i18n import day_off_reason, text
+
+
+def today_lines(t: Today, lang: str) -> list[str]:
+    lines = [text("today.title", lang, date=t.day.isoformat()), ""]
+    last = t.last_run
+    if last is not None:
+        lines.append(
+            text(
+                "today.last_run",
+                lang,
+                status=text("status." + last.status, lang),
+                time=last.started[:16],
+                medium=last.medium_label or "-",
+            )
+        )
+    else:
+        lines.append(text("today.no_run", lang))
+    lines += [text("today.take_offsite", lang, label=label) for label in t.take_offsite]
+    if t.tonight_label:
+        role = text("role." + t.tonight_role, lang)
+        lines.append(text("today.tonight", lang, label=t.tonight_label, role=role))
+    elif t.no_backup_reason:
+        reason = day_off_reason(t.no_backup_reason, lang)
+        lines.append(text("today.no_backup", lang, reason=reason))
+    for b in t.bring_back:
+        location = text("location." + b.location, lang)
+        lines.append(
+            text("today.bring_back", lang, date=b.day.isoformat(), label=b.label, location=location)
+        )
+    if t.missed:
+        lines.append(text("mail.missed", lang) + "!")
+    if not t.acknowledged:
+        lines.append(text("today.unconfirmed", lang))
+    for pending in t.undelivered:
+        lines.append(
+            text("today.undelivered", lang, subject=pending.subject, error=pending.last_error)
+        )
+    if t.warnings:
+        lines += ["", text("today.warnings", lang)]
+        lines += [f"  - {text(w.code, lang, **w.params)}" for w in t.warnings]
+    return lines
