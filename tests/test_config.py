@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from conftest import run_cli
-from praxisbackup.model.config import EXAMPLE, ConfigError, parse_config
+from praxisbackup.model import config as schema
+from praxisbackup.model.config import ConfigError, parse_config
+from praxisbackup.model.example import example_toml, json_schema
 
 BASE = """\
 [practice]
@@ -25,11 +30,41 @@ def error_of(text: str) -> str:
     return str(info.value)
 
 
-def test_example_config_is_valid() -> None:
-    config = parse_config(EXAMPLE)
+def test_example_config_is_generated_valid_and_documents_every_key() -> None:
+    text = example_toml()
+    config = parse_config(text)
     assert config.practice.language == "de"
     assert config.sources[0].label == "CGM M1 PRO"
-    assert config.services[1].check_closed
+    assert config.services[1].check_closed == ["C:\\CompuMED\\M1\\Orant\\DB_M1\\Database"]
+    assert config.rotation is not None and len(config.rotation.daily) == 5
+    # Every key of every section appears, active or as a commented line, with its comment.
+    uncommented = "\n".join(line.lstrip("# ") for line in text.splitlines())
+    for model in (getattr(schema, n) for n in dir(schema)):
+        if isinstance(model, type) and issubclass(model, BaseModel) and model is not BaseModel:
+            for name, field in model.model_fields.items():
+                if field.exclude is True:
+                    continue
+                assert (
+                    f"\n{name} = " in uncommented
+                    or f"[{name}]" in uncommented
+                    or (f".{name}]" in uncommented)
+                ), f"{model.__name__}.{name} missing from the example"
+                if field.description and model.__name__ != "Config":
+                    first_words = " ".join(field.description.split()[:4])
+                    assert first_words in " ".join(uncommented.split()), (model, name)
+    # Uncommenting the commented hook and SMTP sections still gives a valid configuration.
+    full = "\n".join(
+        line[2:] if re.match(r"# (\[|[a-z_]+ = )", line) else line for line in text.splitlines()
+    )
+    doc = tomllib.loads(full)
+    assert doc["hooks"][0]["name"] == "NAS aufwecken" and doc["notify"]["smtp"]["port"] == 587
+
+
+def test_published_json_schema_is_current() -> None:
+    published = Path(__file__).parent.parent / "docs" / "config.schema.json"
+    assert published.read_text(encoding="utf-8") == json_schema(), (
+        "docs/config.schema.json is stale: praxisbackup config schema > docs/config.schema.json"
+    )
 
 
 def test_wrong_value_names_line_key_and_allowed_values() -> None:

@@ -240,18 +240,21 @@ def test_start_command_that_leaves_a_daemon_does_not_block(tmp_path: Path) -> No
     """A start script whose daemon keeps the inherited stdout open must not hang the job."""
     from praxisbackup.services.command import CommandService
 
-    marker = tmp_path / "up"
+    marker, pidfile = tmp_path / "up", tmp_path / "daemon.pid"
     svc = CommandService(
         "daemon",
         stop=f"rm -f {marker}",
-        start=f"sleep 300 & touch {marker}; echo gestartet",
+        start=f"sleep 300 & echo $! > {pidfile}; touch {marker}; echo gestartet",
         is_running=f"test -f {marker}",
     )
-    svc.start(timeout=5)  # raises ServiceError if the command's output pipe kept it waiting
-    assert svc.is_running()
-    svc.stop(timeout=5)
-    assert not svc.is_running()
-    subprocess.run(["pkill", "-f", "sleep 300"], check=False)
+    try:
+        svc.start(timeout=5)  # raises ServiceError if the command's output pipe kept it waiting
+        assert svc.is_running()
+        svc.stop(timeout=5)
+        assert not svc.is_running()
+    finally:
+        if pidfile.exists():  # end exactly the daemon this test started
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
 
 
 def test_snapshots_deleted_from_the_medium_are_noticed(
@@ -267,3 +270,66 @@ def test_snapshots_deleted_from_the_medium_are_noticed(
         second.findings[[f.code for f in second.findings].index("snapshots_missing")].params["ids"]
         == first.snapshot_id[:8]
     )
+
+
+def hook(name: str, when: str, stage: str, command: str) -> str:
+    return (
+        f"[[hooks]]\nname = {json.dumps(name)}\nwhen = {json.dumps(when)}\n"
+        f"stage = {json.dumps(stage)}\ncommand = {json.dumps(command)}\n"
+    )
+
+
+def test_failing_before_night_hook_is_red_and_stops_nothing(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    base, svc = env
+    seen = base / "on-error.txt"
+    hooks = hook("NAS aufwecken", "before", "night", "echo NAS schläft >&2; exit 4") + hook(
+        "Meldung", "on_error", "night", f'echo "$PRAXISBACKUP_STATUS" > {seen}'
+    )
+    p = run_job(config_text(base, svc, str(usb), extra="") + hooks)
+    assert p.status == "red" and codes(p) == ["hook_failed"]
+    failed = next(f for f in p.findings if f.code == "hook_failed")
+    assert failed.params == {"hook": "NAS aufwecken", "when": "before", "error": "exit 4"}
+    assert p.services == [] and not p.snapshot_id and svc.running()
+    assert [(h["name"], h["exit"]) for h in p.hooks] == [("NAS aufwecken", 4), ("Meldung", 0)]
+    assert "NAS schläft" in p.hooks[0]["output"]
+    assert seen.read_text().strip() == "red"
+
+
+def test_failing_before_backup_hook_restarts_the_services(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    base, svc = env
+    p = run_job(config_text(base, svc, str(usb)) + hook("Export", "before", "backup", "exit 1"))
+    assert p.status == "red" and codes(p) == ["hook_failed"] and not p.snapshot_id
+    assert [e["action"] for e in p.services] == ["found running", "stopped", "started"]
+    assert svc.running()
+
+
+def test_hooks_run_inside_the_downtime_and_after_the_night(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    base, svc = env
+    after = base / "after.txt"
+    hooks = (
+        # Exits 0 only while the service is stopped: proves the stage is the downtime window.
+        hook("Export", "before", "backup", f"! ( {svc.status_cmd} ) && echo exportiert")
+        + hook("Fertig", "after", "backup", f"! ( {svc.status_cmd} )")
+        + hook(
+            "Tray", "after", "night", f'echo "$PRAXISBACKUP_STATUS $PRAXISBACKUP_MEDIUM" > {after}'
+        )
+        + hook("Alarm", "on_error", "night", "exit 9")  # must not run on a good night
+    )
+    p = run_job(config_text(base, svc, str(usb)) + hooks)
+    assert p.status == "green", p.findings
+    assert [(h["name"], h["exit"]) for h in p.hooks] == [("Export", 0), ("Fertig", 0), ("Tray", 0)]
+    assert "exportiert" in p.hooks[0]["output"]
+    assert after.read_text().strip() == "green Mo"
+    assert svc.running()
+
+
+def test_failing_after_hook_is_yellow(env: tuple[Path, Service], usb: Path) -> None:
+    base, svc = env
+    p = run_job(config_text(base, svc, str(usb)) + hook("Tray", "after", "night", "exit 2"))
+    assert p.status == "yellow" and codes(p, "yellow") == ["hook_failed"] and p.snapshot_id

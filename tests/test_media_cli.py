@@ -8,13 +8,12 @@ from pathlib import Path
 from pypdf import PdfReader
 
 from conftest import run_cli
-from praxisbackup.model.config import EXAMPLE
+from praxisbackup.model.example import example_toml
 
 
 def write_config(tmp_path: Path) -> Path:
     cfg = tmp_path / "praxis.toml"
-    text = EXAMPLE.replace("password_file = 'C:\\ProgramData\\praxisbackup\\passphrase.txt'", "")
-    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n' + text)
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n' + example_toml())
     return cfg
 
 

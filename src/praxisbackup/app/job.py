@@ -29,6 +29,7 @@ from praxisbackup.app.downtime import (
 )
 from praxisbackup.app.drill import import_drills
 from praxisbackup.app.emergency import current_sheet_facts
+from praxisbackup.app.hooks import HookFailedError, Hooks
 from praxisbackup.app.interrupt import Interrupted, StopRequests
 from praxisbackup.app.runlock import RunLock
 from praxisbackup.catalog.runs import Catalog
@@ -80,6 +81,7 @@ class NightlyJob:
             started=now.isoformat(timespec="seconds"),
             program_version=__version__,
         )
+        self.hooks = Hooks(config.hooks, self.protocol)
         self.repo: Repository | None = None
         self.choice: selection.Choice | None = None
 
@@ -92,7 +94,10 @@ class NightlyJob:
         catalog = Catalog(catalog_path(self.config))
         with RunLock(self.state_dir), self.stops:
             try:
+                self.hooks.run("before", "night")
                 self._run(catalog)
+            except HookFailedError:
+                pass  # recorded as a red finding; nothing was stopped
             except Interrupted as exc:
                 p.add(RED, "interrupted", reason=str(exc))
             except KeyboardInterrupt:
@@ -104,6 +109,7 @@ class NightlyJob:
             finally:
                 # Recording and notifying must not be cut short by a second stop request.
                 self.stops.disarm()
+                self.hooks.run("on_error" if p.status == RED else "after", "night")
                 p.finished = self.clock().isoformat(timespec="seconds")
                 self._record(catalog)
                 self._notify(catalog)
@@ -258,7 +264,9 @@ class NightlyJob:
                 with services_stopped(
                     services, [c for s in cfg.services for c in s.check_closed], self.stops
                 ):
-                    self._backup(repo, sources)
+                    self._backup_stage(repo, sources)
+            except HookFailedError:
+                return
             except ServicesNotStoppedError as exc:
                 p.add(RED, "service_stop_failed", service=exc.service, error=exc.error)
                 return
@@ -350,6 +358,16 @@ class NightlyJob:
         p.downtime_seconds = services.timeline.downtime_seconds
         for name in services.timeline.failed_to_start:
             p.add(RED, "service_start_failed", service=name)
+
+    def _backup_stage(self, repo: Repository, sources: list[tuple[str, str, list[str]]]) -> None:
+        """What happens while the services are stopped: hooks around the snapshot."""
+        self.hooks.run("before", "backup")
+        try:
+            self._backup(repo, sources)
+        except BaseException:
+            self.hooks.run("on_error", "backup")
+            raise
+        self.hooks.run("after", "backup")
 
     def _backup(self, repo: Repository, sources: list[tuple[str, str, list[str]]]) -> None:
         p = self.protocol

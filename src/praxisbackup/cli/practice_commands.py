@@ -7,29 +7,27 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import threading
 from datetime import datetime
 from pathlib import Path
 
 import click
 
-from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.job import NightlyJob
+from praxisbackup.app.serve import Scheduler
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
 from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.model.config import (
-    EXAMPLE,
-    Config,
     load_config,
     parse_config,
     resolve_config_path,
 )
+from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path, state_dir
-from praxisbackup.model.protocol import GREEN, exit_code
-from praxisbackup.notify.outbox import Outbox
+from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
 from praxisbackup.practice import profiles
 from praxisbackup.practice import setup as setup_mod
@@ -67,8 +65,14 @@ def config_group() -> None:
 
 @config_group.command(name="example")
 def config_example() -> None:
-    """Print a commented example configuration."""
-    click.echo(EXAMPLE, nl=False)
+    """Print a commented example configuration (generated from the schema)."""
+    click.echo(example_toml(), nl=False)
+
+
+@config_group.command(name="schema")
+def config_schema() -> None:
+    """Print the configuration's JSON schema (for editors)."""
+    click.echo(json_schema(), nl=False)
 
 
 @config_group.command(name="check")
@@ -212,49 +216,34 @@ def schedule_status(root: str) -> None:
     click.echo(schedule.status(root))
 
 
-CHECK_EVERY = 300.0
-
-
-def _between_runs(config: Config) -> None:
-    now = datetime.now().astimezone()
-    DailyCheck(config).evaluate(now)
-    Outbox(catalog_path(config)).deliver_due(config.notify.smtp, now)
-
-
 @click.command()
 @click.option("--once", is_flag=True, help="Run the next due job, then exit.")
 @pass_ctx
 def serve(ctx: Ctx, once: bool) -> None:
     """Run the schedule in this process (restart-safe: a missed run is caught up)."""
-    config = load_config(ctx.config_path)
-    catalog = Catalog(catalog_path(config))
-    stop = {"now": False}
+    load_config(ctx.config_path)  # a broken configuration is an error now, not at night
+    stop = threading.Event()
 
     def on_term(_signum: int, _frame: object) -> None:
-        stop["now"] = True
+        stop.set()
 
-    signal.signal(signal.SIGTERM, on_term)
-    while not stop["now"]:
-        runs = catalog.runs(limit=1)
-        last = datetime.fromisoformat(runs[0].started) if runs else None
-        now = datetime.now().astimezone()
-        due = schedule.next_run(now, config.schedule.at, last)
-        if due > now:
-            if not ctx.quiet:
-                click.echo(f"next run at {due.isoformat(timespec='minutes')}")
-            last_check = 0.0
-            while datetime.now().astimezone() < due and not stop["now"]:
-                if time.monotonic() - last_check >= CHECK_EVERY:
-                    # Between runs: notice missed backups and unconfirmed checks, retry mail.
-                    _between_runs(config)
-                    last_check = time.monotonic()
-                time.sleep(min(30.0, max(0.1, (due - datetime.now().astimezone()).total_seconds())))
-            if stop["now"]:
-                break
-        protocol = NightlyJob(load_config(ctx.config_path)).run()
+    for name in ("SIGTERM", "SIGINT", "SIGBREAK"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, on_term)
+
+    def on_wait(due: datetime) -> None:
+        if not ctx.quiet:
+            click.echo(f"next run at {due.isoformat(timespec='minutes')}")
+
+    def on_run(protocol: RunProtocol) -> None:
         click.echo(f"run {protocol.run_id}: {protocol.status}")
-        if once:
-            sys.exit(exit_code(protocol.status))
+
+    scheduler = Scheduler(lambda: load_config(ctx.config_path), stop, on_wait, on_run)
+    if once:
+        protocol = scheduler.run_once()
+        sys.exit(exit_code(protocol.status) if protocol else 0)
+    scheduler.loop()
 
 
 @click.command()

@@ -47,42 +47,98 @@ GermanState = Literal[
     "TH",
     "Augsburg",
 ]
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
 class PracticeSection(_Section):
-    name: str = Field(min_length=1, description="Shown in protocols and e-mails.")
-    language: Literal["de", "en"] = "de"
-    #: Federal state: its public holidays are not working days (rotation, daily check).
-    state: GermanState = "NW"
+    """The practice."""
+
+    name: str = Field(
+        min_length=1,
+        description="Shown in protocols, e-mails and on the status page.",
+        examples=["Praxis Dr. Muster"],
+    )
+    language: Literal["de", "en"] = Field(
+        default="de", description="Language of protocols, e-mails and staff messages."
+    )
+    state: GermanState = Field(
+        default="NW",
+        description="Federal state: its public holidays are not working days (rotation, "
+        "daily check). Augsburg for the city's extra holiday.",
+    )
 
 
 class RepositorySection(_Section):
+    """The encrypted repository on every backup medium, and where its passphrase comes from."""
+
     folder: str = Field(
         default="praxisbackup", description="Folder on each medium that holds the repository."
     )
     password_file: str | None = Field(
-        default=None, description="File with the repository passphrase (first line)."
+        default=None,
+        description="File with the repository passphrase (first line). Without it the "
+        "passphrase comes from the environment variable below or the OS credential store "
+        "(where 'praxisbackup setup' puts it).",
+        examples=["C:\\ProgramData\\praxisbackup\\passphrase.txt"],
     )
-    password_env: str = "PRAXISBACKUP_PASSWORD"
+    password_env: str = Field(
+        default="PRAXISBACKUP_PASSWORD",
+        description="Environment variable that may hold the passphrase.",
+    )
 
 
 class SourceConfig(_Section):
-    label: str = Field(min_length=1, description="Human name used in the protocol.")
-    path: str = Field(min_length=1)
-    profile: Literal["cgm-m1-pro"] | None = None
-    mode: Literal["full", "minimal"] = "full"
-    exclude: list[str] = Field(default_factory=list)
+    """A folder to back up."""
+
+    label: str = Field(min_length=1, description="Name of the source in the protocol.")
+    path: str = Field(min_length=1, description="The folder (a drive root is allowed).")
+    profile: Literal["cgm-m1-pro"] | None = Field(
+        default=None,
+        description="'cgm-m1-pro': this is the CompuMED folder; the vendor's essential items "
+        "must be present and backed up, else the night is red.",
+    )
+    mode: Literal["full", "minimal"] = Field(
+        default="full",
+        description="'minimal' backs up only the vendor's essential folders and files "
+        "(profile sources only).",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Name patterns to leave out (e.g. '*.tmp')."
+    )
 
 
 class ServiceConfig(_Section):
-    name: str = Field(min_length=1)
-    kind: Literal["windows", "systemd", "command"]
-    stop: str | None = None
-    start: str | None = None
-    is_running: str | None = None
-    timeout_seconds: float = Field(default=120, gt=0, le=3600)
-    #: Files or folders whose files must not be held open once the service is stopped.
-    check_closed: list[str] = Field(default_factory=list)
+    """A service stopped before the backup (in this order) and started again afterwards
+    (in reverse order), always."""
+
+    name: str = Field(min_length=1, description="Service name (Windows/systemd) or a label.")
+    kind: Literal["windows", "systemd", "command"] = Field(
+        description="'windows': a Windows service; 'systemd': a systemd unit; 'command': "
+        "your own stop/start/is_running commands."
+    )
+    stop: str | None = Field(
+        default=None,
+        description="kind 'command': stops the service.",
+        examples=["C:\\Oracle\\db-stop.cmd"],
+    )
+    start: str | None = Field(
+        default=None,
+        description="kind 'command': starts the service.",
+        examples=["C:\\Oracle\\db-start.cmd"],
+    )
+    is_running: str | None = Field(
+        default=None,
+        description="kind 'command': exits 0 while the service runs.",
+        examples=["C:\\Oracle\\db-running.cmd"],
+    )
+    timeout_seconds: float = Field(
+        default=120, gt=0, le=3600, description="How long a stop or start may take."
+    )
+    check_closed: list[str] = Field(
+        default_factory=list,
+        description="Folders whose files must not be held open once the service is stopped "
+        "(the database files): the night is red rather than copying open files.",
+    )
 
     @model_validator(mode="after")
     def _command_kind_needs_commands(self) -> ServiceConfig:
@@ -91,102 +147,277 @@ class ServiceConfig(_Section):
         return self
 
 
-class MediaSection(_Section):
-    candidates: list[str] = Field(
-        default_factory=list, description="Where to look for attached media (globs allowed)."
+class HookConfig(_Section):
+    """A command of the practice's own around the night: an export from another program, a
+    NAS wake-up, a message to a tray tool. Its output goes into the protocol."""
+
+    name: str = Field(min_length=1, description="Name of the hook in the protocol.")
+    when: Literal["before", "after", "on_error"] = Field(
+        description="'before' the stage; 'after' it when it did not fail; 'on_error' when it "
+        "failed. A failing 'before' hook makes the night red (services are started again)."
     )
-    allow_same_disk: bool = False
-    #: Required free space as a multiple of the last run's new data (plus 1 GiB).
-    free_space_factor: float = Field(default=2.0, ge=1.0)
+    stage: Literal["night", "backup"] = Field(
+        default="night",
+        description="'night': around the whole run (before anything is stopped / after the "
+        "verification); 'backup': inside the downtime, while the services are stopped.",
+    )
+    command: str = Field(min_length=1, description="Run by the system shell.")
+    timeout_seconds: float = Field(default=300, gt=0, le=3600)
+
+
+class MediaSection(_Section):
+    """Where backup media are attached."""
+
+    candidates: list[str] = Field(
+        default_factory=list,
+        description="Where to look for attached media (drive roots, NAS folders, globs). "
+        "A medium is recognised by its label file, whatever drive letter it gets.",
+        examples=[["E:\\", "F:\\", "G:\\", "\\\\nas\\sicherung"]],
+    )
+    allow_same_disk: bool = Field(
+        default=False,
+        description="Only for demonstrations: allow a medium on the same disk as the data "
+        "(no protection against disk failure; every protocol says so).",
+    )
+    free_space_factor: float = Field(
+        default=2.0,
+        ge=1.0,
+        description="Free space needed on the medium, as a multiple of the last run's new "
+        "data (plus a 64 MiB margin).",
+    )
 
 
 class VerifySection(_Section):
-    level: Literal["new-data", "full"] = "new-data"
-    #: Days in which every pack of a medium is read at least once (rotating share).
-    full_cycle_days: int = Field(default=30, ge=1, le=366)
+    """Reading the backup back from the medium after every run."""
+
+    level: Literal["new-data", "full"] = Field(
+        default="new-data",
+        description="'new-data': what this run wrote plus a rotating share; 'full': read "
+        "everything every night.",
+    )
+    full_cycle_days: int = Field(
+        default=30,
+        ge=1,
+        le=366,
+        description="Days within which every part of a medium is read at least once.",
+    )
 
 
 class RotationSection(_Section):
-    """The media rotation plan (see media/rotation.py). Omit the section for a single medium.
-    Working days follow ``practice.state``."""
+    """Which medium is due on which night (seed S8). Working days follow practice.state.
+    Omit the section for a single medium."""
 
-    daily: list[str] = Field(min_length=1)
-    biweekly: list[str] = Field(default_factory=list)
-    month_end: list[str] = Field(default_factory=list)
-    quarter_end: list[str] = Field(default_factory=list)
-    month_end_retention_days: int = Field(default=365, ge=1)
-    quarter_end_retention_days: int = Field(default=730, ge=1)
-    closed: list[str] = Field(
-        default_factory=list, description="Closing days: dates or a..b ranges."
+    daily: list[str] = Field(
+        min_length=1,
+        description="Daily media, at least five (Mo-Fr).",
+        examples=[["Mo", "Di", "Mi", "Do", "Fr"]],
     )
-    wrong_medium: Literal["warn", "refuse"] = "warn"
-    override_reason: str = ""
-    #: Days a medium of a role may stay unseen before `today` and the protocol warn.
+    biweekly: list[str] = Field(
+        default_factory=list,
+        description="Every-second-Friday media (alternating).",
+        examples=[["Freitag A", "Freitag B"]],
+    )
+    month_end: list[str] = Field(
+        default_factory=list,
+        description="Month-end media (the last working day of the month; not at quarter end).",
+        examples=[["Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov"]],
+    )
+    quarter_end: list[str] = Field(
+        default_factory=list,
+        description="Quarter-end archive media, kept at least two years.",
+        examples=[["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]],
+    )
+    month_end_retention_days: int = Field(
+        default=365, ge=1, description="How long a month-end snapshot is held."
+    )
+    quarter_end_retention_days: int = Field(
+        default=730, ge=1, description="How long a quarter-end snapshot is held (>= 730)."
+    )
+    closed: list[str] = Field(
+        default_factory=list,
+        description="Closing days of the practice: dates or 'a..b' ranges.",
+        examples=[["2026-12-24..2026-12-31"]],
+    )
+    wrong_medium: Literal["warn", "refuse"] = Field(
+        default="warn",
+        description="Another registered medium attached: 'warn' writes to it (yellow), "
+        "'refuse' does not (red).",
+    )
+    override_reason: str = Field(
+        default="",
+        description="Accept a plan that breaks a rotation rule, in writing; every protocol "
+        "repeats the reason.",
+    )
     max_days_unseen: dict[str, int] = Field(
-        default_factory=lambda: {"daily": 14, "biweekly": 21, "month_end": 45, "quarter_end": 120}
+        default_factory=lambda: {"daily": 14, "biweekly": 21, "month_end": 45, "quarter_end": 120},
+        description="Days a medium of a role may stay unused before a warning.",
     )
 
 
 class SmtpSection(_Section):
-    host: str = Field(min_length=1)
+    """The practice's mail provider (seed S5). The password comes from the OS credential store
+    (service 'praxisbackup-smtp', user = username), the environment variable, or the file."""
+
+    host: str = Field(min_length=1, examples=["smtp.example.de"])
     port: int = Field(default=587, gt=0, lt=65536)
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str = ""
-    #: Where the password comes from, in this order: the OS keyring (service
-    #: "praxisbackup-smtp", user = username), this environment variable, this file.
-    password_env: str = "PRAXISBACKUP_SMTP_PASSWORD"
-    password_file: str | None = None
-    #: Accepted but discouraged: `config check` and every protocol warn about it.
-    password: str | None = None
-    sender: str = Field(min_length=3)
+    security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="'starttls' (port 587), 'tls' (port 465) or 'none'."
+    )
+    username: str = Field(default="", examples=["praxis@example.de"])
+    password_env: str = Field(
+        default="PRAXISBACKUP_SMTP_PASSWORD",
+        description="Environment variable that may hold the password.",
+    )
+    password_file: str | None = Field(
+        default=None,
+        description="Private file holding the password (first line).",
+        examples=["C:\\ProgramData\\praxisbackup\\smtp-password.txt"],
+    )
+    password: str | None = Field(
+        default=None,
+        description="Discouraged: the password in this file; 'config check' warns.",
+    )
+    sender: str = Field(min_length=3, examples=["praxis@example.de"])
     verify_certificate: bool = True
-    ca_file: str | None = None
+    ca_file: str | None = Field(
+        default=None,
+        description="Own CA certificate (PEM), for a server with a private certificate.",
+        examples=["C:\\ProgramData\\praxisbackup\\mail-ca.pem"],
+    )
     timeout_seconds: float = Field(default=30, gt=0)
 
 
 class RecipientsSection(_Section):
-    responsible: list[str] = Field(default_factory=list)
-    deputy: list[str] = Field(default_factory=list)
-    service_partner: list[str] = Field(default_factory=list)
-    owner: list[str] = Field(default_factory=list)
+    """Who is told what (addresses)."""
+
+    responsible: list[str] = Field(
+        default_factory=list,
+        description="The person who checks the backup daily.",
+        examples=[["empfang@example.de"]],
+    )
+    deputy: list[str] = Field(
+        default_factory=list,
+        description="Takes over when the responsible person is absent or does not confirm.",
+        examples=[["vertretung@example.de"]],
+    )
+    service_partner: list[str] = Field(
+        default_factory=list,
+        description="Gets every red alarm.",
+        examples=[["support@it-partner.example"]],
+    )
+    owner: list[str] = Field(
+        default_factory=list,
+        description="The practice owner: told when nobody confirms by midday.",
+        examples=[["dr.muster@example.de"]],
+    )
 
 
 class NotifySection(_Section):
+    """E-mail alerts and monitoring."""
+
     smtp: SmtpSection | None = None
     recipients: RecipientsSection = RecipientsSection()
-    on_green: bool = False
-    weekly_digest: bool = False
+    on_green: bool = Field(default=False, description="Also send a mail after green nights.")
     heartbeat_url: str | None = Field(
-        default=None, description="healthchecks-style base URL; /start and /fail are appended."
+        default=None,
+        description="healthchecks-style base URL; /start and /fail are appended.",
+        examples=["https://hc-ping.com/your-uuid"],
     )
 
 
 class DailyCheckSection(_Section):
-    responsible_name: str = "Verantwortliche Person"
-    deputy_name: str = "Vertretung"
-    #: No finished green/yellow run by this time on a working day: "no backup last night".
-    missed_by: str = Field(default="07:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    #: Not confirmed by then: the deputy is told; by the second deadline, owner/service partner.
-    ack_by: str = Field(default="10:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
-    escalate_by: str = Field(default="12:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """The morning check (seed S6): one person confirms; a deputy takes over."""
+
+    responsible_name: str = Field(
+        default="Verantwortliche Person", description="Name of the responsible person."
+    )
+    deputy_name: str = Field(default="Vertretung", description="Name of the deputy.")
+    missed_by: str = Field(
+        default="07:00",
+        pattern=HHMM,
+        description="No finished green/yellow run by this time on a working day: "
+        "'no backup last night'.",
+    )
+    ack_by: str = Field(
+        default="10:00", pattern=HHMM, description="Not confirmed by then: the deputy is told."
+    )
+    escalate_by: str = Field(
+        default="12:00",
+        pattern=HHMM,
+        description="Not confirmed by then: the owner and the service partner are told.",
+    )
 
 
 class ScheduleSection(_Section):
-    at: str = Field(default="22:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    """When the nightly run starts."""
+
+    at: str = Field(default="22:30", pattern=HHMM, description="Time of the nightly run.")
 
 
 class Config(_Section):
+    """praxisbackup configuration (TOML). Check it with: praxisbackup config check"""
+
+    state_dir: str | None = Field(
+        default=None,
+        description="Catalog, logs and run lock (default: C:\\ProgramData\\praxisbackup, "
+        "/var/lib/praxisbackup).",
+        examples=["C:\\ProgramData\\praxisbackup"],
+    )
     practice: PracticeSection
     repository: RepositorySection = RepositorySection()
-    sources: list[SourceConfig] = Field(min_length=1)
-    services: list[ServiceConfig] = Field(default_factory=list)
+    sources: list[SourceConfig] = Field(
+        min_length=1,
+        description="The whole CompuMED folder (the vendor's recommendation), the ifap "
+        "database, and the practice's other data.",
+        examples=[
+            [
+                {"label": "CGM M1 PRO", "path": "C:\\CompuMED", "profile": "cgm-m1-pro"},
+                {"label": "ifap praxisCENTER", "path": "C:\\ifapDB"},
+                {
+                    "label": "Praxisarchiv und Korrespondenz",
+                    "path": "D:\\Praxisdaten",
+                    "exclude": ["*.tmp", "~$*"],
+                },
+            ]
+        ],
+    )
+    services: list[ServiceConfig] = Field(
+        default_factory=list,
+        description="Stopped before the backup in this order, started again in reverse order.",
+        examples=[
+            [
+                {"name": "M1Hintergrunddienst", "kind": "windows"},
+                {
+                    "name": "OracleServiceM1",
+                    "kind": "windows",
+                    "check_closed": ["C:\\CompuMED\\M1\\Orant\\DB_M1\\Database"],
+                },
+            ]
+        ],
+    )
+    hooks: list[HookConfig] = Field(
+        default_factory=list,
+        description="Commands of your own around the night.",
+        json_schema_extra={"x-example": "commented"},
+        examples=[
+            [
+                {
+                    "name": "NAS aufwecken",
+                    "when": "before",
+                    "stage": "night",
+                    "command": "C:\\Tools\\wake-nas.cmd",
+                }
+            ]
+        ],
+    )
     media: MediaSection = MediaSection()
     verify: VerifySection = VerifySection()
     schedule: ScheduleSection = ScheduleSection()
-    rotation: RotationSection | None = None
+    rotation: RotationSection | None = Field(
+        default=None, json_schema_extra={"x-example": "active"}
+    )
     notify: NotifySection = NotifySection()
     daily_check: DailyCheckSection = DailyCheckSection()
-    state_dir: str | None = Field(default=None, description="Catalog, logs (default: platform).")
 
     #: Where the file was read from (not part of the file).
     path: str = Field(default="", exclude=True)
@@ -264,66 +495,3 @@ def load_config(explicit: str | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
     return parse_config(text, str(path))
-
-
-EXAMPLE = """\
-# praxisbackup configuration (TOML). Check it with: praxisbackup config check
-
-[practice]
-name = "Praxis Dr. Muster"        # shown in protocols and e-mails
-language = "de"                   # de or en: language of protocols and e-mails
-state = "NW"                      # federal state (holidays): BW BY BE BB HB HH HE MV NI NW ...
-
-[repository]
-folder = "praxisbackup"           # folder on every backup medium
-password_file = 'C:\\ProgramData\\praxisbackup\\passphrase.txt'   # or set PRAXISBACKUP_PASSWORD
-
-# The whole CompuMED folder (the vendor's recommendation). mode = "minimal" backs up only the
-# essential folders and files of the vendor's list.
-[[sources]]
-label = "CGM M1 PRO"
-profile = "cgm-m1-pro"
-path = 'C:\\CompuMED'
-mode = "full"
-
-[[sources]]
-label = "ifap praxisCENTER"
-path = 'C:\\ifapDB'
-
-[[sources]]
-label = "Praxisarchiv und Korrespondenz"
-path = 'D:\\Praxisdaten'
-exclude = ["*.tmp", "~$*"]
-
-# Stopped before the backup in this order, started again afterwards in reverse order.
-[[services]]
-name = "M1Hintergrunddienst"
-kind = "windows"
-timeout_seconds = 120
-
-[[services]]
-name = "OracleServiceM1"
-kind = "windows"
-check_closed = ['C:\\CompuMED\\M1\\Orant\\DB_M1\\Database']
-
-[media]
-candidates = ['E:\\', 'F:\\', 'G:\\', '\\\\nas\\sicherung']   # Linux: ["/media/*", "/mnt/*"]
-allow_same_disk = false
-
-[verify]
-level = "new-data"                # or "full": read back everything every night
-full_cycle_days = 30
-
-[schedule]
-at = "22:30"
-
-# Which medium is due on which night. Working days follow the state's public holidays.
-[rotation]
-daily = ["Mo", "Di", "Mi", "Do", "Fr"]
-biweekly = ["Freitag A", "Freitag B"]
-month_end = ["Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov"]   # reused after a year
-quarter_end = ["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]   # two years
-quarter_end_retention_days = 730  # at least two years
-closed = ["2026-12-24..2026-12-31"]   # practice holidays
-wrong_medium = "warn"             # or "refuse"
-"""

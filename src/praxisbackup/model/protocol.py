@@ -58,6 +58,7 @@ class RunProtocol:
     expected_medium: str = ""
     sources: list[SourceResult] = field(default_factory=list)
     services: list[dict[str, str]] = field(default_factory=list)
+    hooks: list[dict[str, Any]] = field(default_factory=list)  # see app/hooks.py
     downtime_seconds: float | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)

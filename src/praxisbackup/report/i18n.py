@@ -269,6 +269,11 @@ MESSAGES: dict[str, dict[str, str]] = {
     },
     "restore.warning": {"de": "Hinweis: {path}: {reason}", "en": "warning: {path}: {reason}"},
     "restore.error": {"de": "FEHLER: {path}: {reason}", "en": "ERROR: {path}: {reason}"},
+    "hook_failed": {
+        "de": "Eigener Befehl „{hook}“ ({when}) fehlgeschlagen: {error}",
+        "en": "Own command '{hook}' ({when}) failed: {error}",
+    },
+    "hooks": {"de": "Eigene Befehle", "en": "Own commands"},
     "sheet.title": {"de": "Notfallblatt Datensicherung", "en": "Backup emergency sheet"},
     "sheet.created": {
         "de": "Erstellt: {date}   Im Tresor aufbewahren!",

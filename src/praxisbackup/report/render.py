@@ -57,6 +57,13 @@ def render_text(p: RunProtocol, lang: str = "de") -> str:
             f"   {e['time']}  {e['service']}: {e['action']} {e['detail']}".rstrip()
             for e in p.services
         ]
+    if p.hooks:
+        lines += ["", t("hooks") + ":"]
+        for h in p.hooks:
+            lines.append(
+                f"   {h['name']} ({h['when']} {h['stage']}): exit {h['exit']}, {h['seconds']} s"
+            )
+            lines += [f"      {out}" for out in str(h["output"]).strip().splitlines()[-5:]]
     problems = p.skipped + p.warnings
     if problems:
         lines += ["", t("problems") + ":"]

@@ -4,12 +4,59 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tempfile
 import time
+from typing import Any
 
 from praxisbackup.services.base import ServiceError
 
 POLL = 0.5
+
+
+def run_command(
+    command: str, timeout: float, name: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a shell command with a time limit (used for command services and hooks).
+
+    Its output goes to temporary files, not pipes: a start command that leaves a daemon
+    behind (holding inherited descriptors) must not block the job. ``name`` labels errors.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(
+                command,
+                shell=True,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                check=False,
+                env=env,
+                **_new_process_group(),
+            )
+        except subprocess.TimeoutExpired:
+            raise ServiceError(
+                f"{name}: '{command}' did not finish within {timeout:.0f} s"
+            ) from None
+        except OSError as exc:
+            raise ServiceError(f"{name}: cannot run '{command}': {exc.strerror}") from None
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(
+            command,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
+
+
+def _new_process_group() -> dict[str, Any]:
+    """Detach the command from our console: Ctrl-C at the console reaches the job (which
+    restarts the services), not the service's own start command."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
 
 
 class CommandService:
@@ -20,34 +67,7 @@ class CommandService:
         self._is_running = is_running
 
     def _run(self, command: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run a command; its output goes to temporary files, not pipes: a start command that
-        leaves a daemon behind (holding inherited descriptors) must not block the job."""
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            try:
-                proc = subprocess.run(
-                    command,
-                    shell=True,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    timeout=timeout,
-                    check=False,
-                    start_new_session=True,
-                )
-            except subprocess.TimeoutExpired:
-                raise ServiceError(
-                    f"{self.name}: '{command}' did not finish within {timeout:.0f} s"
-                ) from None
-            except OSError as exc:
-                raise ServiceError(f"{self.name}: cannot run '{command}': {exc.strerror}") from None
-            out.seek(0)
-            err.seek(0)
-            return subprocess.CompletedProcess(
-                command,
-                proc.returncode,
-                out.read().decode(errors="replace"),
-                err.read().decode(errors="replace"),
-            )
+        return run_command(command, timeout, self.name)
 
     def _failure(self, action: str, proc: subprocess.CompletedProcess[str]) -> str:
         detail = (proc.stderr or proc.stdout).strip()[:300]

@@ -25,7 +25,8 @@ from praxisbackup.engine.snapshot import Snapshot
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import PraxisError
 from praxisbackup.media.label import read_label
-from praxisbackup.model.config import EXAMPLE, parse_config
+from praxisbackup.model.config import parse_config
+from praxisbackup.model.example import example_toml
 from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.storage import LocalBackend
 
@@ -97,7 +98,7 @@ def samples(work: Path) -> tuple[Repository, dict[str, tuple[bytes, Callable[[by
         "snapshot": (snap_json, lambda d: Snapshot.from_json(d, "x")),
         "medium label": (label, label_parser),
         "run protocol / register": (protocol, RunProtocol.from_json),
-        "config": (EXAMPLE.encode(), lambda d: parse_config(d.decode("utf-8", "replace"))),
+        "config": (example_toml().encode(), lambda d: parse_config(d.decode("utf-8", "replace"))),
     }
     return repo, targets
 

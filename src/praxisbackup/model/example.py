@@ -1,0 +1,161 @@
+"""The commented example configuration and the JSON schema, both generated from the schema in
+:mod:`praxisbackup.model.config` - one source of truth, so the example cannot drift from what
+the program accepts (a test parses it and checks that every key is in it).
+
+Rules: a key's description becomes its comment; its value is the field's example if it has
+one, else its default. Keys and sections whose default is "not set" are written commented out
+(with their example), except sections marked ``x-example: "active"``. Arrays of tables are
+written from the field's example entries; keys those entries do not use follow the first entry
+as commented lines, so every key is documented.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from praxisbackup.model.config import Config
+
+WIDTH = 100
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if "\\" in value and "'" not in value and "\n" not in value:
+            return f"'{value}'"  # literal string: Windows paths read as they are
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def _comment(text: str | None, prefix: str = "") -> list[str]:
+    if not text:
+        return []
+    body = " ".join(text.split())
+    return textwrap.wrap(
+        body, WIDTH - 2 - len(prefix), initial_indent=f"{prefix}# ", subsequent_indent=f"{prefix}# "
+    )
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class of ``Model`` or ``Model | None``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                return arg
+    return None
+
+
+def _list_model_of(annotation: Any) -> type[BaseModel] | None:
+    if typing.get_origin(annotation) is list:
+        (item,) = typing.get_args(annotation)
+        return _model_of(item)
+    return None
+
+
+def _example(field: FieldInfo) -> Any:
+    if field.examples:
+        return field.examples[0]
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return field.default
+
+
+def _is_unset_default(field: FieldInfo) -> bool:
+    return not field.is_required() and field.default_factory is None and field.default is None
+
+
+def _marked(field: FieldInfo, how: str) -> bool:
+    """Sections marked ``x-example: active`` are written active although unset by default;
+    arrays marked ``commented`` are written commented out although they have examples."""
+    extra = field.json_schema_extra
+    return isinstance(extra, dict) and extra.get("x-example") == how
+
+
+def _key_lines(name: str, field: FieldInfo, value: Any, commented: bool) -> list[str]:
+    lines = _comment(field.description)
+    if value is None:
+        return [*lines, f'# {name} = ""']
+    lines.append(f"{'# ' if commented else ''}{name} = {_toml(value)}")
+    return lines
+
+
+def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    return {n: f for n, f in model.model_fields.items() if f.exclude is not True}
+
+
+def _section(model: type[BaseModel], header: str | None, commented: bool) -> list[str]:
+    out: list[str] = []
+    c = "# " if commented else ""
+    if header is not None:
+        out += ["", *_comment(model.__doc__), f"{c}[{header}]"]
+    else:
+        out += _comment(model.__doc__)
+    nested: list[str] = []
+    for name, field in _fields(model).items():
+        path = f"{header}.{name}" if header else name
+        sub = _model_of(field.annotation)
+        items = _list_model_of(field.annotation)
+        if sub is not None:
+            off = commented or (_is_unset_default(field) and not _marked(field, "active"))
+            nested += _section(sub, path, off)
+        elif items is not None:
+            nested += _array(items, path, field, commented or _marked(field, "commented"))
+        else:
+            value = _example(field)
+            unset = _is_unset_default(field)
+            out += [
+                f"{c}{line}" if not line.startswith("#") else line
+                for line in _key_lines(name, field, value, unset)
+            ]
+    return out + nested
+
+
+def _array(item: type[BaseModel], path: str, field: FieldInfo, commented: bool) -> list[str]:
+    entries: list[dict[str, Any]] = list(field.examples[0]) if field.examples else []
+    out = ["", *_comment(field.description), *_comment(item.__doc__)]
+    c = "# " if commented else ""
+    fields = _fields(item)
+    for index, entry in enumerate(entries):
+        out.append(f"{c}[[{path}]]")
+        for name, value in entry.items():
+            described = _comment(fields[name].description) if index == 0 else []
+            out += [*described, f"{c}{name} = {_toml(value)}"]
+        if index == 0:
+            for name, f in fields.items():
+                if name not in entry:
+                    out += _key_lines(name, f, _example(f), commented=True)
+        out.append("")
+    return out[:-1] if entries else out
+
+
+def example_toml() -> str:
+    """The commented example configuration (``praxisbackup config example``)."""
+    lines = _section(Config, None, False)
+    text = "\n".join(lines).strip() + "\n"
+    while "\n\n\n" in text:
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+
+
+def json_schema() -> str:
+    """The JSON schema of the configuration, for editors (``docs/config.schema.json``)."""
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "praxisbackup configuration"
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
