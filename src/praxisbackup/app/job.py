@@ -41,7 +41,7 @@ from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repository import Repository
-from praxisbackup.engine.snapshot import list_snapshots, load_snapshot
+from praxisbackup.engine.snapshot import forget_snapshot, list_snapshots, load_snapshot
 from praxisbackup.errors import PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media import selection
@@ -322,7 +322,7 @@ class NightlyJob:
         forgotten = False
         with lock_repository(repo, exclusive=True, command="nightly job (space)"):
             for snap in candidates[:-1]:
-                repo.backend.delete("snapshots", snap.id)
+                forget_snapshot(repo, snap.id)
                 p.add(
                     YELLOW,
                     "snapshot_forgotten",

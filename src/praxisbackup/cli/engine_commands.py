@@ -27,7 +27,7 @@ from praxisbackup.engine.prune import prune as run_prune
 from praxisbackup.engine.repair import repair as run_repair
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import OVERWRITE_POLICIES, RestoreOptions, Restorer
-from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
+from praxisbackup.engine.snapshot import find_snapshot, forget_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, UsageError
 from praxisbackup.storage import open_backend
 
@@ -380,7 +380,7 @@ def forget(
         removed = [d for d in decisions if not d.keep]
         if not dry_run:
             for d in removed:
-                repo.backend.delete("snapshots", d.snapshot.id)
+                forget_snapshot(repo, d.snapshot.id)
         stats = run_prune(repo, _progress(ctx, "prune")) if do_prune and not dry_run else None
     if ctx.json:
         ctx.emit_json(
@@ -534,10 +534,6 @@ def key_remove(ctx: Ctx, slot_id: str) -> None:
     matches = [s for s in repo.list_keys() if s.startswith(slot_id)]
     if len(matches) != 1:
         raise UsageError(f"key slot {slot_id!r} matches {len(matches)} slots")
-    if matches[0] == repo.key_slot:
-        raise UsageError(
-            "refusing to remove the key slot that opened the repository; open it with another key"
-        )
     with lock_repository(repo, exclusive=True, command="key remove"):
         repo.remove_key(matches[0])
     ctx.say(f"removed key slot {matches[0][:16]}")
@@ -551,10 +547,7 @@ def key_passwd(ctx: Ctx, new_password_file: str | None) -> None:
     repo = ctx.open()
     secret = _new_passphrase(ctx, new_password_file)
     with lock_repository(repo, exclusive=True, command="key passwd"):
-        new_slot = repo.add_key(secret, repo.key_info.label)
-        # Verify the new slot opens the repository before the old one is removed.
-        Repository.open(open_backend(ctx.location()), secret)
-        repo.remove_key(repo.key_slot)
+        new_slot = repo.change_passphrase(secret)
     ctx.say(f"passphrase changed (new key slot {new_slot[:16]})")
 
 

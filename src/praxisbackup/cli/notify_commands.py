@@ -7,15 +7,10 @@ from datetime import date, datetime
 import click
 
 from praxisbackup.app.daily import DailyCheck
+from praxisbackup.app.notify import flush_outbox, send_test_message
 from praxisbackup.cli.context import Ctx
-from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import load_config
-from praxisbackup.model.locations import catalog_path
-from praxisbackup.notify.mail import MailError, build_message, send
-from praxisbackup.notify.outbox import Outbox
-from praxisbackup.platform import hostname
-from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -30,28 +25,9 @@ def notify_group() -> None:
 @pass_ctx
 def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
     """Send a test message now; on failure say exactly where (dns, connect, tls, auth, ...)."""
-    config = load_config(ctx.config_path)
-    smtp = config.notify.smtp
-    if smtp is None:
-        raise PraxisError("no [notify.smtp] section in the configuration")
-    r = config.notify.recipients
-    people = list(to) or list(dict.fromkeys(r.responsible + r.deputy + r.service_partner + r.owner))
-    if not people:
-        raise PraxisError("no recipients: configure [notify.recipients] or use --to")
-    _password, warnings = smtp_password(smtp)
+    people, warnings = send_test_message(load_config(ctx.config_path), list(to))
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
-    lang = config.practice.language
-    msg = build_message(
-        smtp.sender,
-        people,
-        f"{text('mail.test', lang)} – {config.practice.name}",
-        f"{text('mail.test', lang)} ({hostname()}).\n",
-    )
-    try:
-        send(smtp, msg)
-    except MailError as exc:
-        raise PraxisError(f"test message NOT sent - {exc}") from None
     click.echo(f"test message sent to {', '.join(people)}")
 
 
@@ -59,10 +35,7 @@ def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
 @pass_ctx
 def notify_flush(ctx: Ctx) -> None:
     """Try to deliver every message waiting in the outbox."""
-    config = load_config(ctx.config_path)
-    outbox = Outbox(catalog_path(config))
-    errors = outbox.deliver_due(config.notify.smtp, datetime.now().astimezone(), force=True)
-    pending = outbox.pending()
+    pending, errors = flush_outbox(load_config(ctx.config_path))
     click.echo(f"{len(pending)} message(s) still waiting" + (f": {errors[-1]}" if errors else ""))
     if pending:
         raise SystemExit(1)

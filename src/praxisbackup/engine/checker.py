@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -286,9 +285,3 @@ class Checker:
                                 )
         self._tree_memo[tree_id] = rel
         return [spath + r for r in rel]
-
-
-def affected_paths(result: CheckResult) -> Iterable[tuple[str, str]]:
-    for snap_id, paths in result.affected.items():
-        for path in paths:
-            yield snap_id, path

@@ -33,6 +33,7 @@ from praxisbackup.errors import (
     IntegrityError,
     RepositoryExistsError,
     RepositoryNotFoundError,
+    UsageError,
     WrongPasswordError,
 )
 from praxisbackup.storage import Backend
@@ -212,14 +213,33 @@ class Repository:
         return sorted(info.name for info in self.backend.list("keys"))
 
     def remove_key(self, slot_id: str) -> None:
+        """Remove another key slot; never the last one, never the one that opened this
+        repository (removing it would lock out whoever is working with it right now)."""
         slots = self.list_keys()
         if slot_id not in slots:
             raise IntegrityError(f"there is no key slot {slot_id}")
+        if slot_id == self.key_slot:
+            raise UsageError(
+                "refusing to remove the key slot that opened the repository; "
+                "open it with another key"
+            )
+        self._delete_key(slot_id, slots)
+
+    def _delete_key(self, slot_id: str, slots: list[str]) -> None:
         if len(slots) == 1:
             raise IntegrityError(
                 "refusing to remove the last key slot: the repository would be lost"
             )
         self.backend.delete("keys", slot_id)
+
+    def change_passphrase(self, new_passphrase: str) -> str:
+        """Replace the key slot in use by one for ``new_passphrase`` (same label); the new
+        slot is proven to open the repository before the old one is removed."""
+        new_slot = self.add_key(new_passphrase, self.key_info.label)
+        Repository.open(self.backend, new_passphrase)
+        self._delete_key(self.key_slot, self.list_keys())
+        self.key_slot = new_slot
+        return new_slot
 
     # -- index ----------------------------------------------------------------------------
     def read_index_file(self, name: str) -> IndexFile:

@@ -100,6 +100,12 @@ def save_snapshot(repo: Repository, snap: Snapshot) -> str:
     return snap.id
 
 
+def forget_snapshot(repo: Repository, snapshot_id: str) -> None:
+    """Remove a snapshot from the repository (its data stays until ``prune``). The one way
+    snapshots are deleted: forget, the nightly job's space policy and tools call this."""
+    repo.backend.delete("snapshots", snapshot_id)
+
+
 def load_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
     return Snapshot.from_json(
         repo.read_object("snapshots", snapshot_id, ObjectKind.SNAPSHOT), snapshot_id
