@@ -69,8 +69,8 @@ def test_every_import_points_down() -> None:
     for path in modules:
         own = package_of(path)
         assert own in RANKS, f"{own} has no rank: add it to RANKS and docs/design.md"
-        for target in imported_packages(path) - {own}:
-            target = "__init__" if target == "__version__" else target
+        for imported in imported_packages(path) - {own}:
+            target = "__init__" if imported == "__version__" else imported
             if RANKS.get(target, 99) >= RANKS[own]:
                 violations.append(f"{path.relative_to(ROOT)} ({own}) imports {target}")
     assert violations == []

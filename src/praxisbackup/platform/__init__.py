@@ -9,7 +9,9 @@ through :mod:`ctypes`; on Linux only its pure helpers are exercised by tests.
 from __future__ import annotations
 
 import os
+import shlex
 import socket
+import subprocess
 import sys
 
 if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
@@ -31,6 +33,14 @@ can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
+
+
+def shell_join(args: list[str]) -> str:
+    """One command line for the system shell (cmd.exe on Windows, sh elsewhere) that runs
+    exactly ``args``: service and hook commands are written into the configuration as text."""
+    if IS_WINDOWS:
+        return subprocess.list2cmdline(args)
+    return shlex.join(args)
 
 
 def hostname() -> str:
@@ -61,6 +71,7 @@ __all__ = [
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",
+    "shell_join",
     "tune_memory",
     "username",
 ]

@@ -160,7 +160,8 @@ def generate(root: Path, size_mb: int = 64, seed: int = 1) -> SampleStats:
         used += size
         n += 1
 
-    scan_budget = total - stats.bytes
+    # At least one scan, whatever the size: every source of the demo must exist.
+    scan_budget = max(total - stats.bytes, 256 << 10)
     scans = root / "Scans"
     i = 0
     while scan_budget > 0:
