@@ -16,7 +16,7 @@ from praxisbackup.catalog.store import SqliteStore
 from praxisbackup.media.rotation import WorkingCalendar
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
-from praxisbackup.notify.alerts import TAG, first_line_recipients
+from praxisbackup.notify.alerts import first_line_recipients
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
 from praxisbackup.report.i18n import text
@@ -253,7 +253,8 @@ class DailyCheck(SqliteStore):
     def _subject(self, key: str, now: datetime, status: str) -> str:
         lang = self.config.practice.language
         name = self.config.practice.name
-        return f"{TAG[status][lang]} {text(key, lang)} – {name} – {short_date(now, lang)}"
+        tag = text(f"mail.tag.{status}", lang)
+        return f"{tag} {text(key, lang)} – {name} – {short_date(now, lang)}"
 
     def _open_missed_alert(self) -> bool:
         with self._db() as db:

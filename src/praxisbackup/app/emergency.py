@@ -15,7 +15,8 @@ from praxisbackup.media.register import Register
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.report.i18n import SHEET_STEPS, text
+from praxisbackup.report.i18n import lines as text_lines
+from praxisbackup.report.i18n import text
 from praxisbackup.report.render import lines_pdf
 from praxisbackup.storage import LocalBackend
 
@@ -67,7 +68,7 @@ def emergency_sheet(config: Config, passphrase: str, lang: str | None = None) ->
         ),
         "",
         t("sheet.steps"),
-        *SHEET_STEPS[language],
+        *text_lines("sheet.steps.body", language),
         "",
         t("sheet.contacts"),
         *(

@@ -14,20 +14,10 @@ from praxisbackup.notify.mail import Attachment, build_message, short_date
 from praxisbackup.report.i18n import text
 from praxisbackup.report.render import finding_texts, render_html, render_pdf
 
-TAG = {
-    "red": {"de": "[ROT]", "en": "[RED]"},
-    "yellow": {"de": "[GELB]", "en": "[YELLOW]"},
-    "green": {"de": "[GRÜN]", "en": "[GREEN]"},
-}
-HEADLINE = {
-    "red": {"de": "Datensicherung fehlgeschlagen", "en": "Backup failed"},
-    "yellow": {"de": "Datensicherung mit Warnungen", "en": "Backup finished with warnings"},
-    "green": {"de": "Datensicherung erfolgreich", "en": "Backup successful"},
-}
-
 
 def subject(status: str, practice: str, day: datetime, lang: str) -> str:
-    return f"{TAG[status][lang]} {HEADLINE[status][lang]} – {practice} – {short_date(day, lang)}"
+    tag, headline = text(f"mail.tag.{status}", lang), text(f"mail.headline.{status}", lang)
+    return f"{tag} {headline} – {practice} – {short_date(day, lang)}"
 
 
 def first_line_recipients(config: Config, responsible_absent: bool) -> list[str]:
