@@ -232,7 +232,7 @@ class DailyCheck(SqliteStore):
                         and people
                     ):
                         who = (
-                            cfg.daily_check.deputy_name
+                            cfg.contacts.deputy_name(lang)
                             if kind == "ack-deputy"
                             else cfg.practice.name
                         )
@@ -241,7 +241,7 @@ class DailyCheck(SqliteStore):
                             text(
                                 "mail.unconfirmed_body",
                                 lang,
-                                person=cfg.daily_check.responsible_name,
+                                person=cfg.contacts.responsible_name(lang),
                                 who=who,
                             )
                             + "\n"

@@ -48,12 +48,9 @@ def notify_flush(ctx: Ctx) -> None:
 def ack(ctx: Ctx, by_whom: str | None, note: str) -> None:
     """Confirm the daily check: protocol checked, medium changed."""
     config = load_config(ctx.config_path)
-    runs = DailyCheck(config).ack(
-        by_whom or config.daily_check.responsible_name, note, datetime.now().astimezone()
-    )
-    click.echo(
-        f"confirmed by {by_whom or config.daily_check.responsible_name}; covers {len(runs)} run(s)"
-    )
+    default_by = config.contacts.responsible_name(config.practice.language)
+    runs = DailyCheck(config).ack(by_whom or default_by, note, datetime.now().astimezone())
+    click.echo(f"confirmed by {by_whom or default_by}; covers {len(runs)} run(s)")
 
 
 @click.group(name="absence")
@@ -73,7 +70,8 @@ def absence_add(ctx: Ctx, first: str, last: str, by_whom: str, note: str) -> Non
     if d2 < d1:
         raise PraxisError("--to is before --from")
     DailyCheck(config).add_absence(d1, d2, by_whom, note, datetime.now().astimezone())
-    click.echo(f"absent {d1} to {d2}: {config.daily_check.deputy_name} receives everything")
+    deputy = config.contacts.deputy_name(config.practice.language)
+    click.echo(f"absent {d1} to {d2}: {deputy} receives everything")
 
 
 @absence_group.command(name="list")

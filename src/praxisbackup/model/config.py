@@ -325,13 +325,50 @@ class NotifySection(_Section):
     )
 
 
+class Person(_Section):
+    """A person the practice's papers name (emergency sheet, protocols)."""
+
+    name: str = Field(default="", description="Name as staff know the person.")
+    phone: str = Field(default="", description="Telephone number.")
+
+
+class ContactsSection(_Section):
+    """Who is responsible, with names and telephone numbers (printed on the emergency sheet,
+    used in messages; the e-mail addresses are under [notify.recipients])."""
+
+    def responsible_name(self, lang: str = "de") -> str:
+        return self.responsible.name or (
+            "Verantwortliche Person" if lang == "de" else "Responsible person"
+        )
+
+    def deputy_name(self, lang: str = "de") -> str:
+        return self.deputy.name or ("Vertretung" if lang == "de" else "Deputy")
+
+    responsible: Person = Field(
+        default=Person(),
+        description="Checks the backup every morning and changes the medium.",
+        examples=[{"name": "Anna Schmidt (Empfang)", "phone": "0211 123456-10"}],
+    )
+    deputy: Person = Field(
+        default=Person(),
+        description="Takes over when the responsible person is absent.",
+        examples=[{"name": "Bernd Meier", "phone": "0211 123456-11"}],
+    )
+    owner: Person = Field(
+        default=Person(),
+        description="The practice owner (legally responsible).",
+        examples=[{"name": "Dr. med. Eva Muster", "phone": "0171 2345678"}],
+    )
+    service_partner: Person = Field(
+        default=Person(),
+        description="The IT service partner (installation, restores).",
+        examples=[{"name": "IT-Partner GmbH, Herr Kurz", "phone": "0211 987654"}],
+    )
+
+
 class DailyCheckSection(_Section):
     """The morning check (seed S6): one person confirms; a deputy takes over."""
 
-    responsible_name: str = Field(
-        default="Verantwortliche Person", description="Name of the responsible person."
-    )
-    deputy_name: str = Field(default="Vertretung", description="Name of the deputy.")
     missed_by: str = Field(
         default="07:00",
         pattern=HHMM,
@@ -418,6 +455,7 @@ class Config(_Section):
     )
     notify: NotifySection = NotifySection()
     daily_check: DailyCheckSection = DailyCheckSection()
+    contacts: ContactsSection = ContactsSection()
 
     #: Where the file was read from (not part of the file).
     path: str = Field(default="", exclude=True)

@@ -99,11 +99,18 @@ def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {n: f for n, f in model.model_fields.items() if f.exclude is not True}
 
 
-def _section(model: type[BaseModel], header: str | None, commented: bool) -> list[str]:
+def _section(
+    model: type[BaseModel],
+    header: str | None,
+    commented: bool,
+    values: dict[str, Any] | None = None,
+    doc: str | None = None,
+) -> list[str]:
+    """A table; ``values`` (the field's example) override the fields' own examples."""
     out: list[str] = []
     c = "# " if commented else ""
     if header is not None:
-        out += ["", *_comment(model.__doc__), f"{c}[{header}]"]
+        out += ["", *_comment(doc or model.__doc__), f"{c}[{header}]"]
     else:
         out += _comment(model.__doc__)
     nested: list[str] = []
@@ -113,11 +120,12 @@ def _section(model: type[BaseModel], header: str | None, commented: bool) -> lis
         items = _list_model_of(field.annotation)
         if sub is not None:
             off = commented or (_is_unset_default(field) and not _marked(field, "active"))
-            nested += _section(sub, path, off)
+            example = field.examples[0] if field.examples else None
+            nested += _section(sub, path, off, example, field.description)
         elif items is not None:
             nested += _array(items, path, field, commented or _marked(field, "commented"))
         else:
-            value = _example(field)
+            value = values[name] if values and name in values else _example(field)
             unset = _is_unset_default(field)
             out += [
                 f"{c}{line}" if not line.startswith("#") else line
