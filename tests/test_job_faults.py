@@ -120,9 +120,22 @@ def test_green_run_then_service_that_will_not_stop(env: tuple[Path, Service], us
     assert p.status == "red" and codes(p) == ["service_stop_failed"]
     assert "Zugriff verweigert" in next(f for f in p.findings if f.level == "red").params["error"]
     assert svc.running() and not p.snapshot_id
+    # It never stopped: it is not "started again" and there was no downtime.
+    assert [e["action"] for e in p.services] == ["found running", "stop failed"]
+    assert p.downtime_seconds is None
     assert len(Catalog(str(base / "state" / "catalog.sqlite")).runs()) == 2
     # Earlier snapshot untouched.
     assert Checker(reopen(usb / "praxisbackup", PASS)).run(read_data=True).ok
+
+
+def test_service_whose_stop_command_fails_after_stopping_it_is_started_again(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    base, svc = env
+    p = run_job(config_text(base, svc, str(usb), stop=f"{svc.stop_cmd}; exit 1"))
+    assert p.status == "red" and codes(p) == ["service_stop_failed"] and not p.snapshot_id
+    assert [e["action"] for e in p.services] == ["found running", "stop failed", "started"]
+    assert p.downtime_seconds is not None and svc.running()
 
 
 def test_service_that_will_not_start_again_is_its_own_alarm(

@@ -67,18 +67,32 @@ class ServiceSequence:
                 self._event(backend.name, "found stopped", "left stopped afterwards")
                 continue
             self._event(backend.name, "found running")
-            if self.timeline.first_stop is None:
-                self.timeline.first_stop = self._clock()
+            stop_began = self._clock()
             try:
                 backend.stop(timeout)
             except ServiceError as exc:
                 self._event(backend.name, "stop failed", str(exc))
                 self.timeline.failed_to_stop.append(backend.name)
-                # It may be half-stopped: make sure start_all tries to bring it back.
-                self._stopped.append((backend, timeout))
+                if self._went_down(backend):
+                    # Half-stopped: it is down now, so start_all must bring it back.
+                    self._stopped.append((backend, timeout))
+                    self._went_down_at(stop_began)
                 raise
+            self._went_down_at(stop_began)
             self._stopped.append((backend, timeout))
             self._event(backend.name, "stopped")
+
+    def _went_down_at(self, moment: float) -> None:
+        if self.timeline.first_stop is None:
+            self.timeline.first_stop = moment
+
+    def _went_down(self, backend: ServiceBackend) -> bool:
+        """After a failed stop: is the service down anyway? If it cannot be asked, assume so
+        (starting a running service is harmless; leaving a stopped one down is not)."""
+        try:
+            return not backend.is_running()
+        except ServiceError:
+            return True
 
     def start_all(self) -> None:
         """Start what was stopped, in reverse order. Never raises: every failure is recorded
