@@ -87,3 +87,34 @@ def test_key_files_hold_no_plain_key_material(tmp_path: Path) -> None:
         assert set(doc) == {"version", "kdf", "data"}
         assert doc["kdf"]["name"] == "scrypt" and len(doc["kdf"]["salt"]) >= 40
         assert oct(os.stat(f).st_mode & 0o777) == "0o600"
+
+
+def test_global_options_after_the_subcommand(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    pwfile = tmp_path / "pw.txt"
+    pwfile.write_text(PASSWORD + "\n", encoding="utf-8")
+    run_cli(
+        "init",
+        "--repo",
+        str(repo),
+        check=True,
+        password=None,
+        env={"PRAXISBACKUP_PASSWORD_FILE": str(pwfile)},
+    )
+    # As restic users type it: options of the program after the command, in any form.
+    out = run_cli(
+        "snapshots",
+        "--repo",
+        str(repo),
+        "--json",
+        "--password-file",
+        str(pwfile),
+        password=None,
+        check=True,
+    )
+    assert json.loads(out.stdout) == []
+    out = run_cli("snapshots", f"--repo={repo}", "-q", password=PASSWORD, check=True)
+    assert out.stdout == ""  # --quiet applied
+    # Nested commands too.
+    keys = run_cli("key", "list", "-r", str(repo), "--json", check=True)
+    assert len(json.loads(keys.stdout)) == 1

@@ -24,8 +24,52 @@ from praxisbackup.cli.demo_command import demo
 from praxisbackup.errors import ExitCode, PraxisError
 
 
+def _option_names(command: click.Command) -> set[str]:
+    """Every option spelling a command (and, for a group, its subcommands) defines."""
+    names = {n for p in command.params if isinstance(p, click.Option) for n in p.opts}
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            names |= _option_names(sub)
+    return names
+
+
 class PraxisGroup(click.Group):
-    """Turns PraxisError into a one-line message and its exit code (no traceback)."""
+    """Global options are accepted after the subcommand too (``praxisbackup snapshots --repo
+    X``, as restic users type it); a PraxisError becomes one line and its exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, self._hoist_global_options(args))
+
+    def _hoist_global_options(self, args: list[str]) -> list[str]:
+        takes_value = {
+            n: not p.is_flag for p in self.params if isinstance(p, click.Option) for n in p.opts
+        }
+        position = next(
+            (i for i, a in enumerate(args) if a in self.commands and not _is_value(args, i)),
+            None,
+        )
+        if position is None:
+            return args
+        own = _option_names(self.commands[args[position]])
+        head, tail, moved = args[: position + 1], args[position + 1 :], []
+        rest: list[str] = []
+        i = 0
+        while i < len(tail):
+            arg = tail[i]
+            if arg == "--":
+                rest += tail[i:]
+                break
+            name = arg.split("=", 1)[0]
+            if name in takes_value and name not in own:
+                if takes_value[name] and "=" not in arg and i + 1 < len(tail):
+                    moved += tail[i : i + 2]
+                    i += 2
+                    continue
+                moved.append(arg)
+            else:
+                rest.append(arg)
+            i += 1
+        return moved + head + rest
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +80,14 @@ class PraxisGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("praxisbackup: interrupted", err=True)
             sys.exit(ExitCode.FAILURE)
+
+
+_VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}
+
+
+def _is_value(args: list[str], i: int) -> bool:
+    """Is ``args[i]`` the value of a preceding global option (e.g. ``-c run.toml``)?"""
+    return i > 0 and args[i - 1] in _VALUE_OPTIONS
 
 
 @click.group(cls=PraxisGroup, context_settings={"help_option_names": ["-h", "--help"]})
