@@ -15,25 +15,30 @@ from praxisbackup.model.locations import catalog_path
 from praxisbackup.storage import LocalBackend
 
 
-def open_medium(root: str, passphrase: str) -> tuple[media.AttachedMedium, Repository]:
-    """The medium whose label file is in ``root``, with its repository open and indexed."""
+def open_medium(
+    root: str, passphrase: str, load_index: bool = True
+) -> tuple[media.AttachedMedium, Repository]:
+    """The medium whose label file is in ``root``, with its repository open (and indexed)."""
     label = media.read_label(root)
     if label is None:
         raise media.MediumError(f"{root} is not a praxisbackup medium (no label file)")
     attached = media.AttachedMedium(root, label)
     repo = Repository.open(LocalBackend(attached.repository_path), passphrase)
-    repo.load_index()
+    if load_index:
+        repo.load_index()
     return attached, repo
 
 
-def open_attached(config: Config, passphrase: str) -> tuple[media.AttachedMedium, Repository]:
-    """The first medium found in the configured candidate places, opened and indexed."""
+def open_attached(
+    config: Config, passphrase: str, load_index: bool = True
+) -> tuple[media.AttachedMedium, Repository]:
+    """The first medium found in the configured candidate places, opened (and indexed)."""
     found, problems = media.discover(config.media.candidates)
     if not found:
         raise media.MediumError(
             "no backup medium attached" + (f" ({'; '.join(problems)})" if problems else "")
         )
-    return open_medium(found[0].root, passphrase)
+    return open_medium(found[0].root, passphrase, load_index)
 
 
 def green_snapshot_ids(repo: Repository) -> set[str]:

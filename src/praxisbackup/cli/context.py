@@ -10,10 +10,11 @@ from typing import Any
 
 import click
 
+from praxisbackup.app.medium import open_attached
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError
-from praxisbackup.model.config import Config
+from praxisbackup.model.config import Config, load_config, resolve_config_path
 from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
 
@@ -50,7 +51,20 @@ class Ctx:
         return repository_passphrase(config, self.password_file, prompt if interactive else None)
 
     def open(self) -> Repository:
-        return Repository.open(open_backend(self.location()), self.passphrase())
+        """The repository named by --repo / PRAXISBACKUP_REPOSITORY, else the one on the
+        medium attached to this server (found through the configuration)."""
+        location = self.repo_location or os.environ.get(ENV_REPOSITORY)
+        if location:
+            return Repository.open(open_backend(location), self.passphrase())
+        config_file = resolve_config_path(self.config_path)
+        if not config_file.exists():
+            raise UsageError(
+                f"no repository given: use --repo, set {ENV_REPOSITORY}, or configure "
+                f"praxisbackup ({config_file} does not exist)"
+            )
+        config = load_config(self.config_path)
+        _medium, repo = open_attached(config, self.passphrase(config=config), load_index=False)
+        return repo
 
     def emit_json(self, doc: Any) -> None:
         click.echo(json.dumps(doc, indent=2, ensure_ascii=False, default=str))
