@@ -21,7 +21,7 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     de = run_cli("-c", str(cfg), "plan", "--from", "2026-12-21", "--days", "14", check=True).stdout
     assert (
-        "2026-12-23 Wed  Q4 A" in de
+        "2026-12-23 Wed  Quartal 8" in de
         and "Quartalsende (Archiv, mind. 2 Jahre), bis 2028-12-22" in de
     )
     assert "2026-12-25 Fri  -            Christmas Day" in de
@@ -36,7 +36,7 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
         ).stdout
     )
     assert doc == [
-        {"date": "2027-01-29", "medium": "Jan", "note": "Monatsende (Archiv), bis 2028-01-29"}
+        {"date": "2027-01-29", "medium": "Jan", "note": "Monatsende (Archiv), bis 2028-01-14"}
     ]
     pdf = tmp_path / "plan.pdf"
     run_cli(
@@ -51,7 +51,7 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
         "2026-12-21",
         check=True,
     )
-    assert "Q4 A" in PdfReader(str(pdf)).pages[0].extract_text()
+    assert "Quartal 8" in PdfReader(str(pdf)).pages[0].extract_text()
 
 
 def test_register_move_retire_and_today(tmp_path: Path) -> None:

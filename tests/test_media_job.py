@@ -49,7 +49,7 @@ path = "{base / "server" / "Praxisarchiv"}"
 candidates = ["{media_disk}/slot-*"]
 [rotation]
 daily = ["Mo", "Di", "Mi", "Do", "Fr"]
-quarter_end = ["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]
+quarter_end = ["Quartal 1", "Quartal 2", "Quartal 3", "Quartal 4", "Quartal 5", "Quartal 6", "Quartal 7", "Quartal 8", "Quartal 9"]
 wrong_medium = "{policy}"
 """
     )
@@ -105,7 +105,7 @@ def test_unregistered_and_missing_media_are_never_written(setup: tuple[Path, Pat
 def test_quarter_end_snapshot_is_held_and_survives_forget(setup: tuple[Path, Path]) -> None:
     base, disk = setup
     cfg = config(base, disk)
-    medium = prepare_medium(cfg, str(disk / "slot-q4a"), "Q4 A", PASS)
+    medium = prepare_medium(cfg, str(disk / "slot-q8"), "Quartal 8", PASS)
     p = run(cfg, QUARTER_END)
     assert p.status == "green", p.findings
     assert p.hold_until == "2028-12-30"
@@ -136,7 +136,7 @@ def test_full_medium_forgets_unheld_snapshots_but_never_held_ones(setup: tuple[P
     assert not any("snapshots_missing" in codes(r, "yellow") for r in results)
     # Quarter-end medium: everything held, so a full medium is red and nothing is removed.
     (disk / "slot-mo").rename(disk / "shelf-mo")
-    q = prepare_medium(cfg, str(disk / "slot-q4a"), "Q4 A", PASS)
+    q = prepare_medium(cfg, str(disk / "slot-q8"), "Quartal 8", PASS)
     held = []
     for _night in range(6):
         big.write_bytes(os.urandom(20 << 20))

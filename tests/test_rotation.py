@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import calendar
+import itertools
 from datetime import date, timedelta
 
 import pytest
+from dateutil.easter import easter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from praxisbackup.media.rotation import RotationPlan, RotationRuleError, RotationSettings
 
 DAILY = ("Mo", "Di", "Mi", "Do", "Fr")
-QUARTER = ("Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B")
+QUARTER = tuple(f"Quartal {n}" for n in range(1, 10))
 MONTH = ("Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov")
 
 
@@ -53,17 +56,17 @@ def test_easter_moves_the_friday_medium_and_month_ends_move_off_weekends() -> No
     assert p.slot(date(2028, 2, 29)).role == "month_end"  # type: ignore[union-attr]
     # 2028-09-30 is a Saturday: quarter end on Friday 29th, kept two years.
     q = p.slot(date(2028, 9, 29))
-    assert q is not None and q.role == "quarter_end" and q.label == "Q3 A"
+    assert q is not None and q.role == "quarter_end" and q.label == "Quartal 6"
     assert q.hold_until == date(2028, 9, 29) + timedelta(days=730)
 
 
 def test_year_end_with_practice_vacation() -> None:
     p = plan("NW", closed=("2026-12-24..2026-12-31",))
     q = p.slot(date(2026, 12, 23))
-    assert q is not None and q.role == "quarter_end" and q.label == "Q4 A"
+    assert q is not None and q.role == "quarter_end" and q.label == "Quartal 8"
     assert all(p.slot(date(2026, 12, d)) is None for d in range(24, 32))
     assert p.slot(date(2027, 1, 1)) is None and p.slot(date(2027, 1, 4)).label == "Mo"  # type: ignore[union-attr]
-    assert p.slot(date(2027, 12, 31)).label == "Q4 B"  # type: ignore[union-attr]
+    assert p.slot(date(2027, 12, 31)).label == "Quartal 3"  # type: ignore[union-attr]
 
 
 def test_rules_of_the_guidance_are_enforced() -> None:
@@ -75,6 +78,19 @@ def test_rules_of_the_guidance_are_enforced() -> None:
         plan(quarter_end_retention_days=600)
     with pytest.raises(RotationRuleError, match="is due again on 2027-03-31 but holds the archive"):
         plan(quarter_end=("Q1", "Q2", "Q3", "Q4"))
+    # Eight quarter-end media for two years: in TH the Q4 medium written on 31.12.2026 is held
+    # until 30.12.2028 but due again on Friday 29.12.2028 - the check names it (and the others).
+    with pytest.raises(
+        RotationRuleError,
+        match=r"quarter_end medium 'Q4 A' is due again on 2028-12-29 but holds the archive of "
+        r"2026-12-31 until 2028-12-30",
+    ):
+        plan("TH", quarter_end=("Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"))
+    # Month-end media reused after a year but held 365 days: 29.01.2027 is 364 days later.
+    with pytest.raises(
+        RotationRuleError, match="month_end medium 'Jan' is due again on 2027-01-29"
+    ):
+        plan("TH", month_end_retention_days=365)
     with pytest.raises(RotationRuleError, match="only one role"):
         plan(month_end=("Mo",))
     accepted = plan(daily=("A", "B", "C", "D"), override_reason="Praxis nur vier Tage geöffnet")
@@ -119,5 +135,98 @@ def test_every_working_day_has_exactly_one_medium_and_archives_are_not_reused_ea
         assert slot.label in DAILY + QUARTER + MONTH + ("FrA", "FrB")
         prev = last.get(slot.label)
         if prev is not None and getattr(prev, "hold_until", None):
-            assert slot.day >= prev.hold_until - timedelta(days=14)  # type: ignore[attr-defined]
+            assert slot.day > prev.hold_until  # type: ignore[attr-defined]
         last[slot.label] = slot
+
+
+# -- an independent calendar: German public holidays computed here from Easter and fixed
+# dates, not taken from the holidays package the plan uses.
+def _holidays(state: str, year: int) -> set[date]:
+    e = easter(year)
+    days = {
+        date(year, 1, 1),
+        e - timedelta(days=2),  # Good Friday
+        e + timedelta(days=1),  # Easter Monday
+        date(year, 5, 1),
+        e + timedelta(days=39),  # Ascension
+        e + timedelta(days=50),  # Whit Monday
+        date(year, 10, 3),
+        date(year, 12, 25),
+        date(year, 12, 26),
+    }
+    corpus_christi = e + timedelta(days=60)
+    if state == "BY":
+        days |= {date(year, 1, 6), corpus_christi, date(year, 8, 15), date(year, 11, 1)}
+    if state == "NW":
+        days |= {corpus_christi, date(year, 11, 1)}
+    if state == "BE":
+        days.add(date(year, 3, 8))
+    if state in ("SN", "TH"):
+        days.add(date(year, 10, 31))
+    if state == "SN":  # Repentance and Prayer Day: the Wednesday before 23 November
+        nov22 = date(year, 11, 22)
+        days.add(nov22 - timedelta(days=(nov22.weekday() - 2) % 7))
+    if state == "TH":
+        days.add(date(year, 9, 20))  # World Children's Day
+    return days
+
+
+def _last_working_day(year: int, month: int, working: set[date]) -> date:
+    day = date(year, month, calendar.monthrange(year, month)[1])
+    while day not in working:
+        day -= timedelta(days=1)
+    return day
+
+
+@pytest.mark.parametrize("state", ["BY", "BE", "NW", "SN", "TH"])
+def test_plan_against_an_independent_calendar_2026_to_2028(state: str) -> None:
+    p = plan(state)
+    first, last = date(2026, 1, 1), date(2028, 12, 31)
+    holidays = set().union(*(_holidays(state, y) for y in range(2026, 2029)))
+    working = {
+        first + timedelta(days=i)
+        for i in range((last - first).days + 1)
+        if (first + timedelta(days=i)).weekday() < 5 and first + timedelta(days=i) not in holidays
+    }
+    slots = p.slots(first, (last - first).days + 1)
+    assert {s.day for s in slots} == working  # every working day exactly one medium
+    assert len(slots) == len(working)
+    quarter_days = {
+        _last_working_day(y, m, working) for y in range(2026, 2029) for m in (3, 6, 9, 12)
+    }
+    month_days = {
+        _last_working_day(y, m, working) for y in range(2026, 2029) for m in range(1, 13) if m % 3
+    }
+    assert {s.day for s in slots if s.role == "quarter_end"} == quarter_days
+    assert {s.day for s in slots if s.role == "month_end"} == month_days
+    # The Friday medium: once in every second week, on that week's last working day, and the
+    # two labels strictly alternate fortnight by fortnight (also when a holiday moves it; a
+    # fortnight whose Friday is a month end keeps its turn unused).
+    fridays = [s for s in slots if s.role == "biweekly"]
+    for a, b in itertools.pairwise(fridays):
+        fortnights = (b.day - a.day + timedelta(days=a.day.weekday() - b.day.weekday())).days
+        assert fortnights % 14 == 0, (a, b)
+        assert (a.label != b.label) == bool(fortnights // 14 % 2), (a, b)
+    for s in fridays:
+        monday = s.day - timedelta(days=s.day.weekday())
+        week = [monday + timedelta(days=i) for i in range(5)]
+        assert s.day == max(d for d in week if d in working)
+    # No archive medium is planned while the snapshot of its previous use is held.
+    held: dict[str, date] = {}
+    for s in slots:
+        assert s.label not in held or s.day > held[s.label], s
+        if s.hold_until:
+            held[s.label] = s.hold_until
+
+
+def test_every_second_friday_alternates_when_good_friday_moves_it() -> None:
+    p = plan("BY", closed=("2027-05-07",))  # a bridge-day closing after Ascension
+    fridays = [(s.day, s.label) for s in p.slots(date(2027, 3, 8), 80) if s.role == "biweekly"]
+    assert fridays == [
+        (date(2027, 3, 12), "FrB"),
+        (date(2027, 3, 25), "FrA"),  # Thursday before Good Friday: its own fortnight's label
+        (date(2027, 4, 9), "FrB"),
+        (date(2027, 4, 23), "FrA"),
+        (date(2027, 5, 5), "FrB"),  # Wednesday: Ascension Thursday, closed on the bridge day
+        (date(2027, 5, 21), "FrA"),
+    ]

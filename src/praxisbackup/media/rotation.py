@@ -27,7 +27,6 @@ ROLES = ("quarter_end", "month_end", "biweekly", "daily")
 ARCHIVE_ROLES = ("quarter_end", "month_end")
 MIN_DAILY = 5
 MIN_ARCHIVE_DAYS = 730
-REUSE_TOLERANCE = timedelta(days=14)
 #: States whose public holidays include days the holidays package files under "catholic".
 CATHOLIC_STATES = ("BY", "Augsburg")
 
@@ -44,7 +43,7 @@ class RotationSettings:
     month_end: tuple[str, ...] = ()
     biweekly: tuple[str, ...] = ()
     quarter_end_retention_days: int = 730
-    month_end_retention_days: int = 365
+    month_end_retention_days: int = 350
     closed: tuple[str, ...] = ()  # "2026-12-24" or "2026-07-20..2026-08-07"
     biweekly_reference: date = date(2026, 1, 2)  # a Friday of the "on" week
     override_reason: str = ""
@@ -77,28 +76,31 @@ def rule_violations(s: RotationSettings) -> list[str]:
     return problems
 
 
-def reuse_violations(plan: RotationPlan, start: date, years: int = 4) -> list[str]:
-    """Archive media planned again well before the retention of their previous use ended.
+def reuse_violations(plan: RotationPlan, start: date, years: int = 8) -> list[str]:
+    """Archive media planned again while the snapshot of their previous use is still held.
 
-    Reusing an archive medium never overwrites anything (its older snapshot stays pinned until
-    its hold date), but a plan that reuses media early fills them with pinned archives. The
-    last working day of a month moves by a few days between years, hence REUSE_TOLERANCE."""
+    Writing to such a medium never deletes the held archive, but it breaks the promise that
+    each archive medium keeps its archive alone for its whole retention. The last working day
+    of a month moves between years, so a retention of exactly n years with media reused every
+    n years can be impossible: the check then names the medium, and the practice adds a medium
+    (or writes an override reason)."""
     last_use: dict[str, Slot] = {}
     problems = []
+    named: set[str] = set()  # one line per medium: its first conflict
     for slot in plan.slots(start, 366 * years):
         prev = last_use.get(slot.label)
-        early = (
+        if (
             prev is not None
             and prev.hold_until is not None
-            and (slot.day < prev.hold_until - REUSE_TOLERANCE)
-        )
-        if early and prev is not None and prev.hold_until is not None:
+            and slot.day <= prev.hold_until
+            and slot.label not in named
+        ):
+            named.add(slot.label)
             problems.append(
                 f"{slot.role} medium '{slot.label}' is due again on {slot.day.isoformat()} but "
                 f"holds the archive of {prev.day.isoformat()} until {prev.hold_until.isoformat()} "
-                "(configure more media or a shorter retention)"
+                "(add a medium to this role or shorten its retention)"
             )
-            break
         last_use[slot.label] = slot
     return problems
 
@@ -181,14 +183,16 @@ class RotationPlan:
         last = calendar.monthrange(day.year, day.month)[1]
         return self._last_working_day(day.replace(day=1), day.replace(day=last))
 
-    def _biweekly_day(self, day: date) -> date | None:
+    def _weeks_since_reference(self, day: date) -> int:
+        reference = self.s.biweekly_reference
         monday = day - timedelta(days=day.weekday())
-        weeks = (
-            monday
-            - (self.s.biweekly_reference - timedelta(days=self.s.biweekly_reference.weekday()))
-        ).days // 7
-        if weeks % 2:
+        return (monday - (reference - timedelta(days=reference.weekday()))).days // 7
+
+    def _biweekly_day(self, day: date) -> date | None:
+        """The day of this week's every-second-Friday backup (None in the "off" week)."""
+        if self._weeks_since_reference(day) % 2:
             return None
+        monday = day - timedelta(days=day.weekday())
         return self._last_working_day(monday, monday + timedelta(days=4))
 
     def slot(self, day: date) -> Slot | None:
@@ -215,8 +219,10 @@ class RotationPlan:
                     day + timedelta(days=s.month_end_retention_days),
                 )
         if s.biweekly and self._biweekly_day(day) == day:
-            index = (day - s.biweekly_reference).days // 14
-            return Slot(day, "biweekly", s.biweekly[index % len(s.biweekly)], None)
+            # Count fortnights from the Mondays: a Friday medium moved to Thursday (Good
+            # Friday) still belongs to its own fortnight and gets its own label.
+            fortnight = self._weeks_since_reference(day) // 2
+            return Slot(day, "biweekly", s.biweekly[fortnight % len(s.biweekly)], None)
         if len(s.daily) == 5:
             label = s.daily[day.weekday()]  # Mo..Fr: the disk named for the weekday
         else:

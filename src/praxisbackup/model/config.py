@@ -224,11 +224,16 @@ class RotationSection(_Section):
     )
     quarter_end: list[str] = Field(
         default_factory=list,
-        description="Quarter-end archive media, kept at least two years.",
-        examples=[["Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"]],
+        description="Quarter-end archive media, kept at least two years. Nine media: the last "
+        "working day of a quarter moves between years, so eight would be due again a day or "
+        "two before their archive's two years are over.",
+        examples=[[f"Quartal {n}" for n in range(1, 10)]],
     )
     month_end_retention_days: int = Field(
-        default=365, ge=1, description="How long a month-end snapshot is held."
+        default=350,
+        ge=1,
+        description="How long a month-end snapshot is held (until shortly before the "
+        "medium's turn a year later).",
     )
     quarter_end_retention_days: int = Field(
         default=730, ge=1, description="How long a quarter-end snapshot is held (>= 730)."
