@@ -21,6 +21,7 @@ from praxisbackup.app.job import NightlyJob
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.engine.archiver import Archiver
 from praxisbackup.engine.checker import Checker
+from praxisbackup.media.label import MediumError
 from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import parse_config
 from praxisbackup.model.protocol import RunProtocol
@@ -99,10 +100,12 @@ def codes(p: RunProtocol, level: str = "red") -> list[str]:
     return [f.code for f in p.findings if f.level == level]
 
 
-def init_medium(root: str, label: str, password: str, base: Path) -> None:
+def init_medium(
+    root: str, label: str, password: str, base: Path, allow_same_disk: bool = False
+) -> None:
     """`medium init` as the CLI does it: repository, label and register entry."""
     config = parse_config(config_text(base, Service(base), root))
-    prepare_medium(config, root, label, password)
+    prepare_medium(config, root, label, password, allow_same_disk=allow_same_disk)
 
 
 @pytest.fixture
@@ -177,7 +180,9 @@ def test_no_medium_and_same_disk(env: tuple[Path, Service], tmp_path: Path) -> N
     base, svc = env
     p = run_job(config_text(base, svc, str(tmp_path / "usb-*")))
     assert p.status == "red" and codes(p) == ["no_medium"] and p.services == []
-    init_medium(str(tmp_path / "usb-1"), "Mo", PASS, base)  # same disk as the server data
+    with pytest.raises(MediumError, match="same disk as the practice data"):
+        init_medium(str(tmp_path / "usb-1"), "Mo", PASS, base)
+    init_medium(str(tmp_path / "usb-1"), "Mo", PASS, base, allow_same_disk=True)  # as a demo
     p = run_job(config_text(base, svc, str(tmp_path / "usb-*")))
     assert p.status == "red" and codes(p) == ["same_disk"] and not p.snapshot_id
     allowed = run_job(

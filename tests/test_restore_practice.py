@@ -246,7 +246,7 @@ def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
     cli(cfg, "emergency-sheet", "-o", str(base / "sheet.pdf"), check=True)
     p = json.loads(cli(cfg, "--json", "run").stdout)
     assert not any(f["code"] == "sheet_outdated" for f in p["findings"])
-    cli(cfg, "medium", "init", "Di", str(base / "di-im-schrank"), check=True)
+    cli(cfg, "medium", "init", "Di", str(base / "di-im-schrank"), "--allow-same-disk", check=True)
     p = json.loads(cli(cfg, "--json", "run").stdout)
     assert any(f["code"] == "sheet_outdated" and f["level"] == "yellow" for f in p["findings"])
     protocols = (

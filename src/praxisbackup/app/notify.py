@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from praxisbackup.catalog.facts import Facts
 from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import Config
@@ -12,6 +13,22 @@ from praxisbackup.notify.mail import MailError, build_message, send
 from praxisbackup.notify.outbox import Outbox, Pending
 from praxisbackup.platform import hostname
 from praxisbackup.report.i18n import text
+
+MAIL_TESTED = "mail_tested"
+
+
+def mail_fingerprint(config: Config) -> str:
+    """What a successful test message proves: these SMTP settings and these recipients."""
+    smtp = config.notify.smtp
+    parts = [
+        smtp.host if smtp else "",
+        str(smtp.port) if smtp else "",
+        smtp.security if smtp else "",
+        smtp.username if smtp else "",
+        smtp.sender if smtp else "",
+        *sorted(all_recipients(config)),
+    ]
+    return "|".join(parts)
 
 
 def all_recipients(config: Config) -> list[str]:
@@ -40,6 +57,8 @@ def send_test_message(config: Config, to: list[str] | None = None) -> tuple[list
         send(smtp, msg)
     except MailError as exc:
         raise PraxisError(f"test message NOT sent - {exc}") from None
+    if set(people) >= set(all_recipients(config)):
+        Facts(catalog_path(config)).set(MAIL_TESTED, mail_fingerprint(config))
     return people, warnings
 
 

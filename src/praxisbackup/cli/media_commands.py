@@ -37,11 +37,18 @@ def medium_group() -> None:
 @click.option(
     "--role", type=click.Choice(["daily", "biweekly", "month_end", "quarter_end", "other"])
 )
+@click.option(
+    "--allow-same-disk",
+    is_flag=True,
+    help="Demonstrations only: allow a folder on the same disk as the practice data.",
+)
 @pass_ctx
-def medium_init(ctx: Ctx, label: str, path: str, role: str | None) -> None:
+def medium_init(ctx: Ctx, label: str, path: str, role: str | None, allow_same_disk: bool) -> None:
     """Make PATH (a USB disk, a NAS folder) a backup medium called LABEL and register it."""
     config = load_config(ctx.config_path)
-    attached = prepare_medium(config, path, label, ctx.passphrase(config=config), role)
+    attached = prepare_medium(
+        config, path, label, ctx.passphrase(config=config), role, allow_same_disk or None
+    )
     role = _register(config).find(attached.label.medium_id).role
     click.echo(
         f"medium '{label}' ({role}) ready at {attached.root} (medium {attached.label.medium_id})"

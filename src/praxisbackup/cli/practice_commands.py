@@ -13,24 +13,24 @@ from pathlib import Path
 
 import click
 
+from praxisbackup.app import readiness
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.app.serve import Scheduler
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
-from praxisbackup.credentials import smtp_password
 from praxisbackup.errors import PraxisError
-from praxisbackup.media import label as media
 from praxisbackup.model.config import (
     load_config,
     parse_config,
     resolve_config_path,
 )
 from praxisbackup.model.example import example_toml, json_schema
-from praxisbackup.model.locations import catalog_path, state_dir
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
 from praxisbackup.practice import profiles
 from praxisbackup.practice import setup as setup_mod
+from praxisbackup.report.i18n import text
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -76,52 +76,38 @@ def config_schema() -> None:
 
 
 @config_group.command(name="check")
+@click.option("--root", default="/", hidden=True, help="Where the schedule is installed (tests).")
 @pass_ctx
-def config_check(ctx: Ctx) -> None:
-    """Validate the configuration and print the effective plan."""
+def config_check(ctx: Ctx, root: str) -> None:
+    """Readiness check: is everything in place for a green night? Lists what is missing.
+
+    Exit code 0 ready, 1 ready with notes, 2 not ready."""
     config = load_config(ctx.config_path)
+    result = readiness.check(config, root)
+    if ctx.json:
+        ctx.emit_json(
+            {
+                "ready": result.ready,
+                "items": [{"level": i.level, "code": i.code, **i.params} for i in result.items],
+            }
+        )
+        sys.exit(result.exit_code)
+    lang = config.practice.language
     say = click.echo
-    say(f"configuration {config.path}: valid")
-    say(f"practice: {config.practice.name} (language {config.practice.language})")
-    say(f"state folder: {state_dir(config)}")
-    say("sources:")
-    for src in config.sources:
-        exists = "" if os.path.exists(src.path) else "   <- MISSING"
-        say(f"  - {src.label}: {src.path} [{src.mode}]{exists}")
-        if src.profile == profiles.PROFILE:
-            inst = profiles.detect(os.path.dirname(os.path.abspath(src.path)))
-            if inst is None:
-                say("      CGM M1 PRO: no installation found at this path")
-            else:
-                check = profiles.check_installation(inst, [s.path for s in config.sources])
-                say(
-                    f"      CGM M1 PRO detected: {inst.variant}; "
-                    f"essential items present: {len(check.present)}"
-                )
-                for item in check.missing_required + check.not_covered:
-                    say(f"      MISSING or not backed up: {item}")
-    say("services (stopped in this order, started in reverse):")
-    for svc in config.services:
-        say(f"  - {svc.name} ({svc.kind}, timeout {svc.timeout_seconds:.0f} s)")
-    if not config.services:
-        say("  (none)")
-    found, problems = media.discover(config.media.candidates)
-    say(f"media: looking in {', '.join(config.media.candidates) or '(nowhere)'}")
-    for m in found:
-        say(f"  attached: '{m.label.label}' at {m.root} (medium {m.label.medium_id})")
-    for problem in problems:
-        say(f"  problem: {problem}")
-    say(
-        f"verification after each run: {config.verify.level} "
-        f"(all data within {config.verify.full_cycle_days} days)"
+    say(text("ready.title", lang, practice=config.practice.name))
+    say(text("ready.config", lang, path=config.path))
+    say("")
+    for item in result.items:
+        say(f"  {text('ready.level.' + item.level, lang)}  {text(item.code, lang, **item.params)}")
+    say("")
+    verdict = (
+        "ready.no" if not result.ready else ("ready.yes_notes" if result.exit_code else "ready.yes")
     )
-    say(f"schedule: every night at {config.schedule.at}")
-    if config.notify.smtp is not None:
-        smtp = config.notify.smtp
-        say(f"e-mail: {smtp.host}:{smtp.port} ({smtp.security}) as {smtp.sender}")
-        _pw, warnings = smtp_password(smtp)
-        for w in warnings:
-            say(f"  WARNING: {w}")
+    say(text(verdict, lang))
+    for item in result.items:
+        if item.level == readiness.MISSING:
+            say(f"  - {text(item.code, lang, **item.params)}")
+    sys.exit(result.exit_code)
 
 
 @click.command()

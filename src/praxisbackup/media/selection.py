@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ntpath
+import os
 import shutil
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -88,10 +90,55 @@ def register_medium(
     return role
 
 
+def check_medium_place(config: Config, root: str, label: str, allow_same_disk: bool) -> None:
+    """Refuse what would quietly become a useless "medium": a drive-relative path (``E:``),
+    a folder whose drive or parent does not exist (a typo), a folder on the same disk as the
+    practice data (seed S9; only with an explicit demo option), a label already registered."""
+    drive, rest = ntpath.splitdrive(root)
+    if drive and not drive.startswith("\\\\") and not rest.startswith(("\\", "/")):
+        raise media.MediumError(
+            f"'{root}' is relative to the current folder of drive {drive}; "
+            f"write {drive}\\ for the drive itself"
+        )
+    absolute = os.path.abspath(root)
+    parent = os.path.dirname(absolute.rstrip("\\/")) or absolute
+    if not os.path.exists(absolute) and not os.path.isdir(parent):
+        raise media.MediumError(
+            f"{root} does not exist and neither does {parent}: is the disk attached, is the "
+            "path typed correctly?"
+        )
+    existing = absolute if os.path.exists(absolute) else parent
+    shared = media.same_disk(existing, [s.path for s in config.sources if os.path.exists(s.path)])
+    if shared and not allow_same_disk:
+        raise media.MediumError(
+            f"{root} is on the same disk as the practice data ({', '.join(shared)}): a backup "
+            "there does not survive the disk (seed S9). Attach an external disk or use a NAS "
+            "folder (for a demonstration only: --allow-same-disk)"
+        )
+    register = Register(catalog_path(config))
+    taken = [m for m in register.all() if m.label == label and m.location != "retired"]
+    if taken:
+        raise media.MediumError(
+            f"a medium '{label}' is already registered (id {taken[0].id}); retire it first "
+            f"('praxisbackup medium retire {taken[0].id} ...') or choose another label"
+        )
+
+
 def prepare_medium(
-    config: Config, root: str, label: str, passphrase: str, role: str | None = None
+    config: Config,
+    root: str,
+    label: str,
+    passphrase: str,
+    role: str | None = None,
+    allow_same_disk: bool | None = None,
 ) -> media.AttachedMedium:
     """``medium init``: repository + label on the medium, and an entry in the register."""
+    check_medium_place(
+        config,
+        root,
+        label,
+        config.media.allow_same_disk if allow_same_disk is None else allow_same_disk,
+    )
     attached = media.init_medium(root, label, passphrase, config.repository.folder)
     register_medium(Register(catalog_path(config)), attached, config, role)
     return attached

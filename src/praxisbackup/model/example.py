@@ -99,66 +99,130 @@ def _fields(model: type[BaseModel]) -> dict[str, FieldInfo]:
     return {n: f for n, f in model.model_fields.items() if f.exclude is not True}
 
 
-def _section(
-    model: type[BaseModel],
-    header: str | None,
-    commented: bool,
-    values: dict[str, Any] | None = None,
-    doc: str | None = None,
-) -> list[str]:
-    """A table; ``values`` (the field's example) override the fields' own examples."""
-    out: list[str] = []
-    c = "# " if commented else ""
-    if header is not None:
-        out += ["", *_comment(doc or model.__doc__), f"{c}[{header}]"]
-    else:
-        out += _comment(model.__doc__)
-    nested: list[str] = []
-    for name, field in _fields(model).items():
-        path = f"{header}.{name}" if header else name
-        sub = _model_of(field.annotation)
-        items = _list_model_of(field.annotation)
-        if sub is not None:
-            off = commented or (_is_unset_default(field) and not _marked(field, "active"))
-            example = field.examples[0] if field.examples else None
-            nested += _section(sub, path, off, example, field.description)
-        elif items is not None:
-            nested += _array(items, path, field, commented or _marked(field, "commented"))
+class _Writer:
+    """Writes the schema as TOML. Without ``config`` (the example) values are the fields'
+    examples; with a ``config`` (what ``setup`` writes) they are the configuration's values,
+    and what is not set is shown commented out, with its example, as documentation."""
+
+    def __init__(self, config: Config | None) -> None:
+        self.values: dict[str, Any] | None = (
+            None if config is None else config.model_dump(mode="json", exclude={"path"})
+        )
+
+    @property
+    def example(self) -> bool:
+        return self.values is None
+
+    def section(
+        self,
+        model: type[BaseModel],
+        header: str | None,
+        commented: bool,
+        values: dict[str, Any] | None,
+        doc: str | None = None,
+    ) -> list[str]:
+        out: list[str] = []
+        c = "# " if commented else ""
+        if header is not None:
+            out += ["", *_comment(doc or model.__doc__), f"{c}[{header}]"]
         else:
+            out += _comment(model.__doc__)
+        nested: list[str] = []
+        for name, field in _fields(model).items():
+            path = f"{header}.{name}" if header else name
+            sub = _model_of(field.annotation)
+            items = _list_model_of(field.annotation)
+            own = None if values is None else values.get(name)
+            if sub is not None:
+                nested += self._sub(sub, path, field, commented, own)
+            elif items is not None:
+                nested += self._array(items, path, field, commented, own)
+            else:
+                out += self._scalar(name, field, commented, values, own)
+        return out + nested
+
+    def _scalar(
+        self,
+        name: str,
+        field: FieldInfo,
+        commented: bool,
+        values: dict[str, Any] | None,
+        own: Any,
+    ) -> list[str]:
+        c = "# " if commented else ""
+        if self.example or values is None or (own is None and commented):
             value = values[name] if values and name in values else _example(field)
             unset = _is_unset_default(field)
-            out += [
-                f"{c}{line}" if not line.startswith("#") else line
-                for line in _key_lines(name, field, value, unset)
+        else:
+            value = own if own is not None else _example(field)
+            unset = own is None
+        return [
+            f"{c}{line}" if not line.startswith("#") else line
+            for line in _key_lines(name, field, value, unset)
+        ]
+
+    def _sub(
+        self, sub: type[BaseModel], path: str, field: FieldInfo, commented: bool, own: Any
+    ) -> list[str]:
+        example = field.examples[0] if field.examples else None
+        if self.example:
+            off = commented or (_is_unset_default(field) and not _marked(field, "active"))
+            return self.section(sub, path, off, example, field.description)
+        if own is None:  # not configured: its example, commented out
+            return _Writer(None).section(sub, path, True, example, field.description)
+        return self.section(sub, path, commented, own, field.description)
+
+    def _array(
+        self, item: type[BaseModel], path: str, field: FieldInfo, commented: bool, own: Any
+    ) -> list[str]:
+        fields = _fields(item)
+        if self.example or not own:
+            entries: list[dict[str, Any]] = list(field.examples[0]) if field.examples else []
+            commented = commented or _marked(field, "commented") or not self.example
+        else:
+            defaults = {n: _default(f) for n, f in fields.items()}
+            entries = [
+                {k: v for k, v in e.items() if k in fields and v != defaults.get(k, object())}
+                for e in own
             ]
-    return out + nested
+        out = ["", *_comment(field.description), *_comment(item.__doc__)]
+        c = "# " if commented else ""
+        for index, entry in enumerate(entries):
+            out.append(f"{c}[[{path}]]")
+            for name, value in entry.items():
+                described = _comment(fields[name].description) if index == 0 else []
+                out += [*described, f"{c}{name} = {_toml(value)}"]
+            if index == 0:
+                for name, f in fields.items():
+                    if name not in entry:
+                        out += _key_lines(name, f, _example(f), commented=True)
+            out.append("")
+        return out[:-1] if entries else out
 
 
-def _array(item: type[BaseModel], path: str, field: FieldInfo, commented: bool) -> list[str]:
-    entries: list[dict[str, Any]] = list(field.examples[0]) if field.examples else []
-    out = ["", *_comment(field.description), *_comment(item.__doc__)]
-    c = "# " if commented else ""
-    fields = _fields(item)
-    for index, entry in enumerate(entries):
-        out.append(f"{c}[[{path}]]")
-        for name, value in entry.items():
-            described = _comment(fields[name].description) if index == 0 else []
-            out += [*described, f"{c}{name} = {_toml(value)}"]
-        if index == 0:
-            for name, f in fields.items():
-                if name not in entry:
-                    out += _key_lines(name, f, _example(f), commented=True)
-        out.append("")
-    return out[:-1] if entries else out
+def _default(field: FieldInfo) -> Any:
+    if field.default_factory is not None:
+        return field.default_factory()  # type: ignore[call-arg]
+    return None if field.is_required() else field.default
 
 
-def example_toml() -> str:
-    """The commented example configuration (``praxisbackup config example``)."""
-    lines = _section(Config, None, False)
+def _render(config: Config | None) -> str:
+    writer = _Writer(config)
+    lines = writer.section(Config, None, False, writer.values)
     text = "\n".join(lines).strip() + "\n"
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
     return text
+
+
+def example_toml() -> str:
+    """The commented example configuration (``praxisbackup config example``)."""
+    return _render(None)
+
+
+def config_toml(config: Config) -> str:
+    """A configuration written out with the same comments as the example (``setup``)."""
+    return _render(config)
 
 
 def json_schema() -> str:

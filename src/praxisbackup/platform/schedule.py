@@ -199,6 +199,21 @@ def remove(root: str = "/") -> str:
     return "removed " + (", ".join(removed) if removed else "nothing (no schedule installed)")
 
 
+def installed(root: str = "/") -> str | None:
+    """What starts the nightly run on this machine (None: nothing). The Windows service that
+    runs ``praxisbackup serve`` is checked by the caller (it lives in the service layer)."""
+    if sys.platform == "win32":  # pragma: no cover - Windows only
+        proc = subprocess.run(
+            ["schtasks", "/Query", "/TN", TASK_NAME], capture_output=True, check=False
+        )
+        return f"Task Scheduler task '{TASK_NAME}'" if proc.returncode == 0 else None
+    timer = Path(root) / "etc" / "systemd" / "system" / f"{UNIT}.timer"
+    if timer.exists():
+        return f"systemd timer {UNIT}.timer"
+    cron = Path(root) / "etc" / "cron.d" / "praxisbackup"
+    return f"cron entry {cron}" if cron.exists() else None
+
+
 def status(root: str = "/") -> str:
     if sys.platform == "win32":  # pragma: no cover - Windows only
         proc = subprocess.run(
