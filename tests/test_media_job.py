@@ -49,7 +49,7 @@ path = "{base / "server" / "Praxisarchiv"}"
 candidates = ["{media_disk}/slot-*"]
 [rotation]
 daily = ["Mo", "Di", "Mi", "Do", "Fr"]
-quarter_end = ["Quartal 1", "Quartal 2", "Quartal 3", "Quartal 4", "Quartal 5", "Quartal 6", "Quartal 7", "Quartal 8", "Quartal 9"]
+quarter_end = {json.dumps([f"Quartal {n}" for n in range(1, 10)])}
 wrong_medium = "{policy}"
 """
     )

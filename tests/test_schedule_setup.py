@@ -103,7 +103,7 @@ def test_setup_detects_writes_valid_config_and_schedule_installs(tmp_path: Path)
     )
     check = run_cli("-c", str(cfg), "config", "check")
     # Valid, but not ready for a green night yet: no passphrase, media, e-mail, schedule.
-    assert check.returncode == 2 and "CGM M1 PRO erkannt (Uniface 9 / Oracle 11g)" in check.stdout
+    assert check.returncode == 2 and "CGM M1 PRO erkannt (Uniface 9 / Oracle 11g" in check.stdout
     assert "NICHT BEREIT" in check.stdout and "Keine geplante Ausführung" in check.stdout
     installed = run_cli(
         "-c", str(cfg), "schedule", "install", "--at", "21:15", "--root", str(tmp_path / "root")
