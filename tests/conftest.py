@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from praxisbackup.engine.paths import normalize_snapshot_path, split_source
 from praxisbackup.engine.repository import Repository
 from praxisbackup.storage import LocalBackend
 
@@ -18,7 +19,7 @@ PASSWORD = "correct horse battery staple"
 
 # Windows behaviour that only a Windows Python can show (real SCM services, drive letters,
 # file attributes): scripts/windows-lane runs these under Wine; elsewhere they are not collected.
-WINDOWS_ONLY = ["test_windows_scm.py"]
+WINDOWS_ONLY = ["test_windows_scm.py", "test_windows_roundtrip.py"]
 collect_ignore = [] if sys.platform == "win32" else WINDOWS_ONLY
 
 
@@ -40,6 +41,16 @@ def repo(repo_path: Path) -> Iterator[Repository]:
     r.load_index()
     yield r
     r.close()
+
+
+def restored_path(target: Path, src: Path) -> Path:
+    """Where a restore to ``target`` puts source folder ``src`` (``C:\\x`` -> ``target/C/x``)."""
+    return target.joinpath(*split_source(str(src)))
+
+
+def snap_path(path: Path | str) -> str:
+    """The snapshot path of a file-system path, as commands print it (``/C/x``, ``/srv/x``)."""
+    return normalize_snapshot_path(str(path))
 
 
 def reopen(path: Path, password: str = PASSWORD) -> Repository:
