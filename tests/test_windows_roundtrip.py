@@ -26,7 +26,7 @@ def build_practice(src: Path) -> None:
         os.urandom(300_000) + bytes(200_000)
     )
     (src / "Briefe" / "2026").mkdir(parents=True)
-    (src / "Briefe" / "2026" / "Befund Müller.txt").write_bytes("Befund\r\n".encode())
+    (src / "Briefe" / "2026" / "Befund Müller.txt").write_bytes(b"Befund\r\n")
     (src / "Briefe" / "Überweisung-Weiß.txt").write_text("Überweisung", encoding="cp1252")
     (src / "Briefe" / "entwurf.TMP").write_bytes(b"scratch")
     usys = src / "CompuMED" / "M1" / "Uniface.wnt" / "Bin"
