@@ -72,6 +72,7 @@ def run_cli(
     full_env = dict(os.environ)
     full_env.pop("PRAXISBACKUP_PASSWORD", None)
     full_env["PRAXISBACKUP_KDF_N"] = "1024"
+    full_env["PYTHONIOENCODING"] = "utf-8"  # Windows: not the ANSI code page
     if repo is not None:
         full_env["PRAXISBACKUP_REPOSITORY"] = str(repo)
     if password is not None:
@@ -80,7 +81,16 @@ def run_cli(
     cmd = [sys.executable, "-m", "praxisbackup.cli.main", *args]
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    # No terminal: a command that would prompt must fail at once, as in a scheduled run.
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from praxisbackup import platform
 from praxisbackup.practice.services.windows import RUNNING, STOPPED, WindowsService
+from winscm import service_config
 
 INSTDIR = Path(r"C:\Program Files\praxisbackup")
 DATADIR = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "praxisbackup"
@@ -65,18 +66,11 @@ def main(expected_version: str) -> None:
     # (it reads back one derived from Unix modes), so what is stored is shown, not checked.
     print(f"[info] ACL of {DATADIR} as Wine reports it: {platform.acl_sddl(str(DATADIR))}")
     check("example configuration written", (DATADIR / "praxisbackup.example.toml").is_file())
-    qc = subprocess.run(
-        ["sc.exe", "qc", "praxisbackup"],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60,
-        check=False,
-    ).stdout
+    start_type, binary = service_config("praxisbackup")
     check(
         "service registered: automatic start, the wrapper as its program",
-        "AUTO_START" in qc and "praxisbackup-service.exe" in qc,
-        qc.strip(),
+        start_type == 2 and binary.endswith('praxisbackup-service.exe"'),
+        f"start type {start_type}, {binary}",
     )
     service = WindowsService("praxisbackup")
     deadline = time.monotonic() + 60

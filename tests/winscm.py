@@ -21,6 +21,7 @@ SERVICE_ERROR_NORMAL = 1
 ERROR_SERVICE_DOES_NOT_EXIST = 1060
 PROCESS_TERMINATE = 0x0001
 SYNCHRONIZE = 0x00100000
+SERVICE_QUERY_CONFIG = 0x0001
 
 _win: Any = ctypes
 
@@ -167,3 +168,31 @@ class RegistryDependentsScm(Scm):
         folded = {k: [d.casefold() for d in v] for k, v in graph.items()}
         order = stop_order(name.casefold(), folded)[:-1]
         return [spelled[n] for n in order if self.query(spelled[n]).state != STOPPED]
+
+
+def service_config(name: str) -> tuple[int, str]:
+    """Start type (2 = automatic) and command line of a service (QueryServiceConfigW)."""
+    dll = _advapi()
+    dll.QueryServiceConfigW.argtypes = (
+        wintypes.HANDLE,
+        ctypes.c_void_p,
+        wintypes.DWORD,
+        ctypes.POINTER(wintypes.DWORD),
+    )
+    dll.QueryServiceConfigW.restype = wintypes.BOOL
+    manager = dll.OpenSCManagerW(None, None, SC_MANAGER_ALL_ACCESS)
+    assert manager, f"OpenSCManager failed: {_win.get_last_error()}"
+    try:
+        service = dll.OpenServiceW(manager, name, SERVICE_QUERY_CONFIG)
+        assert service, f"OpenService {name}: error {_win.get_last_error()}"
+        try:
+            buffer = ctypes.create_string_buffer(8192)
+            needed = wintypes.DWORD()
+            assert dll.QueryServiceConfigW(service, buffer, 8192, ctypes.byref(needed))
+            fields = ctypes.cast(buffer, ctypes.POINTER(ctypes.c_uint32 * 2))[0]
+            binary = ctypes.cast(buffer, ctypes.POINTER(ctypes.c_wchar_p * 3))[0][2]
+            return int(fields[1]), str(binary)
+        finally:
+            dll.CloseServiceHandle(service)
+    finally:
+        dll.CloseServiceHandle(manager)
