@@ -16,6 +16,9 @@ from pathlib import Path
 
 from praxisbackup import platform
 from praxisbackup.practice.services.windows import RUNNING, STOPPED, WindowsService
+
+# The embeddable Python's ._pth file keeps the script's folder off sys.path.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from winscm import service_config
 
 INSTDIR = Path(r"C:\Program Files\praxisbackup")
