@@ -42,8 +42,11 @@ lap() { echo "== [$((SECONDS - _t0))s] $*"; }
 # wine with pipes for stdout and stderr (Wine's python.exe cannot start on a regular file);
 # keeps wine's exit status.
 w() {
-    local rc=0
-    wine "$@" 2> >(cat >&2) | cat || rc=${PIPESTATUS[0]}
+    local rc flags=$-
+    set +e
+    wine "$@" 2> >(cat >&2) | cat
+    rc=${PIPESTATUS[0]}
+    [[ $flags == *e* ]] && set -e
     return "$rc"
 }
 
