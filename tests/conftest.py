@@ -11,10 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from praxisbackup.engine.paths import normalize_snapshot_path, split_source
 from praxisbackup.engine.repository import Repository
 from praxisbackup.storage import LocalBackend
 
 PASSWORD = "correct horse battery staple"
+
+# Windows behaviour that only a Windows Python can show (real SCM services, drive letters,
+# file attributes): scripts/windows-lane runs these under Wine; elsewhere they are not collected.
+WINDOWS_ONLY = ["test_windows_scm.py", "test_windows_roundtrip.py"]
+collect_ignore = [] if sys.platform == "win32" else WINDOWS_ONLY
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +43,16 @@ def repo(repo_path: Path) -> Iterator[Repository]:
     r.close()
 
 
+def restored_path(target: Path, src: Path) -> Path:
+    """Where a restore to ``target`` puts source folder ``src`` (``C:\\x`` -> ``target/C/x``)."""
+    return target.joinpath(*split_source(str(src)))
+
+
+def snap_path(path: Path | str) -> str:
+    """The snapshot path of a file-system path, as commands print it (``/C/x``, ``/srv/x``)."""
+    return normalize_snapshot_path(str(path))
+
+
 def reopen(path: Path, password: str = PASSWORD) -> Repository:
     r = Repository.open(LocalBackend(str(path)), password)
     r.load_index()
@@ -56,6 +72,7 @@ def run_cli(
     full_env = dict(os.environ)
     full_env.pop("PRAXISBACKUP_PASSWORD", None)
     full_env["PRAXISBACKUP_KDF_N"] = "1024"
+    full_env["PYTHONIOENCODING"] = "utf-8"  # Windows: not the ANSI code page
     if repo is not None:
         full_env["PRAXISBACKUP_REPOSITORY"] = str(repo)
     if password is not None:
@@ -64,7 +81,16 @@ def run_cli(
     cmd = [sys.executable, "-m", "praxisbackup.cli.main", *args]
     if user is not None:
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=timeout)
+    # No terminal: a command that would prompt must fail at once, as in a scheduled run.
+    proc = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=full_env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc

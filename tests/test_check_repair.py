@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, reopen, run_cli
+from conftest import PASSWORD, reopen, restored_path, run_cli, snap_path
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import walk
 from praxisbackup.engine.checker import Checker
@@ -95,11 +95,10 @@ def test_bit_flip_in_pack_is_found_named_and_repaired(
     code, doc = check_json(repo_path, "--read-data")
     assert code == 5 and victim_path in doc["affected"][snap_id]
     out = run_cli("restore", "latest", "--target", str(tmp_path / "r2"), "--verify", repo=repo_path)
-    restored = tmp_path / "r2" / str(src).lstrip("/")
+    restored = restored_path(tmp_path / "r2", src)
     intact = 0
     for f in src.iterdir():
-        spath = str(f)
-        if spath in named:
+        if snap_path(f) in named:
             assert not (restored / f.name).exists()
             continue
         assert (restored / f.name).read_bytes() == f.read_bytes()
@@ -147,7 +146,7 @@ def test_damaged_index_is_detected_and_rebuilt_without_loss(
         repo=repo_path,
         check=True,
     )
-    restored = tmp_path / "ok" / str(src).lstrip("/")
+    restored = restored_path(tmp_path / "ok", src)
     assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in src.iterdir())
 
 
@@ -175,7 +174,7 @@ def test_damaged_snapshot_and_tree_are_named(filled: tuple[Path, Path, str]) -> 
     assert code == 5
     # A damaged folder listing is reported as that folder (here: the source or one above it).
     affected = doc["affected"][snap_id]
-    assert affected and all(p == "/" or str(src).startswith(p) for p in affected)
+    assert affected and all(p == "/" or snap_path(src).startswith(p) for p in affected)
     snap_file = repo_path / "snapshots" / snap_id
     flip_byte(snap_file, 20)
     code, doc = check_json(repo_path)

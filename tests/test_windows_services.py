@@ -1,4 +1,8 @@
-"""Pure logic of the Windows service backend: numeric states only, dependents first."""
+"""Pure logic of the Windows service backend: numeric states only, dependents first.
+
+The control path talks to the Service Control Manager API (tested against real services in the
+Windows lane, tests/test_windows_scm.py); only saved ``sc.exe`` text is parsed, in any language.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,8 @@ import pytest
 from praxisbackup.services import ServiceError
 from praxisbackup.services.windows import (
     RUNNING,
+    STOP_PENDING,
     STOPPED,
-    parse_dependents,
     parse_state,
     stop_order,
 )
@@ -26,31 +30,32 @@ SERVICE_NAME: OracleServiceM1
         STATE              : 1  STOPPED
         WIN32_EXIT_CODE    : 0  (0x0)
 """
-ENUMDEPEND = """
-Enum: entriesRead = 2
-
+QUERYEX_STOP_PENDING = """
 SERVICE_NAME: M1Hintergrund
-DISPLAY_NAME: M1 Hintergrunddienst
-        TYPE               : 10  WIN32_OWN_PROCESS
-        STATE              : 4  RUNNING
-
-SERVICE_NAME: M1Drucken
-DISPLAY_NAME: M1 Druckdienst
-        TYPE               : 10  WIN32_OWN_PROCESS
-        STATE              : 4  RUNNING
+        TYP                : 10  WIN32_OWN_PROCESS
+        STATUS             : 3  STOP_AUSSTEHEND
+                                (NOT_STOPPABLE, NOT_PAUSABLE, IGNORES_SHUTDOWN)
+        WIN32_EXITCODE     : 0  (0x0)
+        SERVICE_EXITCODE   : 0  (0x0)
+        CHECKPOINT         : 0x2
+        WAIT_HINT          : 0x7530
+        PID                : 4711
+        FLAGS              :
 """
 
 
 def test_state_is_read_from_numbers_not_localized_words() -> None:
     assert parse_state(ENGLISH) == STOPPED
-    # German Windows says STATUS, not STATE: the numeric code is still found.
-    assert parse_state(GERMAN.replace("STATUS", "STATE")) == RUNNING
+    # German Windows says STATUS and TYP: the fixture is parsed exactly as sc.exe prints it.
+    assert parse_state(GERMAN) == RUNNING
+    assert parse_state(QUERYEX_STOP_PENDING) == STOP_PENDING
+    with pytest.raises(ServiceError, match="FEHLER 1060"):
+        parse_state("[SC] OpenService FEHLER 1060:\n\nDer angegebene Dienst ist nicht installiert.")
     with pytest.raises(ServiceError):
-        parse_state("[SC] OpenService FEHLER 1060:")
+        parse_state("")
 
 
 def test_dependents_are_stopped_first_each_once() -> None:
-    assert parse_dependents(ENUMDEPEND) == ["M1Hintergrund", "M1Drucken"]
     graph = {
         "OracleServiceM1": ["M1Hintergrund", "M1Drucken"],
         "M1Hintergrund": ["M1Drucken"],

@@ -8,14 +8,14 @@ the downtime) into its protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 from praxisbackup.app.interrupt import StopRequests
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import ServiceConfig
 from praxisbackup.practice.openfiles import open_files_below
-from praxisbackup.services import ServiceError, ServiceSequence, make_service
+from praxisbackup.services import ServiceBackend, ServiceError, ServiceSequence, make_service
 
 
 class ServicesNotStoppedError(PraxisError):
@@ -35,9 +35,14 @@ class FilesStillOpenError(PraxisError):
         self.paths = paths
 
 
-def service_sequence(services: list[ServiceConfig]) -> ServiceSequence:
-    """The configured services in stop order, each with its own timeout."""
-    return ServiceSequence([(make_service(s), s.timeout_seconds) for s in services])
+def service_sequence(
+    services: list[ServiceConfig],
+    factory: Callable[[ServiceConfig], ServiceBackend] = make_service,
+) -> ServiceSequence:
+    """The configured services in stop order, each with its own timeout. ``factory`` makes
+    the backend of each (the Windows lane passes one that reads dependents from the registry,
+    which Wine's service manager does not track)."""
+    return ServiceSequence([(factory(s), s.timeout_seconds) for s in services])
 
 
 @contextmanager

@@ -47,12 +47,12 @@ from praxisbackup.media import label as media
 from praxisbackup.media import selection
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
-from praxisbackup.model.config import Config
+from praxisbackup.model.config import Config, ServiceConfig
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.model.protocol import RED, YELLOW, RunProtocol, SourceResult
 from praxisbackup.practice import profiles, recovery
 from praxisbackup.report.render import human_size, render_text
-from praxisbackup.services import ServiceSequence
+from praxisbackup.services import ServiceBackend, ServiceSequence, make_service
 from praxisbackup.storage import LocalBackend
 
 SAFETY_MARGIN = 64 << 20
@@ -64,6 +64,7 @@ class NightlyJob:
         config: Config,
         passphrase: str | None = None,
         progress: Progress | None = None,
+        service_factory: Callable[[ServiceConfig], ServiceBackend] = make_service,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
@@ -71,6 +72,7 @@ class NightlyJob:
         self.progress = progress or Progress()
         self.state_dir = str(state_dir(config))
         self.stops = StopRequests()
+        self.service_factory = service_factory
         #: The job's notion of "now" (rotation day, retention, oversight); injectable for tests.
         self.clock = clock or (lambda: datetime.now().astimezone())
         now = self.clock()
@@ -256,7 +258,7 @@ class NightlyJob:
         needed = int(catalog.last_new_bytes() * cfg.media.free_space_factor) + SAFETY_MARGIN
         if not self._make_room(repo, needed):
             return
-        services = service_sequence(cfg.services)
+        services = service_sequence(cfg.services, self.service_factory)
         with lock_repository(repo, exclusive=False, command="nightly job"):
             repo.load_index()
             packs_before = {pid for pid, _ in repo.index.packs()}

@@ -33,6 +33,8 @@ can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
+set_private_acl = _impl.set_private_acl
+acl_sddl = _impl.acl_sddl
 
 
 def shell_join(args: list[str]) -> str:
@@ -59,6 +61,7 @@ def username() -> str:
 
 __all__ = [
     "IS_WINDOWS",
+    "acl_sddl",
     "birthtime_ns",
     "can_restore_owner",
     "disk_identity",
@@ -71,6 +74,7 @@ __all__ = [
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",
+    "set_private_acl",
     "shell_join",
     "tune_memory",
     "username",

@@ -134,3 +134,13 @@ def disk_identity(path: str) -> str:
     except OSError:
         pass  # no sysfs (container, BSD): fall back to the device number
     return f"dev:{major}:{minor}"
+
+
+def set_private_acl(path: str, sddl: str = "") -> None:
+    """Only SYSTEM/Administrators on Windows; on POSIX: owner only (mode 0700)."""
+    os.chmod(path, 0o700)
+
+
+def acl_sddl(path: str) -> str:
+    """POSIX has no SDDL; the mode in octal tells the same."""
+    return oct(os.stat(path).st_mode & 0o777)

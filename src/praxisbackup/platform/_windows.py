@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 #: 100-ns intervals between 1601-01-01 (FILETIME epoch) and 1970-01-01 (Unix epoch).
 FILETIME_EPOCH_OFFSET = 116_444_736_000_000_000
@@ -125,3 +126,139 @@ def disk_identity(path: str) -> str:
     """The volume serial number (``st_dev`` on Windows). Two partitions of one physical disk
     differ here; IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS would tell the disk (not yet used)."""
     return f"volume:{os.stat(path).st_dev}"
+
+
+#: SDDL of praxisbackup's data folder (%ProgramData%\praxisbackup): full control for SYSTEM
+#: (the service) and the Administrators group, nothing for anyone else; protected, i.e. no
+#: entries inherited from ProgramData (where every user may read and create). Files and folders
+#: below inherit it (OI/CI).
+# ctypes' Windows-only names, typed loosely so the module type-checks on every platform.
+_win: Any = ctypes
+PRIVATE_DIRECTORY_SDDL = "D:PAI(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
+SE_FILE_OBJECT = 1
+DACL_SECURITY_INFORMATION = 0x4
+PROTECTED_DACL_SECURITY_INFORMATION = 0x80000000
+SDDL_REVISION_1 = 1
+
+
+def _advapi32() -> Any:
+    from ctypes import wintypes  # noqa: PLC0415
+
+    dll = _win.WinDLL("advapi32", use_last_error=True)
+    f = dll.ConvertStringSecurityDescriptorToSecurityDescriptorW
+    f.argtypes = (
+        wintypes.LPCWSTR,
+        wintypes.DWORD,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p,
+    )
+    f.restype = wintypes.BOOL
+    f = dll.GetSecurityDescriptorDacl
+    f.argtypes = (
+        ctypes.c_void_p,
+        ctypes.POINTER(wintypes.BOOL),
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.POINTER(wintypes.BOOL),
+    )
+    f.restype = wintypes.BOOL
+    f = dll.SetNamedSecurityInfoW
+    f.argtypes = (
+        wintypes.LPWSTR,
+        ctypes.c_int,
+        wintypes.DWORD,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+    )
+    f.restype = wintypes.DWORD
+    f = dll.GetNamedSecurityInfoW
+    f.argtypes = (
+        wintypes.LPCWSTR,
+        ctypes.c_int,
+        wintypes.DWORD,
+        ctypes.c_void_p,
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_void_p),
+        ctypes.c_void_p,
+        ctypes.POINTER(ctypes.c_void_p),
+    )
+    f.restype = wintypes.DWORD
+    f = dll.ConvertSecurityDescriptorToStringSecurityDescriptorW
+    f.argtypes = (
+        ctypes.c_void_p,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        ctypes.POINTER(wintypes.LPWSTR),
+        ctypes.c_void_p,
+    )
+    f.restype = wintypes.BOOL
+    return dll
+
+
+def set_private_acl(path: str, sddl: str = PRIVATE_DIRECTORY_SDDL) -> None:
+    """Replace the DACL of ``path`` by ``sddl`` (protected: nothing inherited from above)."""
+    dll = _advapi32()
+    kernel32 = _win.windll.kernel32
+    kernel32.LocalFree.argtypes = (ctypes.c_void_p,)
+    descriptor = ctypes.c_void_p()
+    if not dll.ConvertStringSecurityDescriptorToSecurityDescriptorW(
+        sddl, SDDL_REVISION_1, ctypes.byref(descriptor), None
+    ):
+        raise _win.WinError(_win.get_last_error())
+    try:
+        from ctypes import wintypes  # noqa: PLC0415
+
+        present, defaulted = wintypes.BOOL(), wintypes.BOOL()
+        dacl = ctypes.c_void_p()
+        if not dll.GetSecurityDescriptorDacl(
+            descriptor, ctypes.byref(present), ctypes.byref(dacl), ctypes.byref(defaulted)
+        ):
+            raise _win.WinError(_win.get_last_error())
+        error = dll.SetNamedSecurityInfoW(
+            path,
+            SE_FILE_OBJECT,
+            DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+            None,
+            None,
+            dacl,
+            None,
+        )
+        if error:
+            raise _win.WinError(error)
+    finally:
+        kernel32.LocalFree(descriptor)
+
+
+def acl_sddl(path: str) -> str:
+    """The DACL of ``path`` as SDDL (to check what :func:`set_private_acl` stored)."""
+    dll = _advapi32()
+    kernel32 = _win.windll.kernel32
+    kernel32.LocalFree.argtypes = (ctypes.c_void_p,)
+    dacl, descriptor = ctypes.c_void_p(), ctypes.c_void_p()
+    error = dll.GetNamedSecurityInfoW(
+        path,
+        SE_FILE_OBJECT,
+        DACL_SECURITY_INFORMATION,
+        None,
+        None,
+        ctypes.byref(dacl),
+        None,
+        ctypes.byref(descriptor),
+    )
+    if error:
+        raise _win.WinError(error)
+    try:
+        from ctypes import wintypes  # noqa: PLC0415
+
+        text = wintypes.LPWSTR()
+        if not dll.ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            descriptor, SDDL_REVISION_1, DACL_SECURITY_INFORMATION, ctypes.byref(text), None
+        ):
+            raise _win.WinError(_win.get_last_error())
+        try:
+            return str(text.value)
+        finally:
+            kernel32.LocalFree(text)
+    finally:
+        kernel32.LocalFree(descriptor)
