@@ -155,6 +155,8 @@ def _rotation_and_media(config: Config, r: Readiness) -> None:
             r.add(MISSING, "ready.media_unregistered", labels=", ".join(missing))
         else:
             r.add(OK, "ready.media", count=len(wanted))
+    if config.media.allow_same_disk:
+        r.add(NOTE, "ready.same_disk_allowed")
     if not config.media.candidates:
         r.add(MISSING, "ready.no_candidates")
         return

@@ -21,6 +21,7 @@ from praxisbackup.cli import (
 )
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
+from praxisbackup.cli.setup_command import setup
 from praxisbackup.errors import ExitCode, PraxisError
 
 
@@ -139,6 +140,7 @@ for _command in (
 ):
     cli.add_command(_command)
 cli.add_command(demo)
+cli.add_command(setup)
 
 
 def main() -> None:

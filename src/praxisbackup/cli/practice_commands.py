@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -21,15 +20,11 @@ from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.config import (
     load_config,
-    parse_config,
-    resolve_config_path,
 )
 from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
-from praxisbackup.practice import profiles
-from praxisbackup.practice import setup as setup_mod
 from praxisbackup.report.i18n import text
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
@@ -232,76 +227,4 @@ def serve(ctx: Ctx, once: bool) -> None:
     scheduler.loop()
 
 
-@click.command()
-@click.option(
-    "--root", "roots", multiple=True, help="Where to look for CompuMED (default: all drives)."
-)
-@click.option("--practice", help="Name of the practice.")
-@click.option(
-    "--medium",
-    "media_globs",
-    multiple=True,
-    help="Where backup media appear (e.g. E:\\, /media/*).",
-)
-@click.option(
-    "--service", "services", multiple=True, help="Service to stop (repeatable, in stop order)."
-)
-@click.option("--service-kind", type=click.Choice(["windows", "systemd", "command"]), default=None)
-@click.option("--password-file", "password_file", help="File holding the repository passphrase.")
-@click.option("--minimal", is_flag=True, help="Back up only the vendor's essential folders.")
-@click.option(
-    "--output", "-o", help="Where to write the configuration (default: platform location)."
-)
-@click.option("--yes", is_flag=True, help="Do not ask; use detected values and the options.")
-@pass_ctx
-def setup(
-    ctx: Ctx,
-    roots: tuple[str, ...],
-    practice: str | None,
-    media_globs: tuple[str, ...],
-    services: tuple[str, ...],
-    service_kind: str | None,
-    password_file: str | None,
-    minimal: bool,
-    output: str | None,
-    yes: bool,
-) -> None:
-    """Detect CGM M1 PRO, propose sources and services, and write the configuration."""
-    found = profiles.detect_all(list(roots) or profiles.default_roots())
-    if not found:
-        raise PraxisError(
-            "no CGM M1 PRO installation (CompuMED\\M1) found in "
-            + ", ".join(roots or profiles.default_roots())
-        )
-    inst = found[0]
-    click.echo(f"found CGM M1 PRO at {inst.compumed}: {inst.variant}")
-    extra = setup_mod.propose_extra_sources(inst)
-    for label, path in extra:
-        click.echo(f"  further data: {label} at {path}")
-    kind = service_kind or ("windows" if sys.platform == "win32" else "systemd")
-    answers = setup_mod.SetupAnswers(
-        practice=practice or ("" if yes else click.prompt("Name of the practice")),
-        compumed=inst.compumed,
-        variant=inst.variant,
-        extra_sources=extra,
-        services=list(services)
-        or (setup_mod.DEFAULT_WINDOWS_SERVICES if kind == "windows" else []),
-        service_kind=kind,
-        media=list(media_globs)
-        or ([f"{d}:\\" for d in "EFGH"] if sys.platform == "win32" else ["/media/*/*", "/mnt/*"]),
-        password_file=password_file or "",
-        mode="minimal" if minimal else "full",
-    )
-    if not answers.practice:
-        raise PraxisError("the practice name is required (--practice)")
-    text = setup_mod.render_config(answers)
-    parse_config(text)  # what setup writes must be valid
-    target = Path(output) if output else resolve_config_path(ctx.config_path)
-    if target.exists() and not yes and not click.confirm(f"{target} exists. Replace it?"):
-        raise PraxisError("nothing written")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    click.echo(f"configuration written to {target}; check it with 'praxisbackup config check'")
-
-
-COMMANDS += [schedule_group, serve, setup]
+COMMANDS += [schedule_group, serve]

@@ -9,10 +9,12 @@ credential store (Windows Credential Manager, macOS Keychain, Secret Service on 
 
 from __future__ import annotations
 
+import base64
 import os
 import stat
 from collections.abc import Callable
 
+from praxisbackup import platform
 from praxisbackup.errors import PraxisError, UsageError, WrongPasswordError
 from praxisbackup.model.config import Config, SmtpSection
 
@@ -55,8 +57,13 @@ def keyring_set(service: str, user: str, value: str) -> None:
         raise SecretError(f"the credential store refused the secret: {exc}") from None
 
 
+#: A secret file written by :func:`store_secret` on Windows: DPAPI-protected for the machine.
+DPAPI_PREFIX = "dpapi:"
+
+
 def read_secret_file(path: str, what: str) -> str:
-    """First line of a file, without the line break; it must be text and not empty."""
+    """First line of a file, without the line break; it must be text and not empty. A line
+    written by :func:`store_secret` on Windows is decrypted with the machine's DPAPI key."""
     try:
         with open(path, encoding="utf-8") as fh:
             line = fh.readline()
@@ -65,9 +72,29 @@ def read_secret_file(path: str, what: str) -> str:
     except OSError as exc:
         raise UsageError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
     value = line.rstrip("\r\n")
+    if value.startswith(DPAPI_PREFIX):
+        try:
+            raw = platform.unprotect_secret(base64.b64decode(value[len(DPAPI_PREFIX) :]))
+            value = raw.decode("utf-8")
+        except (OSError, ValueError) as exc:
+            raise UsageError(
+                f"the {what} file {path} cannot be decrypted on this machine ({exc}); it was "
+                "written on another computer or is damaged"
+            ) from None
     if not value:
         raise UsageError(f"the {what} file {path} is empty")
     return value
+
+
+def store_secret(path: str, value: str) -> None:
+    """Write a secret so that only the nightly run and administrators can read it: mode 0600
+    on POSIX; on Windows an SYSTEM/Administrators-only file, DPAPI-encrypted for this machine
+    (so a copy of the file, e.g. in a file backup, is useless elsewhere)."""
+    data = value.encode("utf-8")
+    if platform.IS_WINDOWS:  # pragma: no cover - Windows only (tested in the Windows lane)
+        data = (DPAPI_PREFIX + base64.b64encode(platform.protect_secret(data)).decode()).encode()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    platform.write_private_file(path, data + b"\n")
 
 
 def repository_passphrase(

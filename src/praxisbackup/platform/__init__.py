@@ -34,6 +34,9 @@ pread = _impl.pread
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
+protect_secret = _impl.protect_secret
+unprotect_secret = _impl.unprotect_secret
+write_private_file = _impl.write_private_file
 acl_sddl = _impl.acl_sddl
 
 
@@ -71,11 +74,14 @@ __all__ = [
     "hostname",
     "owner_names",
     "pread",
+    "protect_secret",
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",
     "set_private_acl",
     "shell_join",
     "tune_memory",
+    "unprotect_secret",
     "username",
+    "write_private_file",
 ]

@@ -144,3 +144,22 @@ def set_private_acl(path: str, sddl: str = "") -> None:
 def acl_sddl(path: str) -> str:
     """POSIX has no SDDL; the mode in octal tells the same."""
     return oct(os.stat(path).st_mode & 0o777)
+
+
+def protect_secret(data: bytes) -> bytes:
+    """POSIX has no machine-bound encryption like DPAPI; the file's mode protects it."""
+    return data
+
+
+def unprotect_secret(data: bytes) -> bytes:
+    return data
+
+
+def write_private_file(path: str, data: bytes) -> None:
+    """Write a file only its owner may read or write (mode 0600, also when it existed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, data)
+    finally:
+        os.close(fd)

@@ -262,3 +262,47 @@ def acl_sddl(path: str) -> str:
             kernel32.LocalFree(text)
     finally:
         kernel32.LocalFree(descriptor)
+
+
+PRIVATE_FILE_SDDL = "D:PAI(A;;FA;;;SY)(A;;FA;;;BA)"
+_CRYPTPROTECT_UI_FORBIDDEN = 0x1
+_CRYPTPROTECT_LOCAL_MACHINE = 0x4
+
+
+class _DataBlob(ctypes.Structure):
+    _fields_ = (("cbData", ctypes.c_uint32), ("pbData", ctypes.POINTER(ctypes.c_char)))
+
+
+def _dpapi(data: bytes, protect: bool) -> bytes:
+    """CryptProtectData/CryptUnprotectData with the machine's key: any process on this
+    machine that may read the file can decrypt it (the nightly run as SYSTEM, an
+    administrator), a copy of the file on another machine cannot."""
+    crypt32 = _win.windll.crypt32
+    kernel32 = _win.windll.kernel32
+    kernel32.LocalFree.argtypes = (ctypes.c_void_p,)
+    buffer = ctypes.create_string_buffer(data, len(data))
+    source = _DataBlob(len(data), ctypes.cast(buffer, ctypes.POINTER(ctypes.c_char)))
+    result = _DataBlob()
+    flags = _CRYPTPROTECT_UI_FORBIDDEN | (_CRYPTPROTECT_LOCAL_MACHINE if protect else 0)
+    call = crypt32.CryptProtectData if protect else crypt32.CryptUnprotectData
+    if not call(ctypes.byref(source), None, None, None, None, flags, ctypes.byref(result)):
+        raise _win.WinError(_win.get_last_error())
+    try:
+        return ctypes.string_at(result.pbData, result.cbData)
+    finally:
+        kernel32.LocalFree(ctypes.cast(result.pbData, ctypes.c_void_p))
+
+
+def protect_secret(data: bytes) -> bytes:
+    return _dpapi(data, True)
+
+
+def unprotect_secret(data: bytes) -> bytes:
+    return _dpapi(data, False)
+
+
+def write_private_file(path: str, data: bytes) -> None:
+    """Write a file only SYSTEM and Administrators may read (protected DACL)."""
+    with open(path, "wb") as fh:
+        fh.write(data)
+    set_private_acl(path, PRIVATE_FILE_SDDL)
