@@ -38,6 +38,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan only.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--by", "by_whom", help="Who does the restore (named in the protocol; default: OS user)."
+)
 @pass_ctx
 def restore_practice(
     ctx: Ctx,
@@ -46,6 +49,7 @@ def restore_practice(
     list_only: bool,
     dry_run: bool,
     yes: bool,
+    by_whom: str | None,
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
     config = load_config(ctx.config_path)
@@ -56,6 +60,7 @@ def restore_practice(
             click.echo(f"{s.short_id}  {s.time[:19]}  {s.host}  {', '.join(s.tags)}")
         return
     prepared = restore_app.prepare(config, passphrase, snapshot_ref, target_root)
+    prepared.by = by_whom or ""
     snap, plan = prepared.snapshot, prepared.plan
     click.echo(
         f"Restore from snapshot {snap.short_id} ({snap.time[:16]}) "
@@ -80,7 +85,7 @@ def restore_practice(
         raise PraxisError("nothing was changed")
     outcome = restore_app.run(config, prepared)
     click.echo("\n".join(outcome.lines))
-    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html")
+    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html / .json")
     if not outcome.ok:
         sys.exit(ExitCode.DAMAGED)
 
