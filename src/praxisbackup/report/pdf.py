@@ -28,8 +28,14 @@ MONO = "dejavumono"
 
 #: Fill colours of a status box and text colours of findings, as in the HTML protocol.
 FILL = {"green": (216, 240, 216), "yellow": (255, 243, 196), "red": (248, 208, 208)}
-INK = {"green": (20, 82, 20), "yellow": (107, 82, 0), "red": (122, 11, 11), "info": (34, 34, 34)}
 GREY = (110, 110, 110)
+INK = {
+    "green": (20, 82, 20),
+    "yellow": (107, 82, 0),
+    "red": (122, 11, 11),
+    "info": (34, 34, 34),
+    "muted": GREY,
+}
 HEAD_FILL = (234, 234, 234)
 
 MARGIN = 15.0
@@ -44,6 +50,7 @@ class Cell:
     level: str = ""
     bold: bool = False
     mono: bool = False
+    size: float | None = None  # font size in points (default: the table's)
 
 
 CellLike = str | Cell
@@ -204,6 +211,7 @@ class Document:
         size: float = 9.5,
         borders: str = "HORIZONTAL_LINES",
         line_height: float | None = None,
+        row_height: float | None = None,
     ) -> None:
         """A table whose columns line up across rows and pages (headers repeat)."""
         pdf = self.pdf
@@ -222,7 +230,8 @@ class Document:
             "borders_layout": getattr(TableBordersLayout, borders),
             "line_height": line_height or size * 0.52,
             "padding": (1.2, 1.5),
-            "v_align": "TOP",
+            "v_align": "MIDDLE" if row_height else "TOP",
+            "min_row_height": row_height,
         }
         with pdf.table(**options) as table:
             if headers:
@@ -237,6 +246,7 @@ class Document:
                         family=MONO if c.mono else None,
                         emphasis="BOLD" if c.bold or c.level == "red" else None,
                         color=INK.get(c.level) if c.level else None,
+                        size_pt=c.size,
                     )
                     row.cell(c.text, style=style, align=aligns[i])
         self.space(2)
