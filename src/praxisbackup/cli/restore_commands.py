@@ -22,6 +22,7 @@ from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media.register import Register
 from praxisbackup.model.config import load_config
 from praxisbackup.model.locations import catalog_path
+from praxisbackup.report.drill import drill_pdf
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -115,6 +116,8 @@ def find_cmd(ctx: Ctx, pattern: str) -> None:
 @click.option(
     "--check-command", help="Run this in the restored tree (e.g. start the database and check it)."
 )
+@click.option("--pdf", "pdf_file", help="Also write the result as a PDF to file (and sign it).")
+@click.option("--lang", type=click.Choice(["de", "en"]), help="Language of the PDF.")
 @pass_ctx
 def drill(
     ctx: Ctx,
@@ -122,16 +125,23 @@ def drill(
     snapshot_ref: str,
     scratch: str | None,
     check_command: str | None,
+    pdf_file: str | None,
+    lang: str | None,
 ) -> None:
     """Restore test on this machine: restore, compare every file, time it, record the result."""
     register = None
+    practice, language = "", lang or "de"
     if medium_root:
         attached, repo = open_medium(medium_root, ctx.passphrase())
     else:
         config = load_config(ctx.config_path)
         attached, repo = open_attached(config, ctx.passphrase(config=config))
         register = Register(catalog_path(config))
+        practice, language = config.practice.name, lang or config.practice.language
     record = drill_app.run_drill(repo, attached, snapshot_ref, scratch, check_command, register)
+    if pdf_file:
+        with open(pdf_file, "wb") as fh:
+            fh.write(drill_pdf(record, practice, language))
     if ctx.json:
         ctx.emit_json(record.__dict__)
     else:
@@ -144,6 +154,8 @@ def drill(
             click.echo(f"  damaged: {err}", err=True)
         if check_command:
             click.echo(f"check command: {'ok' if record.check_ok else 'FAILED'}")
+        if pdf_file:
+            click.echo(f"restore test result written to {pdf_file}")
     if not record.ok:
         sys.exit(ExitCode.DAMAGED)
 

@@ -117,6 +117,19 @@ def phrase(value: str, lang: str) -> str:
     return value
 
 
+def path_phrase(value: str, lang: str) -> str:
+    """ "<path>: <phrase>" (a drill's damaged file) with the phrase translated; the path may
+    itself contain ": " (``C:\\...``), so every split is tried from the left."""
+    start = 0
+    while (at := value.find(": ", start)) >= 0:
+        rest = value[at + 2 :]
+        translated = phrase(rest, lang)
+        if translated != rest:
+            return f"{value[:at]}: {translated}"
+        start = at + 2
+    return phrase(value, lang)
+
+
 def service_action(action: str, lang: str) -> str:
     code = SERVICE_ACTIONS.get(action)
     return text(code, lang) if code else phrase(action, lang)

@@ -172,7 +172,7 @@ class Document:
         pdf.set_fill_color(*FILL.get(level, (230, 230, 230)))
         pdf.set_text_color(*INK.get(level, (0, 0, 0)))
         pdf.set_font(FONT, "B", 13)
-        pdf.multi_cell(0, 10, body, fill=True, align="L", padding=(1, 3), new_x=XPos.LMARGIN)
+        pdf.multi_cell(0, 7, body, fill=True, align="L", padding=(2.5, 3), new_x=XPos.LMARGIN)
         pdf.set_text_color(0, 0, 0)
         pdf.set_fill_color(255, 255, 255)
         self.space(2)
@@ -192,7 +192,7 @@ class Document:
             pdf.ln(0.8)
         self.pdf.set_text_color(0, 0, 0)
 
-    def facts(self, rows: Sequence[tuple[str, CellLike]], label_width: float = 50) -> None:
+    def facts(self, rows: Sequence[tuple[str, CellLike]], label_width: float = 55) -> None:
         """Label / value pairs in two aligned columns."""
         self.table(
             [],
