@@ -244,7 +244,8 @@ class Document:
                     c = cell if isinstance(cell, Cell) else Cell(cell)
                     style = FontFace(
                         family=MONO if c.mono else None,
-                        emphasis="BOLD" if c.bold or c.level == "red" else None,
+                        # The monospaced face is vendored in one weight only.
+                        emphasis="BOLD" if (c.bold or c.level == "red") and not c.mono else None,
                         color=INK.get(c.level) if c.level else None,
                         size_pt=c.size,
                     )
