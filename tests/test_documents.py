@@ -60,21 +60,54 @@ def protocol() -> RunProtocol:
         SourceResult("ifap", "C:\\ifapDB", 20, 4096, 0),
     ]
     p.services = [
-        {"time": "2026-11-30T22:30:05+00:00", "service": "OracleServiceM1", "action": "found running", "detail": ""},  # noqa: E501
-        {"time": "2026-11-30T22:30:15+00:00", "service": "OracleServiceM1", "action": "stopped", "detail": ""},  # noqa: E501
-        {"time": "2026-11-30T22:30:16+00:00", "service": "M1Dienst", "action": "found stopped", "detail": "left stopped afterwards"},  # noqa: E501
-        {"time": "2026-11-30T22:40:16+00:00", "service": "OracleServiceM1", "action": "start failed", "detail": "OracleServiceM1 did not start in time"},  # noqa: E501
+        {
+            "time": "2026-11-30T22:30:05+00:00",
+            "service": "OracleServiceM1",
+            "action": "found running",
+            "detail": "",
+        },
+        {
+            "time": "2026-11-30T22:30:15+00:00",
+            "service": "OracleServiceM1",
+            "action": "stopped",
+            "detail": "",
+        },
+        {
+            "time": "2026-11-30T22:30:16+00:00",
+            "service": "M1Dienst",
+            "action": "found stopped",
+            "detail": "left stopped afterwards",
+        },
+        {
+            "time": "2026-11-30T22:40:16+00:00",
+            "service": "OracleServiceM1",
+            "action": "start failed",
+            "detail": "OracleServiceM1 did not start in time",
+        },
     ]
     p.downtime_seconds = 601.5
     p.verification = Verification(level="new-data", packs_read=12, bytes_read=52428800, ok=True)
     p.skipped = [
-        {"path": "C:\\CompuMED\\M1\\Bin\\lock.dat", "reason": "cannot open: Permission denied [errno 13]"}  # noqa: E501
+        {
+            "path": "C:\\CompuMED\\M1\\Bin\\lock.dat",
+            "reason": "cannot open: Permission denied [errno 13]",
+        }
     ]
     p.warnings = [
-        {"path": "C:\\CompuMED\\x.ini", "reason": "changed while being read (kept the second reading)"}  # noqa: E501
+        {
+            "path": "C:\\CompuMED\\x.ini",
+            "reason": "changed while being read (kept the second reading)",
+        }
     ]
     p.hooks = [
-        {"name": "vss", "when": "before", "stage": "backup", "exit": 3, "seconds": 1.5, "output": "x"}  # noqa: E501
+        {
+            "name": "vss",
+            "when": "before",
+            "stage": "backup",
+            "exit": 3,
+            "seconds": 1.5,
+            "output": "x",
+        }
     ]
     p.add("yellow", "wrong_medium", expected="Di", used="Mo")
     p.add("red", "service_start_failed", service="OracleServiceM1")
@@ -123,8 +156,8 @@ def runs(data: bytes, page: int = 0) -> list[tuple[float, float, str, str, float
 def embedded_fonts(reader: PdfReader) -> set[str]:
     names = set()
     for page in reader.pages:
-        for font in page["/Resources"]["/Font"].values():
-            font = font.get_object()
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
             descriptor = font["/DescendantFonts"][0].get_object()["/FontDescriptor"]
             assert "/FontFile2" in descriptor  # the TrueType program is in the file
             names.add(str(font["/BaseFont"]).split("+")[-1])
@@ -247,12 +280,27 @@ def restore_record(**kw: Any) -> RestoreRecord:
         "verified": 1234,
         "seconds": 950.0,
         "services": [
-            {"time": "2026-12-02T09:15:01+00:00", "service": "OracleServiceM1", "action": "found running", "detail": ""},  # noqa: E501
-            {"time": "2026-12-02T09:15:09+00:00", "service": "OracleServiceM1", "action": "stopped", "detail": ""},  # noqa: E501
-            {"time": "2026-12-02T09:30:59+00:00", "service": "OracleServiceM1", "action": "started", "detail": ""},  # noqa: E501
+            {
+                "time": "2026-12-02T09:15:01+00:00",
+                "service": "OracleServiceM1",
+                "action": "found running",
+                "detail": "",
+            },
+            {
+                "time": "2026-12-02T09:15:09+00:00",
+                "service": "OracleServiceM1",
+                "action": "stopped",
+                "detail": "",
+            },
+            {
+                "time": "2026-12-02T09:30:59+00:00",
+                "service": "OracleServiceM1",
+                "action": "started",
+                "detail": "",
+            },
         ],
         "renamed": [("C:\\CompuMED\\M1\\Bin", "C:\\CompuMED\\M1\\Bin_Original")],
-        "items": [{"path": "/C/CompuMED/M1/Bin", "target": "C:\\CompuMED\\M1\\Bin", "kind": "dir"}],  # noqa: E501
+        "items": [{"path": "/C/CompuMED/M1/Bin", "target": "C:\\CompuMED\\M1\\Bin", "kind": "dir"}],
     }
     base.update(kw)
     return RestoreRecord(**base)
@@ -364,9 +412,7 @@ def test_emergency_sheet_qr_code_is_clear_of_every_text() -> None:
     data = emergency_sheet_pdf(sheet_content(), "de")
     stream = PdfReader(BytesIO(data)).pages[0].get_contents()
     assert stream is not None
-    placed = re.search(
-        rb"([\d.]+) 0 0 ([\d.]+) ([\d.]+) ([\d.]+) cm /I\w+ Do", stream.get_data()
-    )
+    placed = re.search(rb"([\d.]+) 0 0 ([\d.]+) ([\d.]+) ([\d.]+) cm /I\w+ Do", stream.get_data())
     assert placed is not None
     width, height, left, bottom = (float(v) for v in placed.groups())
     texts = runs(data, 0)
