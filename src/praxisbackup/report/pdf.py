@@ -172,7 +172,7 @@ class Document:
         pdf.set_fill_color(*FILL.get(level, (230, 230, 230)))
         pdf.set_text_color(*INK.get(level, (0, 0, 0)))
         pdf.set_font(FONT, "B", 13)
-        pdf.multi_cell(0, 7, body, fill=True, align="L", padding=(2.5, 3), new_x=XPos.LMARGIN)
+        pdf.multi_cell(0, 7, body, fill=True, align="L", padding=(3, 3), new_x=XPos.LMARGIN)
         pdf.set_text_color(0, 0, 0)
         pdf.set_fill_color(255, 255, 255)
         self.space(2)

@@ -9,6 +9,7 @@ made from the same lines so they agree.
 from __future__ import annotations
 
 import html
+import re
 
 from praxisbackup.model.restore import COMPLETE, FAILED, RestoreRecord
 from praxisbackup.report import localize
@@ -22,12 +23,26 @@ def _level(record: RestoreRecord) -> str:
     return LEVEL.get(record.status, "red")
 
 
+def _items(r: RestoreRecord) -> list[tuple[str, str, str]]:
+    """(path below the target, kind, name the existing one was renamed to or "") per item:
+    short enough to read, and the renamed copy next to what replaced it."""
+    renamed = dict(r.renamed)
+    root = r.target_root.rstrip("/\\")
+    rows = []
+    for item in r.items:
+        target = item["target"]
+        below = target[len(root) :].lstrip("/\\") if target.startswith(root) else target
+        old = renamed.get(target, "")
+        rows.append((below or target, item["kind"], re.split(r"[/\\]", old)[-1] if old else ""))
+    return rows
+
+
 def _facts(r: RestoreRecord, lang: str) -> list[tuple[str, str]]:
     def t(code: str, **params: object) -> str:
         return text(code, lang, **params)
 
     return [
-        (t("restore.when"), f"{when(r.started, lang)} – {clock(r.finished, lang)}"),
+        (t("restore.when"), f"{when(r.started, lang)} – {clock(r.finished, lang)[:5]}"),
         (t("restore.by"), r.by or "–"),
         (t("host"), r.machine),
         (t("medium"), t("doc.quoted", text=r.medium_label)),
@@ -71,12 +86,11 @@ def restore_protocol_lines(r: RestoreRecord, lang: str) -> list[str]:
             )
     else:
         lines += ["", t("restore.no_services")]
-    if r.renamed:
-        lines += ["", t("restore.renamed_head")]
-        lines += [f"   {t('restore.renamed', old=a, new=b)}" for a, b in r.renamed]
     if r.items:
         lines += ["", t("restore.items_head")]
-        lines += [f"   {i['path']}  →  {i['target']}" for i in r.items]
+        for below, kind, old_name in _items(r):
+            renamed = f"  ({t('restore.renamed', new=old_name)})" if old_name else ""
+            lines.append(f"   {t('restore.kind.' + kind)}  {below}{renamed}")
     if r.errors or r.warnings:
         lines += ["", t("restore.problems_head")]
         lines += [
@@ -144,20 +158,17 @@ def restore_protocol_pdf(r: RestoreRecord, lang: str) -> bytes:
         )
     else:
         doc.paragraph(t("restore.no_services"))
-    if r.renamed:
-        doc.section(t("restore.renamed_head"))
-        doc.table(
-            [t("restore.col.existing"), t("restore.col.renamed_to")],
-            [[Cell(a, mono=True), Cell(b, mono=True)] for a, b in r.renamed],
-            [w / 2, w / 2],
-            size=8.5,
-        )
     if r.items:
         doc.section(t("restore.items_head"))
+        doc.paragraph(t("restore.items_note", root=r.target_root), size=9)
+        doc.space(1)
         doc.table(
-            [t("restore.col.item"), t("restore.col.target")],
-            [[Cell(i["path"], mono=True), Cell(i["target"], mono=True)] for i in r.items],
-            [w / 2, w / 2],
+            [t("restore.col.item"), t("restore.col.kind"), t("restore.col.renamed_to")],
+            [
+                [Cell(below, mono=True), t("restore.kind." + kind), Cell(old or "–", mono=True)]
+                for below, kind, old in _items(r)
+            ],
+            [w * 0.6, w * 0.1, w * 0.3],
             size=8,
         )
     if r.errors or r.warnings:
