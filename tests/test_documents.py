@@ -457,3 +457,14 @@ def test_emergency_sheet_sections_point_by_number_and_name_the_contacts() -> Non
         "Aufbewahrungsort",
     ):
         assert fact in content, fact
+
+
+def test_a_path_longer_than_a_page_is_shortened_not_fatal() -> None:
+    p = protocol()
+    deep = "/srv/praxis/" + "/".join(f"{i:02d}-{'x' * 120}" for i in range(40)) + "/tief.txt"
+    p.skipped.append({"path": deep, "reason": "cannot open: File name too long [errno 36]"})
+    _reader, content = pdf_text(render_pdf(p, "de"))
+    packed = "".join(content.split())  # a long path wraps anywhere
+    assert "/srv/praxis/00-xxx" in packed and "xxx/tief.txt" in packed and "x…x" in packed
+    assert deep[300:1000] not in packed  # the middle is left out
+    assert deep in render_text(p, "de")  # the text protocol keeps the whole path

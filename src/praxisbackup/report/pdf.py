@@ -40,6 +40,17 @@ HEAD_FILL = (234, 234, 234)
 
 MARGIN = 15.0
 FOOTER_SPACE = 18.0
+#: Longest text of one table cell: a table row must fit on one page (a folder tree 40 levels
+#: deep gives a path of thousands of characters); longer texts keep their start and end.
+MAX_CELL = 400
+
+
+def shorten(value: str, limit: int = MAX_CELL) -> str:
+    """``value`` cut in the middle with "…" when longer than ``limit`` characters."""
+    if len(value) <= limit:
+        return value
+    head = limit * 2 // 5
+    return f"{value[:head]} … {value[-(limit - head - 3) :]}"
 
 
 @dataclass(frozen=True)
@@ -249,7 +260,7 @@ class Document:
                         color=INK.get(c.level) if c.level else None,
                         size_pt=c.size,
                     )
-                    row.cell(c.text, style=style, align=aligns[i])
+                    row.cell(shorten(c.text), style=style, align=aligns[i])
         self.space(2)
 
     def signature(self, lines: int = 1) -> None:

@@ -118,7 +118,7 @@ def emergency_sheet_pdf(content: SheetContent, lang: str) -> bytes:
         [["", "", "", ""]] * 3,
         [w * 0.34, w * 0.16, w * 0.28, w * 0.22],
         borders="ALL",
-        line_height=7,
+        row_height=10,
     )
 
     doc.section(t("sheet.contacts"))
