@@ -24,10 +24,12 @@ collect_ignore = [] if sys.platform == "win32" else WINDOWS_ONLY
 
 
 @pytest.fixture(autouse=True)
-def _fast_kdf(monkeypatch: pytest.MonkeyPatch) -> None:
+def _fast_kdf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests use a cheap scrypt cost; the parameters are stored per key slot, so this changes
-    nothing else about the format."""
+    nothing else about the format. A configuration without ``state_dir`` keeps its catalog
+    in the test's folder, never in the machine's /var/lib/praxisbackup."""
     monkeypatch.setenv("PRAXISBACKUP_KDF_N", "1024")
+    monkeypatch.setenv("PRAXISBACKUP_STATE_DIR", str(tmp_path / "default-state"))
 
 
 @pytest.fixture

@@ -13,5 +13,5 @@ def test_demo_with_a_small_practice_ends_ok(tmp_path: Path) -> None:
     assert "RESULT: OK" in out.stdout
     assert "0 differences in content or modification time" in out.stdout
     # The stand-in database held its file open while running and was stopped for the copy.
-    assert "M1-Datenbank (Demo): stopped" in out.stdout and "noch geöffnet" not in out.stdout
+    assert "M1-Datenbank (Demo): beendet" in out.stdout and "noch geöffnet" not in out.stdout
     assert not (tmp_path / "demo" / "m1-datenbank.pid").exists()  # stopped at the end

@@ -21,22 +21,31 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
     cfg = write_config(tmp_path)
     de = run_cli("-c", str(cfg), "plan", "--from", "2026-12-21", "--days", "14", check=True).stdout
     assert (
-        "2026-12-23 Wed  Quartal 8" in de
-        and "Quartalsende (Archiv, mind. 2 Jahre), bis 2028-12-22" in de
+        "Mi, 23.12.2026   Quartal 8" in de
+        and "Quartalsende (Archiv, mind. 2 Jahre), aufbewahren bis Fr, 22.12.2028" in de
     )
-    assert "2026-12-25 Fri  -            Christmas Day" in de
-    assert "2026-12-28 Mon  -            Praxis geschlossen" in de
+    assert "Fr, 25.12.2026   –            Erster Weihnachtstag" in de
+    assert "Mo, 28.12.2026   –            Praxis geschlossen" in de
+    assert "Christmas" not in de and "2026-12" not in de
     en = run_cli(
         "-c", str(cfg), "plan", "--from", "2027-01-04", "--days", "5", "--lang", "en", check=True
     ).stdout
-    assert "2027-01-04 Mon  Mo           daily medium" in en
+    assert "Mon, 04.01.2027  Mo           daily medium" in en
+    holidays_en = run_cli(
+        "-c", str(cfg), "plan", "--from", "2026-12-25", "--days", "1", "--lang", "en", check=True
+    ).stdout
+    assert "Christmas Day" in holidays_en
     doc = json.loads(
         run_cli(
             "-c", str(cfg), "--json", "plan", "--from", "2027-01-29", "--days", "1", check=True
         ).stdout
     )
     assert doc == [
-        {"date": "2027-01-29", "medium": "Jan", "note": "Monatsende (Archiv), bis 2028-01-14"}
+        {
+            "date": "2027-01-29",
+            "medium": "Jan",
+            "note": "Monatsende (Archiv), aufbewahren bis Fr, 14.01.2028",
+        }
     ]
     pdf = tmp_path / "plan.pdf"
     run_cli(
@@ -51,7 +60,13 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
         "2026-12-21",
         check=True,
     )
-    assert "Quartal 8" in PdfReader(str(pdf)).pages[0].extract_text()
+    reader = PdfReader(str(pdf))
+    content = " ".join("\n".join(page.extract_text() for page in reader.pages).split())
+    assert "Sicherungsplan – Praxis Dr. Muster" in content
+    assert "Mi 23.12.2026 Quartal 8" in content and "Erster Weihnachtstag" in content
+    assert "Neujahr" in content and "KW 53: 28.12.2026 – 01.01.2027" in content
+    assert "angeschlossen" in content and "außer Haus gebracht" in content and "Kürzel" in content
+    assert f"Seite 1 von {len(reader.pages)}" in content and "Christmas" not in content
 
 
 def test_register_move_retire_and_today(tmp_path: Path) -> None:

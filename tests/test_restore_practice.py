@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -75,8 +76,25 @@ def test_restore_onto_a_fresh_installation_renames_and_restores_only_the_allowed
     plan = cli(cfg, "restore-practice", "--target-root", str(new), "--dry-run", check=True).stdout
     assert "Bin_Original_" in plan and "CompuMED/M1/Orant/DB_M1/Database" in plan
     assert not (new / "CompuMED" / "M1" / "Project_Original").exists()  # dry run changed nothing
-    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
+    # A database service that runs: the restore stops it and starts it again.
+    flag = base / "db-running"
+    flag.touch()
+    cfg = write_config(
+        base,
+        server,
+        str(next(p for p in base.iterdir() if p.name == "ext4-mnt")),
+        f"""
+[[services]]
+name = "m1-db"
+kind = "command"
+stop = "rm -f {flag}"
+start = "touch {flag}"
+is_running = "test -f {flag}"
+""",
+    )
+    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes", "--by", "Herr Kurz")
     assert out.returncode == 0, out.stdout + out.stderr
+    assert flag.exists()  # started again
     m1 = new / "CompuMED" / "M1"
     assert (m1 / "Project_Original").is_dir() and (
         m1 / "Orant" / "DB_M1" / "Database_Original"
@@ -100,11 +118,60 @@ def test_restore_onto_a_fresh_installation_renames_and_restores_only_the_allowed
     assert not (new / "CompuMED" / "Sonstiges").exists()  # not part of the allowed set
     assert fresh_bin  # the fresh program files are kept under Bin_Original_<time>
     reports = {p.suffix: p for p in (base / "state" / "restores").iterdir()}
-    assert set(reports) == {".txt", ".pdf", ".html"}
+    assert set(reports) == {".txt", ".pdf", ".html", ".json"}
     text = reports[".txt"].read_text(encoding="utf-8")
     assert text.startswith("Rücksicherungsprotokoll – Praxis Dr. Muster")
-    assert "zurückgesichert; geprüft: " in text and "verified" not in text  # German throughout
-    assert "Rücksicherung vollständig" in PdfReader(str(reports[".pdf"])).pages[0].extract_text()
+    assert "Rücksicherung vollständig und geprüft" in text and "verified" not in text
+    snapshot = json.loads(reports[".json"].read_text(encoding="utf-8"))["snapshot_id"][:8]
+    reader = PdfReader(str(reports[".pdf"]))
+    content = " ".join("\n".join(page.extract_text() for page in reader.pages).split())
+    for fact in (
+        "Rücksicherung vollständig und geprüft",
+        "Medium „Mo“",
+        snapshot,
+        "Durchgeführt von Herr Kurz",
+        "m1-db lief, wird beendet",
+        "m1-db beendet",
+        "m1-db wieder gestartet",
+        "CompuMED/M1/Bin Ordner Bin_Original_",
+        "CompuMED/M1/Project Ordner Project_Original",
+        "geprüft von Datum Unterschrift",
+        f"Seite 1 von {len(reader.pages)}",
+    ):
+        assert fact in content, fact
+    assert "+00:00" not in content and "found running" not in content
+
+
+def test_restore_from_a_snapshot_missing_a_required_folder_says_incomplete(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    # A snapshot taken by hand without CompuMED/M1/Project (e.g. an old, partial backup).
+    partial = base / "partial"
+    shutil.copytree(server, partial, symlinks=True)
+    shutil.rmtree(partial / "CompuMED" / "M1" / "Project")
+    run_cli(
+        "backup",
+        str(partial / "CompuMED"),
+        str(partial / "ifapDB"),
+        repo=usb / "praxisbackup",
+        password=PASS,
+        check=True,
+    )
+    new = base / "ziel"
+    generate(new, size_mb=1, seed=3)
+    dry = cli(
+        cfg, "restore-practice", "--snapshot", "latest", "--target-root", str(new), "--dry-run"
+    )
+    assert "MISSING in the snapshot" in dry.stdout and "Project" in dry.stdout
+    out = cli(cfg, "restore-practice", "--snapshot", "latest", "--target-root", str(new), "--yes")
+    assert "UNVOLLSTÄNDIG" in out.stdout and "FEHLT in der Sicherung" in out.stdout
+    pdf = next((base / "state" / "restores").glob("*.pdf"))
+    content = " ".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
+    content = " ".join(content.split())
+    assert "Rücksicherung UNVOLLSTÄNDIG" in content and "M1/Project" in content
+    assert "Rücksicherung vollständig" not in content
 
 
 def test_restore_refused_while_files_are_open_or_a_service_will_not_stop(
@@ -156,10 +223,22 @@ def test_drill_on_another_machine_and_with_a_damaged_pack(
     base, _server, cfg = practice
     usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
     # "Another machine": no configuration, only the medium and the passphrase.
-    out = run_cli("--json", "drill", "--medium", str(usb), password=PASS)
+    paper = base / "rücksicherungstest.pdf"
+    out = run_cli("--json", "drill", "--medium", str(usb), "--pdf", str(paper), password=PASS)
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["ok"] and doc["verified"] == doc["files"] > 0 and doc["seconds"] > 0
+    reader = PdfReader(str(paper))
+    content = " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+    for fact in (
+        "Rücksicherungstest – Medium „Mo“",
+        "BESTANDEN",
+        f"{doc['verified']} von {doc['files']} Dateien mit der Sicherung verglichen",
+        doc["snapshot"][:8],
+        "geprüft von Datum Unterschrift",
+        f"Seite 1 von {len(reader.pages)}",
+    ):
+        assert fact in content, fact
     # The next nightly run on the server learns about the drill.
     cli(cfg, "run", check=True)
     shown = json.loads(cli(cfg, "--json", "medium", "show", "Mo", check=True).stdout)
@@ -173,10 +252,13 @@ def test_drill_on_another_machine_and_with_a_damaged_pack(
     data = bytearray(path.read_bytes())
     data[200] ^= 0xFF
     path.write_bytes(bytes(data))
-    bad = run_cli("--json", "drill", "--medium", str(usb), password=PASS)
+    bad = cli(cfg, "--json", "drill", "--pdf", str(base / "bad.pdf"))
     assert bad.returncode == 5
     doc = json.loads(bad.stdout)
     assert not doc["ok"] and doc["errors"] and "data damaged" in doc["errors"][0]
+    content = " ".join(page.extract_text() for page in PdfReader(str(base / "bad.pdf")).pages)
+    assert "Rücksicherungstest – Praxis Dr. Muster" in content and "NICHT BESTANDEN" in content
+    assert "Daten beschädigt" in content and "data damaged" not in content
 
 
 def test_emergency_sheet_recovery_key_opens_the_repository(
@@ -184,11 +266,36 @@ def test_emergency_sheet_recovery_key_opens_the_repository(
 ) -> None:
     base, server, cfg = practice
     usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    with cfg.open("a") as fh:
+        fh.write(
+            """
+[contacts]
+responsible = { name = "Anna Schmidt", phone = "0211 123456-10" }
+owner = { name = "Dr. med. Eva Muster", phone = "0171 2345678" }
+service_partner = { name = "IT-Partner GmbH, Herr Kurz", phone = "0211 987654" }
+"""
+        )
+    cli(cfg, "medium", "init", "Reserve", str(base / "reserve"), "--allow-same-disk", check=True)
+    cli(cfg, "medium", "retire", "Reserve", "--how", "destroyed", "--by", "Dr. Muster", check=True)
     sheet = base / "notfallblatt.pdf"
     cli(cfg, "emergency-sheet", "-o", str(sheet), check=True)
-    content = "\n".join(page.extract_text() for page in PdfReader(str(sheet)).pages)
-    assert "Notfallblatt Datensicherung - Praxis Dr. Muster" in content
-    assert "service_partner: service@it-partner.de" in content and "_Original" in content
+    reader = PdfReader(str(sheet))
+    content = " ".join("\n".join(page.extract_text() for page in reader.pages).split())
+    assert "Notfallblatt Datensicherung – Praxis Dr. Muster" in content
+    for fact in (
+        "Anna Schmidt",
+        "0211 123456-10",
+        "Dr. med. Eva Muster",
+        "0171 2345678",
+        "IT-Partner GmbH, Herr Kurz",
+        "0211 987654",
+        "service@it-partner.de",
+        "_Original",
+        "an der Konsole",
+        f"Seite 1 von {len(reader.pages)}",
+    ):
+        assert fact in content, fact
+    assert "Mo" in content and "Reserve" not in content  # the retired medium is left out
     key = re.search(r"([2-9A-Z]{5}(?:-[2-9A-Z]{5}){7})", content)
     assert key is not None
     # Regenerating keeps the same key.

@@ -32,7 +32,11 @@ def plan(state: str = "NW", **kw: object) -> RotationPlan:
 def test_weekdays_holidays_and_state_differences() -> None:
     by, be = plan("BY"), plan("BE")
     assert by.slot(date(2026, 1, 5)) is not None and by.slot(date(2026, 1, 5)).label == "Mo"  # type: ignore[union-attr]
-    assert by.slot(date(2026, 1, 6)) is None and by.holiday_name(date(2026, 1, 6)) == "Epiphany"
+    assert by.slot(date(2026, 1, 6)) is None
+    assert by.holiday_name(date(2026, 1, 6), "en") == "Epiphany"
+    assert by.holiday_name(date(2026, 1, 6)) == "Heilige Drei Könige"  # German by default
+    assert by.holiday_name(date(2026, 12, 25), "de") == "Erster Weihnachtstag"
+    assert by.holiday_name(date(2026, 12, 24)) is None
     assert be.slot(date(2026, 1, 6)) is not None  # not a holiday in Berlin
     assert by.slot(date(2026, 8, 14)) is not None and by.slot(date(2026, 8, 17)) is not None
     assert not by.is_working_day(date(2026, 8, 15))  # Saturday anyway; Assumption is catholic

@@ -66,7 +66,7 @@ def test_next_run_catches_up_a_missed_night() -> None:
     )
 
 
-def test_setup_detects_writes_valid_config_and_schedule_installs(tmp_path: Path) -> None:
+def test_setup_detects_windows_services_and_schedule_installs(tmp_path: Path) -> None:
     server = tmp_path / "server"
     generate(server, size_mb=2)
     (server / "Praxisarchiv").mkdir(exist_ok=True)
@@ -80,31 +80,53 @@ def test_setup_detects_writes_valid_config_and_schedule_installs(tmp_path: Path)
         "--medium",
         str(tmp_path / "usb*"),
         "--service",
+        "M1Hintergrunddienst",
+        "--service",
         "OracleServiceM1",
         "--service-kind",
         "windows",
         "--output",
         str(cfg),
+        "--no-schedule",
+        "--state-dir",
+        str(tmp_path / "state"),
         "--yes",
-        "--password-file",
-        str(tmp_path / "pw.txt"),
+        password=None,
     )
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 2, out.stderr  # written, but not ready: no media, no e-mail
     assert "Uniface 9 / Oracle 11g" in out.stdout
-    config = parse_config(cfg.read_text(), str(cfg))
+    config = parse_config(cfg.read_text(encoding="utf-8"), str(cfg))
     assert config.practice.name == "Praxis Dr. Müller"
     assert [s.label for s in config.sources] == [
         "CGM M1 PRO",
         "ifap praxisCENTER",
         "CGM PRAXISARCHIV",
     ]
-    assert config.services[0].check_closed and config.services[0].check_closed[0].endswith(
-        "Database"
-    )
-    check = run_cli("-c", str(cfg), "config", "check")
-    # Valid, but not ready for a green night yet: no passphrase, media, e-mail, schedule.
+    # Only the Oracle service is checked for open database files.
+    assert not config.services[0].check_closed
+    assert config.services[1].check_closed[0].endswith("Database")
+    check = run_cli("-c", str(cfg), "config", "check", password=None)
     assert check.returncode == 2 and "CGM M1 PRO erkannt (Uniface 9 / Oracle 11g" in check.stdout
     assert "NICHT BEREIT" in check.stdout and "Keine geplante Ausführung" in check.stdout
+    # Setup run again keeps the passphrase (the media and the recovery key depend on it).
+    before = (tmp_path / "passphrase.txt").read_text(encoding="utf-8")
+    again = run_cli(
+        "setup",
+        "--root",
+        str(server),
+        "--practice",
+        "Praxis Dr. Müller",
+        "-o",
+        str(cfg),
+        "--no-schedule",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--yes",
+        password=None,
+    )
+    assert again.returncode == 2, again.stderr
+    assert (tmp_path / "passphrase.txt").read_text(encoding="utf-8") == before
+    assert before.strip() not in again.stdout  # shown once, at the first setup only
     installed = run_cli(
         "-c", str(cfg), "schedule", "install", "--at", "21:15", "--root", str(tmp_path / "root")
     )
@@ -112,19 +134,10 @@ def test_setup_detects_writes_valid_config_and_schedule_installs(tmp_path: Path)
     cron = (tmp_path / "root" / "etc" / "cron.d" / "praxisbackup").read_text()
     assert cron.startswith("15 21 * * * root ") and str(cfg) in cron
     assert "cron:" in run_cli("schedule", "status", "--root", str(tmp_path / "root")).stdout
+    check = run_cli("-c", str(cfg), "config", "check", "--root", str(tmp_path / "root"))
+    assert "Geplante Ausführung: cron entry" in check.stdout
     run_cli("schedule", "remove", "--root", str(tmp_path / "root"), check=True)
     assert not (tmp_path / "root" / "etc" / "cron.d" / "praxisbackup").exists()
-    missing = run_cli(
-        "setup",
-        "--root",
-        str(tmp_path / "leer"),
-        "--practice",
-        "x",
-        "--yes",
-        "-o",
-        str(tmp_path / "x.toml"),
-    )
-    assert missing.returncode == 2 and "no CGM M1 PRO installation" in missing.stderr
 
 
 def test_serve_once_catches_up_and_runs(tmp_path: Path) -> None:

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import segno
-
 from praxisbackup.engine.repository import Repository
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.report.i18n import lines as text_lines
-from praxisbackup.report.i18n import text
-from praxisbackup.report.render import lines_pdf
+from praxisbackup.report.sheet import SheetContent, SheetMedium, contacts_of, emergency_sheet_pdf
 from praxisbackup.storage import LocalBackend
 
 
@@ -40,43 +36,23 @@ def emergency_sheet(config: Config, passphrase: str, lang: str | None = None) ->
         recovery.ensure_slot(repo, key)
         repo.close()
     register = Register(catalog_path(config))
-
-    def t(code: str, **params: object) -> str:
-        return text(code, language, **params)
-
-    lines = [
-        f"{t('sheet.title')} - {config.practice.name}",
-        t("sheet.created", date=f"{datetime.now():%d.%m.%Y %H:%M}"),
-        "",
-        t("sheet.key"),
-        f"    {key}",
-        "",
-        t("sheet.media"),
-        *(
-            f"    {r.label:<12} {r.role:<12} {r.location:<10} repository {r.repository_id}"
+    content = SheetContent(
+        practice=config.practice.name,
+        key=key,
+        created=datetime.now(),
+        media=[
+            SheetMedium(r.label, r.role, r.location, r.repository_id)
             for r in register.all()
-        ),
-        "",
-        t("sheet.services"),
-        *(f"    {s.name} ({s.kind})" for s in config.services),
-        "",
-        t("sheet.items"),
-        *(
-            f"    \\{i.path.replace('/', chr(92))}"
+            if r.location != "retired"
+        ],
+        services=[(s.name, s.kind) for s in config.services],
+        items=[
+            "\\" + i.path.replace("/", "\\")
             for i in profiles.essential_items(profiles.VARIANT_U9, True)
             if i.required
-        ),
-        "",
-        t("sheet.steps"),
-        *text_lines("sheet.steps.body", language),
-        "",
-        t("sheet.contacts"),
-        *(
-            f"    {role}: {', '.join(addrs)}"
-            for role, addrs in config.notify.recipients.model_dump().items()
-            if addrs
-        ),
-    ]
-    pdf = lines_pdf(lines, qr=segno.make(key, error="m"))
+        ],
+        contacts=contacts_of(config),
+    )
+    pdf = emergency_sheet_pdf(content, language)
     recovery.remember_sheet(sdir, current_sheet_facts(config, register))
     return pdf

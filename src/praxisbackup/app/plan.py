@@ -19,7 +19,8 @@ class PlanRow:
     reason: str = ""  # holiday name, "weekend" or "closed" when there is no backup
 
 
-def plan_rows(config: Config, first: date, days: int) -> list[PlanRow]:
+def plan_rows(config: Config, first: date, days: int, lang: str = "de") -> list[PlanRow]:
+    """The nights from ``first``; holiday names in ``lang``."""
     rotation = plan_from_config(config)
     if rotation is None:
         raise PraxisError("no [rotation] section in the configuration")
@@ -28,7 +29,9 @@ def plan_rows(config: Config, first: date, days: int) -> list[PlanRow]:
         day = first + timedelta(days=i)
         slot = rotation.slot(day)
         if slot is None:
-            reason = rotation.holiday_name(day) or ("weekend" if day.weekday() >= 5 else "closed")
+            reason = rotation.holiday_name(day, lang) or (
+                "weekend" if day.weekday() >= 5 else "closed"
+            )
             rows.append(PlanRow(day, None, reason=reason))
         else:
             rows.append(PlanRow(day, slot.label, slot.role, slot.hold_until))

@@ -9,12 +9,15 @@ restores exactly the planned items with their dates, verifies them, starts the s
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from praxisbackup import platform
 from praxisbackup.app.downtime import service_sequence, services_stopped
 from praxisbackup.app.interrupt import StopRequests
 from praxisbackup.app.medium import latest_green, open_attached
@@ -25,10 +28,15 @@ from praxisbackup.errors import PraxisError
 from praxisbackup.media.label import AttachedMedium
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import state_dir
+from praxisbackup.model.restore import COMPLETE, RestoreRecord
 from praxisbackup.practice.restore import PracticeRestorePlan, PracticeRestoreResult, execute
 from praxisbackup.practice.restore import plan_restore as plan_items
-from praxisbackup.report.render import lines_html, lines_pdf
-from praxisbackup.report.restore import restore_protocol_lines
+from praxisbackup.report.restore import (
+    restore_protocol_html,
+    restore_protocol_lines,
+    restore_protocol_pdf,
+)
+from praxisbackup.services.sequence import ServiceEvent
 
 
 @dataclass
@@ -38,6 +46,8 @@ class PreparedRestore:
     snapshot: Snapshot
     root: str
     plan: PracticeRestorePlan
+    #: The person doing the restore, named in the protocol (default: the logged-in user).
+    by: str = ""
 
     @property
     def version_differs(self) -> bool:
@@ -55,10 +65,16 @@ class RestoreOutcome:
     result: PracticeRestoreResult
     lines: list[str]
     protocol_stem: str
+    record: RestoreRecord | None = field(default=None)
 
     @property
     def ok(self) -> bool:
         return self.result.ok
+
+    @property
+    def complete(self) -> bool:
+        """Restored, verified, and nothing required was missing in the backup."""
+        return self.record is not None and self.record.status == COMPLETE
 
 
 def default_root(snap: Snapshot) -> str:
@@ -87,18 +103,69 @@ def prepare(
 
 def run(config: Config, prepared: PreparedRestore) -> RestoreOutcome:
     """Execute a prepared restore with the services stopped; write the restore protocol."""
+    started = datetime.now().astimezone()
     sequence = service_sequence(config.services)
     with (
         StopRequests() as stops,
         services_stopped(sequence, [c for s in config.services for c in s.check_closed], stops),
     ):
         result = execute(prepared.repo, prepared.plan)
+    record = restore_record(config, prepared, result, started, sequence.timeline.events)
     lang = config.practice.language
-    lines = restore_protocol_lines(config.practice.name, prepared.medium.label.label, result, lang)
+    lines = restore_protocol_lines(record, lang)
     report_dir = Path(state_dir(config)) / "restores"
     report_dir.mkdir(parents=True, exist_ok=True)
-    stem = report_dir / f"restore-{datetime.now():%Y%m%d-%H%M%S}"
+    stem = report_dir / f"restore-{started:%Y%m%d-%H%M%S}"
     stem.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    stem.with_suffix(".pdf").write_bytes(lines_pdf(lines))
-    stem.with_suffix(".html").write_text(lines_html(lines), encoding="utf-8")
-    return RestoreOutcome(result, lines, os.fspath(stem))
+    stem.with_suffix(".pdf").write_bytes(restore_protocol_pdf(record, lang))
+    stem.with_suffix(".html").write_text(restore_protocol_html(record, lang), encoding="utf-8")
+    stem.with_suffix(".json").write_text(record.to_json(), encoding="utf-8")
+    return RestoreOutcome(result, lines, os.fspath(stem), record)
+
+
+def restore_record(
+    config: Config,
+    prepared: PreparedRestore,
+    result: PracticeRestoreResult,
+    started: datetime,
+    service_events: Sequence[ServiceEvent],
+) -> RestoreRecord:
+    """Everything the restore protocol names, from the plan, the result and the timeline."""
+    r = result.restore
+    snap = prepared.snapshot
+    return RestoreRecord(
+        practice=config.practice.name,
+        started=started.isoformat(timespec="seconds"),
+        finished=datetime.now().astimezone().isoformat(timespec="seconds"),
+        by=prepared.by or _os_user(),
+        machine=platform.hostname(),
+        medium_label=prepared.medium.label.label,
+        snapshot_id=snap.id,
+        snapshot_time=snap.time,
+        target_root=prepared.root,
+        restored=result.ok,
+        files=r.files if r else 0,
+        dirs=r.dirs if r else 0,
+        bytes=r.bytes if r else 0,
+        verified=r.verified_files if r else 0,
+        seconds=round(result.seconds, 1),
+        services=[{k: str(v) for k, v in asdict(e).items()} for e in service_events],
+        renamed=list(result.renamed),
+        items=[
+            {"path": i.snapshot_path, "target": i.target, "kind": i.kind}
+            for i in prepared.plan.items
+        ],
+        missing=list(prepared.plan.missing_in_snapshot),
+        warnings=[{"path": w.path, "reason": w.reason} for w in (r.warnings if r else [])],
+        errors=[
+            {"path": e.path, "reason": e.reason}
+            for e in ((r.errors + r.verify_failures) if r else [])
+        ],
+    )
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment or the user database
+        return ""

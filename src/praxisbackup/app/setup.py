@@ -354,14 +354,13 @@ def apply(
     folder = Path(output).resolve().parent
     folder.mkdir(parents=True, exist_ok=True)
     passphrase: str | None = None
-    if answers.passphrase_file:
-        password_file = answers.passphrase_file
-        stored = password_file
-    else:
+    password_file = answers.passphrase_file or str(folder / PASSPHRASE_FILE)
+    if not os.path.exists(password_file):
+        # A new installation. Setup run again keeps the passphrase: the media are encrypted
+        # with it, and the recovery key is sealed with it.
         passphrase = generate_recovery_key()
-        password_file = str(folder / PASSPHRASE_FILE)
         store_secret(password_file, passphrase)
-        stored = password_file
+    stored = password_file
     progress("passphrase")
     smtp_file = _store_smtp_password(answers, folder)
     config = build_config(answers, found, password_file, smtp_file)

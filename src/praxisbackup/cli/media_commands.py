@@ -18,6 +18,7 @@ from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import Config, load_config
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.report.i18n import text
+from praxisbackup.report.plan import note, plan_lines, plan_pdf
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -133,35 +134,24 @@ def plan(
     config = load_config(ctx.config_path)
     language = lang or config.practice.language
     first = date.fromisoformat(start) if start else date.today()
-    rows = []
-    for row in plan_rows(config, first, days):
-        if row.label is None:
-            reason = (
-                text(row.reason, language) if row.reason in ("weekend", "closed") else row.reason
-            )
-            rows.append((row.day, "-", reason))
-        else:
-            until = ""
-            if row.hold_until:
-                until = f", {'bis' if language == 'de' else 'until'} {row.hold_until}"
-            rows.append((row.day, row.label, text("role." + row.role, language) + until))
+    rows = plan_rows(config, first, days, language)
     if ctx.json:
-        ctx.emit_json([{"date": d.isoformat(), "medium": m, "note": n} for d, m, n in rows])
+        ctx.emit_json(
+            [
+                {"date": r.day.isoformat(), "medium": r.label or "-", "note": note(r, language)}
+                for r in rows
+            ]
+        )
         return
-    lines = [f"{text('plan.title', language)} – {config.practice.name}", ""]
-    lines += [f"{d.isoformat()} {d.strftime('%a'):<4} {m:<12} {n}" for d, m, n in rows]
-    if config.rotation is not None and config.rotation.override_reason:
-        lines += ["", "Override: " + config.rotation.override_reason]
+    override = config.rotation.override_reason if config.rotation is not None else ""
     if fmt == "pdf":
         if not output:
             raise PraxisError("a PDF needs --output FILE")
-        from praxisbackup.report.render import lines_pdf  # noqa: PLC0415
-
         with open(output, "wb") as fh:
-            fh.write(lines_pdf(lines))
+            fh.write(plan_pdf(rows, config.practice.name, language, override or ""))
         click.echo(f"written to {output}")
         return
-    click.echo("\n".join(lines))
+    click.echo("\n".join(plan_lines(rows, config.practice.name, language, override or "")))
 
 
 @click.command()

@@ -22,6 +22,7 @@ from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media.register import Register
 from praxisbackup.model.config import load_config
 from praxisbackup.model.locations import catalog_path
+from praxisbackup.report.drill import drill_pdf
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -38,6 +39,9 @@ pass_ctx = click.make_pass_decorator(Ctx)
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan only.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--by", "by_whom", help="Who does the restore (named in the protocol; default: OS user)."
+)
 @pass_ctx
 def restore_practice(
     ctx: Ctx,
@@ -46,6 +50,7 @@ def restore_practice(
     list_only: bool,
     dry_run: bool,
     yes: bool,
+    by_whom: str | None,
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
     config = load_config(ctx.config_path)
@@ -56,6 +61,7 @@ def restore_practice(
             click.echo(f"{s.short_id}  {s.time[:19]}  {s.host}  {', '.join(s.tags)}")
         return
     prepared = restore_app.prepare(config, passphrase, snapshot_ref, target_root)
+    prepared.by = by_whom or ""
     snap, plan = prepared.snapshot, prepared.plan
     click.echo(
         f"Restore from snapshot {snap.short_id} ({snap.time[:16]}) "
@@ -80,7 +86,7 @@ def restore_practice(
         raise PraxisError("nothing was changed")
     outcome = restore_app.run(config, prepared)
     click.echo("\n".join(outcome.lines))
-    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html")
+    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html / .json")
     if not outcome.ok:
         sys.exit(ExitCode.DAMAGED)
 
@@ -110,6 +116,8 @@ def find_cmd(ctx: Ctx, pattern: str) -> None:
 @click.option(
     "--check-command", help="Run this in the restored tree (e.g. start the database and check it)."
 )
+@click.option("--pdf", "pdf_file", help="Also write the result as a PDF to file (and sign it).")
+@click.option("--lang", type=click.Choice(["de", "en"]), help="Language of the PDF.")
 @pass_ctx
 def drill(
     ctx: Ctx,
@@ -117,16 +125,23 @@ def drill(
     snapshot_ref: str,
     scratch: str | None,
     check_command: str | None,
+    pdf_file: str | None,
+    lang: str | None,
 ) -> None:
     """Restore test on this machine: restore, compare every file, time it, record the result."""
     register = None
+    practice, language = "", lang or "de"
     if medium_root:
         attached, repo = open_medium(medium_root, ctx.passphrase())
     else:
         config = load_config(ctx.config_path)
         attached, repo = open_attached(config, ctx.passphrase(config=config))
         register = Register(catalog_path(config))
+        practice, language = config.practice.name, lang or config.practice.language
     record = drill_app.run_drill(repo, attached, snapshot_ref, scratch, check_command, register)
+    if pdf_file:
+        with open(pdf_file, "wb") as fh:
+            fh.write(drill_pdf(record, practice, language))
     if ctx.json:
         ctx.emit_json(record.__dict__)
     else:
@@ -139,6 +154,8 @@ def drill(
             click.echo(f"  damaged: {err}", err=True)
         if check_command:
             click.echo(f"check command: {'ok' if record.check_ok else 'FAILED'}")
+        if pdf_file:
+            click.echo(f"restore test result written to {pdf_file}")
     if not record.ok:
         sys.exit(ExitCode.DAMAGED)
 

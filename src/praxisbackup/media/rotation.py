@@ -141,6 +141,7 @@ class WorkingCalendar:
         self._closed = _closed_days(closed)
         self._categories = ("public", "catholic") if state in CATHOLIC_STATES else ("public",)
         self._years: dict[int, holidays.HolidayBase] = {}
+        self._names: dict[tuple[int, str], holidays.HolidayBase] = {}
 
     def _holidays(self, year: int) -> holidays.HolidayBase:
         table = self._years.get(year)
@@ -151,8 +152,23 @@ class WorkingCalendar:
             self._years[year] = table
         return table
 
-    def holiday_name(self, day: date) -> str | None:
-        name = self._holidays(day.year).get(day)
+    def holiday_name(self, day: date, lang: str = "de") -> str | None:
+        """The holiday's name in the reader's language ("Erster Weihnachtstag"), not in the
+        server's locale; None on other days."""
+        if day not in self._holidays(day.year):
+            return None
+        language = "de" if lang == "de" else "en_US"
+        names = self._names.get((day.year, language))
+        if names is None:
+            names = holidays.country_holidays(
+                "DE",
+                subdiv=self.state,
+                years=day.year,
+                categories=self._categories,
+                language=language,
+            )
+            self._names[(day.year, language)] = names
+        name = names.get(day)
         return str(name) if name else None
 
     def is_working_day(self, day: date) -> bool:
@@ -165,8 +181,8 @@ class RotationPlan:
         self.calendar = WorkingCalendar(settings.state, settings.closed)
         self.overridden = validate(settings, self)
 
-    def holiday_name(self, day: date) -> str | None:
-        return self.calendar.holiday_name(day)
+    def holiday_name(self, day: date, lang: str = "de") -> str | None:
+        return self.calendar.holiday_name(day, lang)
 
     def is_working_day(self, day: date) -> bool:
         return self.calendar.is_working_day(day)

@@ -8,8 +8,14 @@ from pathlib import Path
 
 from praxisbackup.model.config import Config
 
+ENV_STATE_DIR = "PRAXISBACKUP_STATE_DIR"
+
 
 def default_state_dir() -> Path:
+    """``PRAXISBACKUP_STATE_DIR`` if set, else ``%ProgramData%\\praxisbackup`` on Windows,
+    ``/var/lib/praxisbackup`` for root, the user's data folder otherwise."""
+    if os.environ.get(ENV_STATE_DIR):
+        return Path(os.environ[ENV_STATE_DIR])
     if sys.platform == "win32":
         return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "praxisbackup"
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -40,7 +40,7 @@ def language(lang: str | None) -> str:
     return lang if lang in LANGUAGES else DEFAULT_LANGUAGE
 
 
-def text(code: str, lang: str, **params: Any) -> str:
+def text(code: str, lang: str, /, **params: Any) -> str:
     """The message for ``code`` in ``lang`` (German if missing), filled with ``params``."""
     template = catalogue(language(lang)).get(code) or catalogue(DEFAULT_LANGUAGE).get(code)
     if template is None:
@@ -51,7 +51,7 @@ def text(code: str, lang: str, **params: Any) -> str:
         return template
 
 
-def lines(code: str, lang: str, **params: Any) -> list[str]:
+def lines(code: str, lang: str, /, **params: Any) -> list[str]:
     """A multi-line message as lines."""
     return text(code, lang, **params).splitlines()
 
@@ -80,6 +80,13 @@ def when(value: datetime | str | None, lang: str) -> str:
     moment = _local(value)
     clock = format_datetime(moment, "dd.MM.yyyy HH:mm", locale=language(lang))
     return f"{weekday(moment.date(), lang)}, {clock}"
+
+
+def clock(value: datetime | str | None, lang: str) -> str:
+    """The local time of day, e.g. "22:30:05" (timelines within one night); "–" if unset."""
+    if not value:
+        return "–"
+    return str(format_datetime(_local(value), "HH:mm:ss", locale=language(lang)))
 
 
 def day(value: date | str, lang: str, with_weekday: bool = True) -> str:

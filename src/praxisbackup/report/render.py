@@ -1,17 +1,33 @@
-"""Render a :class:`RunProtocol` as console text, HTML or a printable A4 PDF."""
+"""Render a :class:`RunProtocol` as console text, HTML or a printable A4 PDF.
+
+All three are made from one :class:`ProtocolView` (the protocol's facts already in the reader's
+language: local dates, German numbers and sizes, translated service actions), so the screen,
+the e-mail attachment and the filed paper say the same thing.
+"""
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import jinja2
 
 from praxisbackup.model.protocol import RunProtocol
-from praxisbackup.report.i18n import text
+from praxisbackup.report import localize
+from praxisbackup.report.i18n import clock, day, number, size, text, when
+from praxisbackup.report.pdf import Cell, Document
+
+#: Problem lines shown at most (a broken disk can list thousands of unreadable files).
+MAX_PROBLEMS = 200
+FAILED_ACTIONS = ("stop failed", "start failed", "query failed")
 
 
 def human_size(n: float) -> str:
+    """Size in binary units with a decimal point, for logs and stored finding parameters (the
+    documents show them the reader's way through :func:`report.i18n.size`)."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -20,56 +36,167 @@ def human_size(n: float) -> str:
 
 
 def finding_texts(p: RunProtocol, lang: str) -> list[dict[str, str]]:
-    return [{"level": f.level, "text": text(f.code, lang, **f.params)} for f in p.findings]
+    return [
+        {"level": f.level, "text": text(f.code, lang, **localize.params(f.params, lang))}
+        for f in p.findings
+    ]
+
+
+@dataclass
+class ProtocolView:
+    """A run protocol as its reader sees it; every string is final."""
+
+    title: str
+    status: str
+    status_text: str
+    todo: str
+    facts: list[tuple[str, str]]
+    findings: list[tuple[str, str]]
+    source_head: list[str]
+    sources: list[tuple[str, str, str, str, str]]  # label, path, files, size, new
+    service_head: list[str]
+    services: list[tuple[str, str, str, str, str]]  # level, time, service, action, detail
+    hook_head: list[str]
+    hooks: list[tuple[str, str, str, str, str]]  # name, when, exit, seconds, output
+    problem_head: list[str]
+    problems: list[tuple[str, str]]
+    problems_more: int
+    footer: str
+    practice: str
+    started: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _hook_when(h: dict[str, Any], lang: str) -> str:
+    moment = text("hook.when." + str(h["when"]), lang)
+    return f"{moment} {text('hook.stage.' + str(h['stage']), lang)}"
+
+
+def protocol_view(p: RunProtocol, lang: str = "de") -> ProtocolView:
+    def t(code: str, **params: Any) -> str:
+        return text(code, lang, **params)
+
+    facts = [
+        (t("started"), when(p.started, lang)),
+        (t("finished"), when(p.finished, lang)),
+        (t("host"), p.host),
+        (
+            t("medium"),
+            f"{t('doc.quoted', text=p.medium_label)} ({p.medium_path})" if p.medium_label else "–",
+        ),
+    ]
+    if p.expected_medium and p.expected_medium != p.medium_label:
+        facts.append((t("expected_medium"), t("doc.quoted", text=p.expected_medium)))
+    facts.append((t("snapshot"), p.snapshot_id[:8] or "–"))
+    if p.hold_until:
+        facts.append((t("hold_until"), day(p.hold_until, lang)))
+    if p.downtime_seconds is not None:
+        facts.append((t("downtime"), f"{number(p.downtime_seconds, lang)} {t('seconds')}"))
+    v = p.verification
+    if v.level:
+        facts.append(
+            (
+                t("verification"),
+                t(
+                    "verification.ok" if v.ok else "verification.failed",
+                    scope=t("verification." + v.level),
+                    packs=number(v.packs_read, lang),
+                    size=size(v.bytes_read, lang),
+                ),
+            )
+        )
+    services = []
+    for e in p.services:
+        action = str(e.get("action", ""))
+        services.append(
+            (
+                "red" if action in FAILED_ACTIONS else "",
+                clock(e.get("time"), lang),
+                str(e.get("service", "")),
+                localize.service_action(action, lang),
+                localize.phrase(str(e.get("detail", "")), lang),
+            )
+        )
+    hooks = [
+        (
+            str(h["name"]),
+            _hook_when(h, lang),
+            str(h["exit"]),
+            f"{number(float(h['seconds']), lang)} s",
+            "\n".join(str(h.get("output", "")).strip().splitlines()[-5:]),
+        )
+        for h in p.hooks
+    ]
+    problems_all = p.skipped + p.warnings
+    return ProtocolView(
+        title=f"{t('title')} – {p.practice}",
+        status=p.status,
+        status_text=t(f"status.{p.status}"),
+        todo=t("todo." + p.status),
+        facts=facts,
+        findings=[(f["level"], f["text"]) for f in finding_texts(p, lang)],
+        source_head=[t("col.source"), t("files"), t("size"), t("new_data")],
+        sources=[
+            (
+                s.label,
+                s.path,
+                number(s.files, lang),
+                size(s.bytes, lang),
+                size(s.new_bytes, lang),
+            )
+            for s in p.sources
+        ],
+        service_head=[t("col.time"), t("col.service"), t("col.action"), t("col.detail")],
+        services=services,
+        hook_head=[t("col.command"), t("col.when"), t("col.exit"), t("col.duration")],
+        hooks=hooks,
+        problem_head=[t("col.file"), t("col.reason")],
+        problems=[
+            (str(s.get("path", "")), localize.phrase(str(s.get("reason", "")), lang))
+            for s in problems_all[:MAX_PROBLEMS]
+        ],
+        problems_more=max(0, len(problems_all) - MAX_PROBLEMS),
+        footer=t("protocol.footer", version=p.program_version, run=p.run_id),
+        practice=p.practice,
+        started=p.started,
+        labels={
+            k: t(k) for k in ("what_to_do", "findings", "sources", "services", "hooks", "problems")
+        },
+    )
 
 
 def render_text(p: RunProtocol, lang: str = "de") -> str:
-    def t(code: str) -> str:
-        return text(code, lang)
-
-    lines = [
-        f"{t('title')} – {p.practice}",
-        "=" * 60,
-        t(f"status.{p.status}"),
-        "",
-        f"{t('what_to_do')} {t('todo.' + p.status)}",
-        "",
-        f"{t('started'):<24}{p.started}",
-        f"{t('finished'):<24}{p.finished}",
-        f"{t('host'):<24}{p.host}",
-        f"{t('medium'):<24}{p.medium_label or '-'} {p.medium_path}",
-        f"{t('snapshot'):<24}{p.snapshot_id[:8] or '-'}",
-    ]
-    if p.downtime_seconds is not None:
-        lines.append(f"{t('downtime'):<24}{p.downtime_seconds} {t('seconds')}")
-    lines += ["", t("findings") + ":"]
+    v = protocol_view(p, lang)
+    lab = v.labels
+    width = max(len(label) for label, _ in v.facts) + 2
+    lines = [v.title, "=" * 60, v.status_text, "", f"{lab['what_to_do']} {v.todo}", ""]
+    lines += [f"{label:<{width}}{value}" for label, value in v.facts]
+    lines += ["", lab["findings"] + ":"]
     marks = {"red": "!!", "yellow": " !", "info": "  "}
-    lines += [f" {marks.get(f['level'], '  ')} {f['text']}" for f in finding_texts(p, lang)]
-    lines += ["", t("sources") + ":"]
-    for s in p.sources:
-        lines.append(
-            f"   {s.label}: {s.files} {t('files')}, {human_size(s.bytes)}, "
-            f"{human_size(s.new_bytes)} {t('new_data')}  ({s.path})"
-        )
-    if p.services:
-        lines += ["", t("services") + ":"]
-        lines += [
-            f"   {e['time']}  {e['service']}: {e['action']} {e['detail']}".rstrip()
-            for e in p.services
-        ]
-    if p.hooks:
-        lines += ["", t("hooks") + ":"]
-        for h in p.hooks:
+    lines += [f" {marks.get(level, '  ')} {body}" for level, body in v.findings]
+    if v.sources:
+        lines += ["", lab["sources"] + ":"]
+        for label, path, files, total, new in v.sources:
             lines.append(
-                f"   {h['name']} ({h['when']} {h['stage']}): exit {h['exit']}, {h['seconds']} s"
+                f"   {label}: {files} {v.source_head[1]}, {total}, {new} {v.source_head[3]}"
+                f"  ({path})"
             )
-            lines += [f"      {out}" for out in str(h["output"]).strip().splitlines()[-5:]]
-    problems = p.skipped + p.warnings
-    if problems:
-        lines += ["", t("problems") + ":"]
-        lines += [f"   {s['path']}: {s['reason']}" for s in problems[:200]]
-        if len(problems) > 200:
-            lines.append(f"   … (+{len(problems) - 200})")
+    if v.services:
+        lines += ["", lab["services"] + ":"]
+        lines += [
+            f"   {time}  {service}: {action}" + (f" – {detail}" if detail else "")
+            for _level, time, service, action, detail in v.services
+        ]
+    if v.hooks:
+        lines += ["", lab["hooks"] + ":"]
+        for name, moment, code, seconds, output in v.hooks:
+            lines.append(f"   {name} ({moment}): {v.hook_head[2]} {code}, {seconds}")
+            lines += [f"      {out}" for out in output.splitlines()]
+    if v.problems:
+        lines += ["", lab["problems"] + ":"]
+        lines += [f"   {path}: {reason}" for path, reason in v.problems]
+        if v.problems_more:
+            lines.append(f"   … (+{v.problems_more})")
     return "\n".join(lines) + "\n"
 
 
@@ -81,82 +208,80 @@ def render_html(p: RunProtocol, lang: str = "de") -> str:
         .read_text("utf-8")
     )
     template = env.from_string(source)
-    ctx: dict[str, Any] = {
-        "p": p,
-        "lang": lang,
-        "status": p.status,
-        "findings": finding_texts(p, lang),
-        "t": lambda code: text(code, lang),
-        "size": human_size,
-    }
-    return template.render(**ctx)
-
-
-def _latin1(s: str) -> str:
-    """The PDF core fonts cover Latin-1 (all German letters); map the rest to close ASCII."""
-    replacements = {"–": "-", "—": "-", "„": '"', "“": '"', "”": '"', "…": "...", "’": "'"}
-    for a, b in replacements.items():
-        s = s.replace(a, b)
-    return s.encode("latin-1", "replace").decode("latin-1")
+    return template.render(v=protocol_view(p, lang), lang=lang, day=day(p.started[:10], lang))
 
 
 def render_pdf(p: RunProtocol, lang: str = "de") -> bytes:
-    from fpdf import FPDF  # noqa: PLC0415 - imported only when a PDF is made
+    """The protocol as the practice files it: status box, facts, findings, tables, signature."""
+    v = protocol_view(p, lang)
+    lab = v.labels
+    doc = Document(v.title, v.practice, lang)
+    doc.heading(v.title)
+    doc.status(v.status, v.status_text)
+    doc.paragraph(f"{lab['what_to_do']} {v.todo}", bold=True)
+    doc.space(2)
+    doc.facts(v.facts)
+    doc.section(lab["findings"])
+    doc.bullets(v.findings)
+    w = doc.width
+    if v.sources:
+        doc.section(lab["sources"])
+        doc.table(
+            v.source_head,
+            [[f"{lab_}\n{path}", files, total, new] for lab_, path, files, total, new in v.sources],
+            [w - 100, 25, 30, 45],
+            ["L", "R", "R", "R"],
+        )
+    if v.services:
+        doc.section(lab["services"])
+        doc.table(
+            v.service_head,
+            [
+                [Cell(time, level), service, Cell(action, level), Cell(detail, level)]
+                for level, time, service, action, detail in v.services
+            ],
+            [20, 42, 52, w - 114],
+        )
+    if v.hooks:
+        doc.section(lab["hooks"])
+        doc.table(
+            v.hook_head,
+            [[name, moment, code, seconds] for name, moment, code, seconds, _out in v.hooks],
+            [w - 110, 50, 30, 30],
+            ["L", "L", "R", "R"],
+        )
+        for name, _moment, _code, _seconds, output in v.hooks:
+            if output:
+                doc.paragraph(f"{name}:", bold=True, size=8.5)
+                doc.paragraph(output, mono=True, size=7.5, indent=4)
+    if v.problems:
+        doc.section(lab["problems"])
+        doc.table(
+            v.problem_head,
+            [[Cell(path, mono=True), reason] for path, reason in v.problems],
+            [w * 0.6, w * 0.4],
+            size=8.5,
+        )
+        if v.problems_more:
+            doc.paragraph(f"… (+{v.problems_more})")
+    doc.signature()
+    doc.space(4)
+    doc.paragraph(v.footer, size=7.5, level="info")
+    return doc.output()
 
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_page()
-    colors = {"green": (216, 240, 216), "yellow": (255, 243, 196), "red": (248, 208, 208)}
-    pdf.set_font("Helvetica", "B", 16)
-    pdf.multi_cell(
-        0, 9, _latin1(f"{text('title', lang)} - {p.practice}"), new_x="LMARGIN", new_y="NEXT"
-    )
-    pdf.ln(2)
-    pdf.set_fill_color(*colors.get(p.status, (230, 230, 230)))
-    pdf.set_font("Helvetica", "B", 13)
-    pdf.multi_cell(
-        0, 10, _latin1(text(f"status.{p.status}", lang)), fill=True, new_x="LMARGIN", new_y="NEXT"
-    )
-    pdf.ln(2)
-    pdf.set_font("Helvetica", "", 10)
-    for line in render_text(p, lang).splitlines()[3:]:
-        pdf.multi_cell(0, 5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
 
-
-def lines_pdf(lines: list[str], title_size: int = 14, qr: Any = None) -> bytes:
-    """A plain A4 PDF of text lines (plans, emergency sheets); the first line is the title.
-    ``qr`` (a segno QR code) is drawn at the top right."""
-    import io  # noqa: PLC0415
-
-    from fpdf import FPDF  # noqa: PLC0415
-
-    pdf = FPDF(format="A4")
-    pdf.set_auto_page_break(True, margin=15)
-    pdf.add_page()
-    if qr is not None:
-        png = io.BytesIO()
-        qr.save(png, kind="png", scale=6, border=2)
-        png.seek(0)
-        pdf.image(png, x=160, y=10, w=40)
-    pdf.set_font("Helvetica", "B", title_size)
-    pdf.multi_cell(
-        150 if qr is not None else 0,
-        8,
-        _latin1(lines[0] if lines else ""),
-        new_x="LMARGIN",
-        new_y="NEXT",
-    )
-    pdf.set_font("Courier", "", 9)
+def lines_pdf(lines: list[str], practice: str = "", lang: str = "de") -> bytes:
+    """A plain A4 PDF of text lines (the first line is the title), in the documents' font and
+    with their footer; for short notes that need no tables."""
+    doc = Document(lines[0] if lines else "", practice, lang, created=datetime.now())
+    doc.heading(lines[0] if lines else "")
     for line in lines[1:]:
-        pdf.multi_cell(0, 4.5, _latin1(line) or " ", new_x="LMARGIN", new_y="NEXT")
-    return bytes(pdf.output())
+        doc.paragraph(line)
+    return doc.output()
 
 
 def lines_html(lines: list[str]) -> str:
     """A plain printable HTML page of text lines; the first line is the title."""
-    import html  # noqa: PLC0415
-
     title = html.escape(lines[0] if lines else "")
     body = "\n".join(html.escape(line) for line in lines[1:])
     return (
