@@ -3,7 +3,9 @@
  * The SCM needs a program that speaks its protocol (StartServiceCtrlDispatcher, status
  * reports, stop requests); "praxisbackup serve" is a console program. This wrapper starts
  *   "<its folder>\python\python.exe" -m praxisbackup.cli.main serve
- * with its output appended to %ProgramData%\praxisbackup\logs\service.log, reports RUNNING,
+ * with its output appended to %ProgramData%\praxisbackup\logs\service.log (through a pipe
+ * and a copying thread: Wine's python.exe cannot start with a regular file as its standard
+ * output, and a pipe also keeps the log writable while the child runs), reports RUNNING,
  * and on a stop request (or system shutdown) sends the child CTRL_BREAK: the nightly job turns
  * that into an orderly stop that starts the practice's services again before it exits (job.py,
  * SIGBREAK). It keeps reporting STOP_PENDING with fresh checkpoints while it waits, and ends
@@ -11,9 +13,12 @@
  * reports STOPPED with the child's exit code as a service-specific error, so the SCM's failure
  * actions (restart, set by the installer with "sc failure" and "sc failureflag 1") apply.
  *
- * Build: x86_64-w64-mingw32-gcc -O2 -municode -s -o praxisbackup-service.exe pbservice.c
+ * Build: x86_64-w64-mingw32-gcc -O2 -municode -s -o praxisbackup-service.exe pbservice.c \
+ *        -lshell32 -lole32 -luuid
  */
 #include <windows.h>
+#include <shlobj.h>
+#include <knownfolders.h>
 #include <stdio.h>
 #include <wchar.h>
 
@@ -53,21 +58,59 @@ static DWORD WINAPI control(DWORD code, DWORD type, LPVOID data, LPVOID context)
     return code == SERVICE_CONTROL_INTERROGATE ? NO_ERROR : ERROR_CALL_NOT_IMPLEMENTED;
 }
 
-/* %ProgramData%\praxisbackup\logs\service.log, opened for appending (inheritable). */
+/* %ProgramData%\praxisbackup\logs\service.log, opened for appending. */
 static HANDLE open_log(void)
 {
+    /* The known folder, as praxisbackup itself finds it: a service's environment may lack
+     * %ProgramData% or (under Wine) point it elsewhere. */
     wchar_t dir[MAX_PATH], path[MAX_PATH];
-    DWORD n = GetEnvironmentVariableW(L"ProgramData", dir, MAX_PATH);
-    if (n == 0 || n >= MAX_PATH)
+    PWSTR known = NULL;
+    if (SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, NULL, &known) == S_OK && known &&
+        wcslen(known) < MAX_PATH)
+        wcscpy(dir, known);
+    else
         wcscpy(dir, L"C:\\ProgramData");
+    CoTaskMemFree(known);
     swprintf(path, MAX_PATH, L"%ls\\praxisbackup", dir);
     CreateDirectoryW(path, NULL);
     swprintf(path, MAX_PATH, L"%ls\\praxisbackup\\logs", dir);
     CreateDirectoryW(path, NULL);
     swprintf(path, MAX_PATH, L"%ls\\praxisbackup\\logs\\service.log", dir);
-    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
-    return CreateFileW(path, FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, &inherit,
-                       OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    /* GENERIC_WRITE, positioned at the end: Wine does not create a file opened with
+     * FILE_APPEND_DATA alone. Only the copying thread writes to it. */
+    HANDLE log = CreateFileW(path, GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, NULL,
+                             OPEN_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL);
+    if (log != INVALID_HANDLE_VALUE)
+        SetFilePointer(log, 0, NULL, FILE_END);
+    return log;
+}
+
+static void finish_log(HANDLE copier, HANDLE log)
+{
+    if (copier) {
+        WaitForSingleObject(copier, 5000); /* the rest of the child's output */
+        CloseHandle(copier);
+    }
+    if (log != INVALID_HANDLE_VALUE)
+        CloseHandle(log);
+}
+
+/* Copies the child's output from the pipe into the log until the child closes it. */
+struct copy_args {
+    HANDLE from, to;
+};
+
+static DWORD WINAPI copy_output(LPVOID param)
+{
+    struct copy_args *args = (struct copy_args *)param;
+    char buffer[4096];
+    DWORD got, put;
+    while (ReadFile(args->from, buffer, sizeof buffer, &got, NULL) && got > 0) {
+        if (args->to != INVALID_HANDLE_VALUE)
+            WriteFile(args->to, buffer, got, &put, NULL);
+    }
+    CloseHandle(args->from);
+    return 0;
 }
 
 static void WINAPI service_main(DWORD argc, LPWSTR *argv)
@@ -96,25 +139,38 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
      * sent CTRL_BREAK. */
     AllocConsole();
     HANDLE log = open_log();
+    SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+    HANDLE pipe_read = NULL, pipe_write = NULL;
+    if (!CreatePipe(&pipe_read, &pipe_write, &inherit, 0)) {
+        report(SERVICE_STOPPED, GetLastError(), 0, 0);
+        return;
+    }
+    SetHandleInformation(pipe_read, HANDLE_FLAG_INHERIT, 0); /* only the child's end */
     STARTUPINFOW si;
     PROCESS_INFORMATION pi;
     ZeroMemory(&si, sizeof si);
     si.cb = sizeof si;
-    if (log != INVALID_HANDLE_VALUE) {
-        si.dwFlags = STARTF_USESTDHANDLES;
-        si.hStdInput = NULL;
-        si.hStdOutput = log;
-        si.hStdError = log;
-    }
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = NULL;
+    si.hStdOutput = pipe_write;
+    si.hStdError = pipe_write;
     SetEnvironmentVariableW(L"PYTHONIOENCODING", L"utf-8");
+    SetEnvironmentVariableW(L"PYTHONUNBUFFERED", L"1");
     if (!CreateProcessW(NULL, cmd, NULL, NULL, TRUE, CREATE_NEW_PROCESS_GROUP, NULL, exe, &si,
                         &pi)) {
         DWORD err = GetLastError();
+        CloseHandle(pipe_read);
+        CloseHandle(pipe_write);
         if (log != INVALID_HANDLE_VALUE)
             CloseHandle(log);
         report(SERVICE_STOPPED, err, 0, 0);
         return;
     }
+    CloseHandle(pipe_write); /* the child holds the only write end now */
+    static struct copy_args copy;
+    copy.from = pipe_read;
+    copy.to = log;
+    HANDLE copier = CreateThread(NULL, 0, copy_output, &copy, 0, NULL);
     CloseHandle(pi.hThread);
     report(SERVICE_RUNNING, NO_ERROR, 0, 0);
 
@@ -134,16 +190,14 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
             report(SERVICE_STOP_PENDING, NO_ERROR, 0, 5000);
         }
         CloseHandle(pi.hProcess);
-        if (log != INVALID_HANDLE_VALUE)
-            CloseHandle(log);
+        finish_log(copier, log);
         report(SERVICE_STOPPED, NO_ERROR, 0, 0);
         return;
     }
     /* The child ended by itself: a failure the SCM's recovery actions should handle. */
     GetExitCodeProcess(pi.hProcess, &code);
     CloseHandle(pi.hProcess);
-    if (log != INVALID_HANDLE_VALUE)
-        CloseHandle(log);
+    finish_log(copier, log);
     report(SERVICE_STOPPED, ERROR_SERVICE_SPECIFIC_ERROR, code ? code : 1, 0);
 }
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from praxisbackup import platform
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.tomllines import key_lines, line_of
 
@@ -477,7 +478,7 @@ def default_config_path() -> Path:
     """``%ProgramData%\\praxisbackup\\praxisbackup.toml`` on Windows,
     ``/etc/praxisbackup/praxisbackup.toml`` for root elsewhere, else the user config dir."""
     if sys.platform == "win32":
-        base = os.environ.get("PROGRAMDATA", r"C:\ProgramData")
+        base = platform.program_data()
         return Path(base) / "praxisbackup" / "praxisbackup.toml"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/etc/praxisbackup/praxisbackup.toml")

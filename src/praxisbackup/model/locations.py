@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from praxisbackup import platform
 from praxisbackup.model.config import Config
 
 ENV_STATE_DIR = "PRAXISBACKUP_STATE_DIR"
@@ -17,7 +18,7 @@ def default_state_dir() -> Path:
     if os.environ.get(ENV_STATE_DIR):
         return Path(os.environ[ENV_STATE_DIR])
     if sys.platform == "win32":
-        return Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "praxisbackup"
+        return Path(platform.program_data()) / "praxisbackup"
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         return Path("/var/lib/praxisbackup")
     import platformdirs  # noqa: PLC0415 - only for a non-root user

@@ -35,6 +35,7 @@ tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
 protect_secret = _impl.protect_secret
+program_data = _impl.program_data
 unprotect_secret = _impl.unprotect_secret
 write_private_file = _impl.write_private_file
 acl_sddl = _impl.acl_sddl
@@ -74,6 +75,7 @@ __all__ = [
     "hostname",
     "owner_names",
     "pread",
+    "program_data",
     "protect_secret",
     "restore_owner",
     "set_birthtime_ns",

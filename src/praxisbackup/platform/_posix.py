@@ -163,3 +163,8 @@ def write_private_file(path: str, data: bytes) -> None:
         os.write(fd, data)
     finally:
         os.close(fd)
+
+
+def program_data() -> str:
+    """Windows only; POSIX keeps state in /var/lib and /etc (see model/locations.py)."""
+    raise NotImplementedError("ProgramData exists on Windows only")

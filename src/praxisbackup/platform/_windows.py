@@ -306,3 +306,35 @@ def write_private_file(path: str, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
     set_private_acl(path, PRIVATE_FILE_SDDL)
+
+
+class _GUID(ctypes.Structure):
+    _fields_ = (
+        ("Data1", ctypes.c_uint32),
+        ("Data2", ctypes.c_uint16),
+        ("Data3", ctypes.c_uint16),
+        ("Data4", ctypes.c_ubyte * 8),
+    )
+
+
+#: FOLDERID_ProgramData {62AB5D82-FDC1-4DC3-A9DD-070D1D495D97}
+_FOLDERID_PROGRAM_DATA = _GUID(
+    0x62AB5D82, 0xFDC1, 0x4DC3, (ctypes.c_ubyte * 8)(0xA9, 0xDD, 0x07, 0x0D, 0x1D, 0x49, 0x5D, 0x97)
+)
+
+
+def program_data() -> str:
+    """The machine's ProgramData folder as the shell knows it (SHGetKnownFolderPath), the same
+    for every account - unlike the environment variable, which a service may not have (and
+    which Wine sets differently for services)."""
+    shell32 = _win.windll.shell32
+    ole32 = _win.windll.ole32
+    path = ctypes.c_wchar_p()
+    if shell32.SHGetKnownFolderPath(
+        ctypes.byref(_FOLDERID_PROGRAM_DATA), 0, None, ctypes.byref(path)
+    ):
+        return os.environ.get("PROGRAMDATA", r"C:\ProgramData")
+    try:
+        return str(path.value)
+    finally:
+        ole32.CoTaskMemFree(path)
