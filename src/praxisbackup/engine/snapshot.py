@@ -65,7 +65,7 @@ class Snapshot:
     def from_json(cls, raw: bytes, snapshot_id: str) -> Snapshot:
         try:
             doc: dict[str, Any] = json.loads(raw.decode("utf-8", "surrogatepass"))
-            return cls(
+            snap = cls(
                 time=str(doc["time"]),
                 host=str(doc["host"]),
                 user=str(doc["user"]),
@@ -79,7 +79,15 @@ class Snapshot:
                 warnings=[Skipped(**s) for s in doc.get("warnings", [])],
                 id=snapshot_id,
             )
-        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            if snap.datetime.tzinfo is None:
+                raise ValueError(f"time {snap.time!r} has no UTC offset")
+            if len(snap.tree) != 64:
+                raise ValueError(f"tree id {snap.tree!r} is malformed")
+            snap.tree_id  # noqa: B018 - must be hex
+            if snap.parent is not None and not isinstance(snap.parent, str):
+                raise ValueError("parent is not an id")
+            return snap
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
             raise IntegrityError(f"snapshot {snapshot_id[:12]} is malformed: {exc}") from None
 
     @property
