@@ -237,6 +237,15 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
         ctx.say(f"{c.change}  {c.path}")
 
 
+def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-lock",
+        is_flag=True,
+        help="Write no lock (only for a medium that cannot be written, e.g. write-protected); "
+        "then nothing stops a prune from deleting data while this command reads it.",
+    )(f)
+
+
 @click.command()
 @click.argument("snapshot_ref")
 @click.option("-t", "--target", required=True, help="Folder to restore into.")
@@ -247,19 +256,52 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
     "--overwrite", type=click.Choice(OVERWRITE_POLICIES), default="never", show_default=True
 )
 @click.option(
-    "--verify", is_flag=True, help="Read restored files back and compare content and times."
+    "--verify",
+    is_flag=True,
+    help="Read restored and kept files back and compare content and times with the snapshot.",
 )
+@click.option(
+    "--special-files",
+    is_flag=True,
+    help="Also restore device nodes, FIFOs and setuid/setgid bits (like tar -p as root).",
+)
+@click.option(
+    "--follow-link",
+    "follow_links",
+    multiple=True,
+    metavar="PATH",
+    help="Write through this link (symlink, junction) below the target; others are refused.",
+)
+@_no_lock_option
 @pass_ctx
 def restore(
-    ctx: Ctx, snapshot_ref: str, target: str, include: tuple[str, ...], overwrite: str, verify: bool
+    ctx: Ctx,
+    snapshot_ref: str,
+    target: str,
+    include: tuple[str, ...],
+    overwrite: str,
+    verify: bool,
+    special_files: bool,
+    follow_links: tuple[str, ...],
+    no_lock: bool,
 ) -> None:
-    """Restore a snapshot (``latest`` or an id) into TARGET."""
+    """Restore a snapshot (``latest`` or an id) into TARGET.
+
+    Every file is written under a temporary name and renamed into place when complete; no
+    link below TARGET is followed unless given with --follow-link."""
     repo = ctx.open()
-    assert_no_exclusive_lock(repo)
+    if no_lock:
+        assert_no_exclusive_lock(repo)
     repo.load_index()
     snap = find_snapshot(repo, snapshot_ref)
     options = RestoreOptions(
-        target=target, includes=list(include), overwrite=overwrite, verify=verify
+        target=target,
+        includes=list(include),
+        overwrite=overwrite,
+        verify=verify,
+        special=special_files,
+        follow_links=list(follow_links),
+        lock=not no_lock,
     )
     progress = _progress(ctx, "restore")
     progress.set_total(snap.summary.total_files, snap.summary.total_bytes)

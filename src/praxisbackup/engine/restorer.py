@@ -709,11 +709,7 @@ class Restorer:
         for parts, node, spath in reversed(self._dirs):
             try:
                 with self.target.folder(parts, create=False) as own:
-                    if own.metadata_by_fd:
-                        self._apply_metadata(own, ".", own.fd, node, spath)
-                    else:
-                        with self.target.folder(parts[:-1], create=False) as parent:
-                            self._apply_metadata(parent, parts[-1], None, node, spath)
+                    self._apply_metadata(own, os.curdir, own.fd, node, spath)
             except UnsafeTargetError as exc:
                 self.result.errors.append(Skipped(spath, f"folder metadata not set: {exc}"))
             except OSError as exc:

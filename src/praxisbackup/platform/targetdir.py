@@ -269,6 +269,8 @@ class PathDir:
         return cls(path, windows_names)
 
     def join(self, name: str) -> str:
+        if name == os.curdir:
+            return self.path  # the folder itself (checked, or allowed, when it was opened)
         if self.windows_names:
             problem = windows_name_problem(name)
             if problem:
@@ -276,6 +278,8 @@ class PathDir:
         return os.path.join(self.path, name)
 
     def _check_not_link(self, path: str) -> None:
+        if path == self.path:
+            return
         try:
             st = os.lstat(path)
         except FileNotFoundError:

@@ -1,9 +1,10 @@
 """Child process for crash runs: one repository operation against a crashing backend.
 
-``python -m praxisbackup.torture.child REPO PASSWORD ACTION KILL [ARG]`` where ACTION is
-backup (ARG = source), prune, rekey (ARG = new passphrase), repair; KILL is a step number,
-``0`` (never), ``snapshot`` (right before the snapshot is written), ``before-<kind>`` (before
-the first write of that kind, e.g. ``before-index``) or ``p<step>`` (power loss).
+``python -m praxisbackup.torture.child REPO PASSWORD ACTION KILL [ARG...]`` where ACTION is
+backup (ARG = source), prune, rekey (ARG = new passphrase), repair, restore (ARGS = target,
+overwrite mode); KILL is a step number, ``0`` (never), ``snapshot`` (right before the snapshot
+is written), ``before-<kind>`` (before the first write of that kind, e.g. ``before-index``),
+``p<step>`` (power loss) or ``r<n>`` (at the n-th blob read).
 Prints ``steps=N`` when it finishes.
 """
 
@@ -16,6 +17,8 @@ from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repair import repair
 from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.restorer import RestoreOptions, Restorer
+from praxisbackup.engine.snapshot import find_snapshot
 from praxisbackup.torture.faults import CrashingBackend
 
 
@@ -24,6 +27,8 @@ def backend_for(repo_path: str, spec: str) -> CrashingBackend:
         return CrashingBackend(repo_path, kill_before_kind="snapshots")
     if spec.startswith("before-"):
         return CrashingBackend(repo_path, kill_before_kind=spec[len("before-") :])
+    if spec.startswith("r"):
+        return CrashingBackend(repo_path, kill_at_read=int(spec[1:]))
     if spec.startswith("p"):
         return CrashingBackend(repo_path, int(spec[1:]), power_loss=True)
     return CrashingBackend(repo_path, int(spec))
@@ -47,6 +52,12 @@ def main(argv: list[str]) -> int:
     elif action == "repair":
         with lock_repository(repo, exclusive=True, command="repair"):
             repair(repo)
+    elif action == "restore":
+        repo.load_index()
+        snap = find_snapshot(repo, "latest")
+        options = RestoreOptions(target=rest[0], overwrite=rest[1], special=True)
+        result = Restorer(repo, snap, options).run()
+        print(f"reads={backend.reads} files={result.files} errors={len(result.errors)}")
     else:
         print(f"unknown action {action}", file=sys.stderr)
         return 2
