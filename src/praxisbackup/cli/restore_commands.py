@@ -26,6 +26,7 @@ from praxisbackup.engine.snapshot import Snapshot, find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
+from praxisbackup.platform.targetdir import links_on_path
 from praxisbackup.practice import recovery
 from praxisbackup.practice.config import Config, load_config
 from praxisbackup.practice.job import make_service, read_passphrase
@@ -93,6 +94,13 @@ def _default_root(snap: Snapshot) -> str:
 )
 @click.option("--dry-run", is_flag=True, help="Show the plan only.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--follow-link",
+    "follow_links",
+    multiple=True,
+    metavar="PATH",
+    help="Restore through this link/junction below the target root (shown in the plan).",
+)
 @pass_ctx
 def restore_practice(
     ctx: Ctx,
@@ -101,6 +109,7 @@ def restore_practice(
     list_only: bool,
     dry_run: bool,
     yes: bool,
+    follow_links: tuple[str, ...],
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
     config = load_config(ctx.config_path)
@@ -121,6 +130,11 @@ def restore_practice(
             f"   (existing renamed to {os.path.basename(item.rename_to)})" if item.rename_to else ""
         )
         click.echo(f"  {item.kind:<4} {item.snapshot_path}  ->  {item.target}{rename}")
+    for link, points_to in sorted(
+        {x for i in plan.items for x in links_on_path(root, os.path.dirname(i.target))}
+    ):
+        allowed = "followed" if link in follow_links else "REFUSED unless --follow-link " + link
+        click.echo(f"  LINK {link} -> {points_to} ({allowed})")
     for missing in plan.missing_in_snapshot:
         click.echo(f"  MISSING in the snapshot: {missing}")
     if (
@@ -146,7 +160,7 @@ def restore_practice(
         still_open = open_files_below([c for s in config.services for c in s.check_closed])
         if still_open:
             raise PraxisError(f"restore refused: files are still open: {', '.join(still_open[:5])}")
-        result = execute(repo, plan)
+        result = execute(repo, plan, list(follow_links))
     finally:
         services.start_all()
     assert result.restore is not None
