@@ -289,3 +289,21 @@ def test_restore_practice_refuses_a_planted_link_unless_it_is_allowed(
     assert tree_state(elsewhere / "M1" / "Bin", with_atime=False) == tree_state(
         server / "CompuMED" / "M1" / "Bin", with_atime=False
     )
+
+
+def test_a_junk_snapshot_file_does_not_block_restore_practice_or_a_drill(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    (usb / "praxisbackup" / "snapshots" / ("0" * 64)).write_bytes(b"")
+    listing = cli(cfg, "restore-practice", "--list")
+    assert listing.returncode == 0, listing.stderr
+    new = base / "neuer-server"
+    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert tree_state(new / "CompuMED" / "M1" / "Bin", with_atime=False) == tree_state(
+        server / "CompuMED" / "M1" / "Bin", with_atime=False
+    )
+    drill = cli(cfg, "drill")
+    assert drill.returncode == 0, drill.stdout + drill.stderr

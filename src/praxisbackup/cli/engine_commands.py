@@ -79,6 +79,12 @@ def _scan_totals(paths: list[str], progress: Progress) -> None:
     threading.Thread(target=scan, daemon=True, name="scan").start()
 
 
+def _warn_unreadable(repo: Repository) -> None:
+    """Snapshot files that could not be read were skipped: say so (check reports them)."""
+    for name, why in sorted(repo.unreadable_snapshots.items()):
+        click.echo(f"warning: snapshot file {name[:16]} skipped: {why}", err=True)
+
+
 def register(cli: click.Group) -> None:
     for command in COMMANDS:
         cli.add_command(command)
@@ -166,6 +172,7 @@ def snapshots(ctx: Ctx, host: str | None, tag: tuple[str, ...]) -> None:
         for s in list_snapshots(repo)
         if (host is None or s.host == host) and all(t in s.tags for t in tag)
     ]
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json([_snapshot_doc(s) for s in snaps])
         return
@@ -294,6 +301,7 @@ def restore(
         assert_no_exclusive_lock(repo)
     repo.load_index()
     snap = find_snapshot(repo, snapshot_ref)
+    _warn_unreadable(repo)
     options = RestoreOptions(
         target=target,
         includes=list(include),
@@ -423,6 +431,7 @@ def forget(
             for d in removed:
                 repo.backend.delete("snapshots", d.snapshot.id)
         stats = run_prune(repo, _progress(ctx, "prune")) if do_prune and not dry_run else None
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json(
             {
@@ -451,6 +460,7 @@ def prune(ctx: Ctx, dry_run: bool) -> None:
     repo = ctx.open()
     with lock_repository(repo, exclusive=True, command="prune"):
         stats = run_prune(repo, _progress(ctx, "prune"), dry_run=dry_run)
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(stats))
         return

@@ -6,8 +6,11 @@ Data check (``read_data``): every pack (or a subset) is read from the medium its
 cached pages are dropped first - hashed against its name, its header compared with the index,
 and every blob decrypted, decompressed and checked against its id.
 
-Damage is reported with the snapshots and file paths it affects. check never writes to the
-medium (not even a lock).
+Damage is reported with the snapshots and file paths it affects. The damaged blob copies are
+also written to the medium as a damage record (``meta/damage-*``, unless the medium cannot be
+written): the next backup stores those blobs again and reads prefer other copies, until prune
+removes the damaged copies. Apart from that record check writes nothing (its caller holds a
+shared lock).
 """
 
 from __future__ import annotations
@@ -74,14 +77,17 @@ class Checker:
         self.repo = repo
         self.progress = progress or Progress()
         self.result = CheckResult()
-        self._bad_blobs: set[tuple[int, bytes]] = set()
         self._lock = threading.Lock()
         self._tree_memo: dict[bytes, list[str]] = {}
+        self._recorded: set[tuple[str, int, bytes]] = set()
 
-    def run(self, read_data: bool = False, subset: str | None = None) -> CheckResult:
+    def run(
+        self, read_data: bool = False, subset: str | None = None, record_damage: bool = True
+    ) -> CheckResult:
         res = self.result
         self._check_keys()
         report = self.repo.load_index(tolerate_damage=True)
+        self._recorded = set(self.repo.index.bad_locations())
         for name, msg in report.damaged.items():
             res.errors.append(Problem("index", name, msg))
         on_medium = {info.name: info.size for info in self.repo.backend.list("data")}
@@ -106,19 +112,62 @@ class Checker:
                     "'repair' indexes it)",
                 )
             )
+        read: list[str] = []
         if read_data or subset:
             packs = [p for p in indexed if p in on_medium and indexed[p] == on_medium[p]]
-            self._read_packs(self._select(packs, subset))
+            read = self._select(packs, subset)
+            self._read_packs(read)
+        self._report_recorded(set(read))
         self._check_snapshots()
+        if record_damage:
+            self._record_damage()
         self.progress.close()
         return res
 
-    def verify_packs(self, pack_ids: list[str]) -> CheckResult:
+    def verify_packs(self, pack_ids: list[str], record_damage: bool = True) -> CheckResult:
         """Read the given packs from the medium (uncached) and verify every blob in them;
-        used by the nightly job right after a backup."""
+        used by the nightly job right after a backup. Damage found is recorded on the medium,
+        so the next backup stores the affected blobs again."""
         indexed = dict(self.repo.index.packs())
+        self._recorded = set(self.repo.index.bad_locations())
         self._read_packs([p for p in pack_ids if p in indexed])
+        if record_damage:
+            self._record_damage()
         return self.result
+
+    def _record_damage(self) -> None:
+        new = [c for c in self.repo.index.bad_locations() if c not in self._recorded]
+        try:
+            self.repo.record_damage(new, "check")
+        except StorageError as exc:
+            self.result.warnings.append(
+                Problem("damage record", "-", f"not written to the medium: {exc}")
+            )
+        self._recorded.update(new)
+
+    def _report_recorded(self, read: set[str]) -> None:
+        """Damage an earlier check recorded, in packs not read this time."""
+        for pack_id, blob_type, blob_id in sorted(self._recorded):
+            if pack_id in read or not self.repo.index.has_pack(pack_id):
+                continue
+            if self.repo.index.has_good(blob_type, blob_id):
+                self.result.warnings.append(
+                    Problem(
+                        "blob",
+                        blob_id.hex(),
+                        f"the copy in pack {pack_id[:12]} was found damaged earlier; another "
+                        "copy is intact ('prune' removes the damaged one)",
+                    )
+                )
+            else:
+                self.result.errors.append(
+                    Problem(
+                        "blob",
+                        blob_id.hex(),
+                        f"the only copy, in pack {pack_id[:12]}, was found damaged earlier "
+                        "(damage record); the next backup stores the data again if it still has it",
+                    )
+                )
 
     def check_snapshot_tree(self, tree_id: bytes) -> list[str]:
         """Paths below a snapshot's tree whose data is not (or not intact) in the index."""
@@ -136,6 +185,11 @@ class Checker:
                 self.result.errors.append(
                     Problem("key", name, "key slot does not match its name (damaged)")
                 )
+                continue
+            try:
+                crypto.parse_key_slot(raw, "key slot")
+            except IntegrityError as exc:
+                self.result.errors.append(Problem("key", name, str(exc)))
 
     # -- data ---------------------------------------------------------------------------
     @staticmethod
@@ -152,8 +206,8 @@ class Checker:
         return random.sample(ordered, count)
 
     def _mark_pack_bad(self, pack_id: str) -> None:
-        for blob in self.repo.index.blobs_in_pack(pack_id):
-            self._bad_blobs.add(blob)
+        for blob_type, blob_id in self.repo.index.blobs_in_pack(pack_id):
+            self.repo.index.mark_bad(pack_id, blob_type, blob_id)
 
     def _read_packs(self, packs: list[str]) -> None:
         sizes = dict(self.repo.index.packs())
@@ -186,8 +240,8 @@ class Checker:
                 bad.update(self.repo.index.blobs_in_pack(pack_id))
             in_header = 0
             for e in entries:
-                if self.repo.index.pack_of(e.type, e.id) != pack_id:
-                    continue  # a duplicate whose indexed copy lives elsewhere
+                if not self.repo.index.in_pack(pack_id, e.type, e.id):
+                    continue  # a copy the index does not know (never read from here)
                 in_header += 1
                 blobs += 1
                 try:
@@ -216,7 +270,8 @@ class Checker:
             bad.update(self.repo.index.blobs_in_pack(pack_id))
         with self._lock:
             self.result.errors.extend(errors)
-            self._bad_blobs.update(bad)
+            for blob_type, blob_id in bad:
+                self.repo.index.mark_bad(pack_id, blob_type, blob_id)
             self.result.packs_read += 1
             self.result.blobs_read += blobs
             self.result.bytes_read += len(raw)
@@ -240,9 +295,8 @@ class Checker:
                 self.result.affected[snap.id] = lost
 
     def _blob_ok(self, blob_type: int, blob_id: bytes) -> bool:
-        return (
-            self.repo.index.has(blob_type, blob_id) and (blob_type, blob_id) not in self._bad_blobs
-        )
+        """An intact copy is known (damaged copies are marked in the index)."""
+        return self.repo.index.has_good(blob_type, blob_id)
 
     def _tree_damage(self, tree_id: bytes, spath: str) -> list[str]:
         """Paths below ``spath`` that cannot be restored intact (memoized per tree)."""

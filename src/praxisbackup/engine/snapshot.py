@@ -114,18 +114,31 @@ def load_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
     )
 
 
-def list_snapshots(repo: Repository, errors: dict[str, str] | None = None) -> list[Snapshot]:
-    """All readable snapshots, oldest first. Unreadable ones go to ``errors`` if given,
-    otherwise they raise."""
+def list_snapshots(
+    repo: Repository, errors: dict[str, str] | None = None, strict_io: bool = False
+) -> list[Snapshot]:
+    """All readable snapshots, oldest first.
+
+    A snapshot file that cannot be read - damaged, empty, junk, from another repository - is
+    skipped, so one bad file never hides the intact snapshots; it is recorded in ``errors``
+    (if given) and in ``repo.unreadable_snapshots`` for warnings, and ``check`` reports it.
+    With ``strict_io`` an input/output error (the file may be fine, the read failed) raises
+    instead: prune must not decide what is unused while a snapshot could not be read."""
     snaps = []
     for name in list(repo.list_names("snapshots")):
         try:
             snaps.append(load_snapshot(repo, name))
-        except (IntegrityError, StorageError) as exc:
-            if errors is None:
+        except IntegrityError as exc:
+            repo.unreadable_snapshots[name] = str(exc)
+            if errors is not None:
+                errors[name] = str(exc)
+        except StorageError as exc:
+            if strict_io:
                 raise
-            errors[name] = str(exc)
-    snaps.sort(key=lambda s: (s.datetime, s.id))
+            repo.unreadable_snapshots[name] = str(exc)
+            if errors is not None:
+                errors[name] = str(exc)
+    snaps.sort(key=lambda s: (s.datetime.timestamp(), s.id))
     return snaps
 
 
@@ -146,6 +159,9 @@ def find_snapshot(
         return candidates[-1]
     matches = [s for s in snaps if s.id.startswith(ref.lower())]
     if not matches:
+        bad = [n for n in repo.unreadable_snapshots if n.startswith(ref.lower())]
+        if len(bad) == 1:
+            raise IntegrityError(repo.unreadable_snapshots[bad[0]])
         raise SnapshotNotFoundError(f"no snapshot with id {ref!r}")
     if len(matches) > 1:
         raise SnapshotNotFoundError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")

@@ -74,7 +74,9 @@ class BlobWriter:
     # -- public API ---------------------------------------------------------------------
     def has(self, blob_type: int, blob_id: bytes) -> bool:
         with self._lock:
-            return self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]
+            return (
+                self.repo.index.has_good(blob_type, blob_id) or blob_id in self._pending[blob_type]
+            )
 
     def add(self, blob_type: int, blob_id: bytes, data: bytes) -> bool:
         """Queue a blob for storage unless the repository has it. Returns True if new.
@@ -84,7 +86,7 @@ class BlobWriter:
         """
         self._raise_if_failed()
         with self._lock:
-            if self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]:
+            if self.repo.index.has_good(blob_type, blob_id) or blob_id in self._pending[blob_type]:
                 return False
             self._pending[blob_type].add(blob_id)
             self._batch.append((blob_type, blob_id, data))
