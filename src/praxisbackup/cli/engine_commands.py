@@ -340,12 +340,18 @@ def restore(
 @click.command()
 @click.option("--read-data", is_flag=True, help="Read and verify every pack from the medium.")
 @click.option("--read-data-subset", metavar="N%|n/t", help="Read and verify a subset of the packs.")
+@_no_lock_option
 @pass_ctx
-def check(ctx: Ctx, read_data: bool, read_data_subset: str | None) -> None:
-    """Verify the repository's structure and, optionally, all data on the medium."""
+def check(ctx: Ctx, read_data: bool, read_data_subset: str | None, no_lock: bool) -> None:
+    """Verify the repository's structure and, optionally, all data on the medium.
+
+    Damage found is recorded on the medium, so the next backup stores that data again."""
     repo = ctx.open()
-    assert_no_exclusive_lock(repo)
-    result = Checker(repo, _progress(ctx, "check")).run(read_data, read_data_subset)
+    if no_lock:
+        assert_no_exclusive_lock(repo)
+    result = Checker(repo, _progress(ctx, "check")).run(
+        read_data, read_data_subset, record_damage=not no_lock, lock=not no_lock
+    )
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(result) | {"ok": result.ok})
     else:

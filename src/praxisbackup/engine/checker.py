@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from praxisbackup.engine import crypto
+from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE, parse_pack
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.repository import Repository
@@ -82,8 +83,20 @@ class Checker:
         self._recorded: set[tuple[str, int, bytes]] = set()
 
     def run(
-        self, read_data: bool = False, subset: str | None = None, record_damage: bool = True
+        self,
+        read_data: bool = False,
+        subset: str | None = None,
+        record_damage: bool = True,
+        lock: bool = True,
     ) -> CheckResult:
+        """Check the repository, holding a shared lock (``lock=False`` when the caller holds
+        one already, or for a medium that cannot be written)."""
+        if not lock:
+            return self._run(read_data, subset, record_damage)
+        with lock_repository(self.repo, exclusive=False, command="check", reader=True):
+            return self._run(read_data, subset, record_damage)
+
+    def _run(self, read_data: bool, subset: str | None, record_damage: bool) -> CheckResult:
         res = self.result
         self._check_keys()
         report = self.repo.load_index(tolerate_damage=True)
@@ -222,6 +235,7 @@ class Checker:
         errors: list[Problem] = []
         bad: set[tuple[int, bytes]] = set()
         blobs = 0
+        self.repo.check_lock()
         try:
             raw = self.repo.backend.read_uncached("data", pack_id)
         except StorageError as exc:

@@ -124,7 +124,7 @@ def prune(repo: Repository, progress: Progress | None = None, dry_run: bool = Fa
     new_records: list[PackRecord] = []
     if repack:
         progress.note("repacking")
-        new_records = _repack(repo, repack, used)
+        new_records = _repack(repo, repack, used, {rec.pack_id for rec in drop})
         stats.bytes_freed += sum(r.size for r in repack) - sum(r.size for r in new_records)
     # Supersede every index file on the medium, also those an earlier interrupted prune had
     # already superseded but not yet deleted: once the index superseding them is gone they
@@ -134,11 +134,13 @@ def prune(repo: Repository, progress: Progress | None = None, dry_run: bool = Fa
     kept_records = keep + new_records
     repo.write_index(IndexFile(supersedes=old_index, packs=kept_records))
     for name in old_index:
+        repo.check_lock()
         repo.backend.delete("index", name)
     stats.index_files_replaced = len(old_index)
     _rewrite_damage_records(repo, {rec.pack_id for rec in kept_records})
     progress.note("deleting unused data")
     for rec in drop + repack:
+        repo.check_lock()
         repo.backend.delete("data", rec.pack_id)
         stats.blobs_removed += len(rec.entries)
     # Files in data/ that are no pack of this repository (junk, a pack copied under another
@@ -165,12 +167,13 @@ def _rewrite_damage_records(repo: Repository, kept_packs: set[str]) -> None:
 
 
 def _repack(
-    repo: Repository, packs: list[PackRecord], used: set[tuple[int, bytes]]
+    repo: Repository, packs: list[PackRecord], used: set[tuple[int, bytes]], dropped: set[str]
 ) -> list[PackRecord]:
     """Copy live blobs into new packs; returns the new packs' records."""
     before = set(dict(repo.index.packs()))
-    # Forget the old locations so the writer does not consider the blobs present.
-    repo.index.remove_pack_blobs({rec.pack_id for rec in packs})
+    # Forget the locations in every pack that goes away (repacked or dropped), so a blob
+    # counts as present only if a copy stays; otherwise it is copied.
+    repo.index.remove_pack_blobs({rec.pack_id for rec in packs} | dropped)
     with BlobWriter(repo) as writer:
         for rec in packs:
             for e in rec.entries:

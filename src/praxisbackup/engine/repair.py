@@ -94,5 +94,5 @@ def repair(repo: Repository, progress: Progress | None = None) -> RepairResult:
         repo.backend.delete("meta", name)
     result.index_files_replaced = len(old_index)
     progress.close()
-    result.check = Checker(repo).run()
+    result.check = Checker(repo).run(lock=False)  # the caller holds the exclusive lock
     return result

@@ -131,6 +131,15 @@ class Repository:
         self.unreadable_snapshots: dict[str, str] = {}
         #: Files in data/ that are no usable pack (set by adopt_unindexed_packs).
         self.junk_packs: list[str] = []
+        #: Locks this process holds (engine.lock), and why one was lost (refresh failed).
+        self.held_locks: list[object] = []
+        self.lock_lost: PraxisError | None = None
+
+    def check_lock(self) -> None:
+        """Stop work once a lock of this process could not be refreshed: another process may
+        already have taken it for stale (a prune could delete what this one reads)."""
+        if self.lock_lost is not None:
+            raise self.lock_lost
 
     # -- creation and opening --------------------------------------------------------------
     @classmethod
@@ -321,6 +330,7 @@ class Repository:
         return name
 
     def write_index(self, doc: IndexFile) -> str:
+        self.check_lock()
         raw = seal_object(self.cipher, ObjectKind.INDEX, encode_index(doc))
         name = crypto.storage_id(raw)
         self.backend.write("index", name, raw)
@@ -392,6 +402,7 @@ class Repository:
     def read_blob(self, blob_type: int, blob_id: bytes) -> bytes:
         """Read, decrypt and verify a blob. A blob stored in several packs is read from the
         next copy when one fails (the failed copy is then avoided by this process)."""
+        self.check_lock()
         kind = "tree" if blob_type == 1 else "data"
         locations = self.index.locations(blob_type, blob_id)
         if not locations:
@@ -416,6 +427,8 @@ class Repository:
 
     # -- snapshots and other objects ---------------------------------------------------
     def write_object(self, kind: str, object_kind: ObjectKind, payload: bytes) -> str:
+        if kind != "locks":
+            self.check_lock()
         raw = seal_object(self.cipher, object_kind, payload)
         name = crypto.storage_id(raw)
         self.backend.write(kind, name, raw)
@@ -430,6 +443,7 @@ class Repository:
 
     def write_meta(self, name: str, payload: bytes) -> None:
         """Store a named encrypted document (replaces one of the same name atomically)."""
+        self.check_lock()
         self.backend.write("meta", name, seal_object(self.cipher, ObjectKind.META, payload))
 
     def read_meta(self, name: str) -> bytes:

@@ -8,9 +8,10 @@ Safety properties (each has its own tests; a faster restorer must keep all of th
   is refused and named; only links the caller allows by path are followed. Trees with
   duplicate or unsorted names are rejected when decoded (:func:`decode_tree`).
 * **Never a half-written file under a real name.** Every file - in every overwrite mode - is
-  written under a short temporary name in its folder, gets its owner, mode and times through
-  the open file, and is renamed into place when complete (``never``: a rename that does not
-  replace). A crash leaves at most a ``*.praxisbackup-tmp`` file.
+  written under a short temporary name in its folder, gets its owner and mode through the
+  open file, and is renamed into place when complete (``never``: a rename that does not
+  replace); its times are set right after the rename, without following a link. A crash
+  leaves at most a ``*.praxisbackup-tmp`` file.
 * **Special entries only when asked.** Device nodes, FIFOs and setuid/setgid bits are restored
   only with ``special=True`` (like ``tar -p`` as root); otherwise each is named as skipped.
 * **Verification covers what the target holds**: with ``verify``, files this run wrote *and*
@@ -289,7 +290,7 @@ class Restorer:
     # -- main -------------------------------------------------------------------------
     def run(self) -> RestoreResult:
         lock = (
-            lock_repository(self.repo, exclusive=False, command="restore")
+            lock_repository(self.repo, exclusive=False, command="restore", reader=True)
             if self.options.lock
             else contextlib.nullcontext()
         )
@@ -517,7 +518,8 @@ class Restorer:
                 os.close(fd)
 
     def _finish_file(self, job: _FileJob, fd: int) -> None:
-        """Metadata through the open file, then the rename that makes the file visible."""
+        """Owner and mode through the open file, the rename that makes the file visible,
+        then its times."""
         node, folder = job.node, job.folder
         try:
             try:
@@ -529,19 +531,22 @@ class Restorer:
                         folder.rename(job.tmp, damaged_name(job.name), replace=True)
                     return
                 if folder.metadata_by_fd:
-                    self._apply_metadata(folder, job.tmp, fd, node, job.spath)
+                    self._apply_metadata(folder, job.tmp, fd, node, job.spath, times=False)
                     os.close(fd)
                     fd = -1
-                else:  # Windows: times are set by path once the file is closed
+                else:  # Windows: attributes are set by path once the file is closed
                     os.close(fd)
                     fd = -1
-                    self._apply_metadata(folder, job.tmp, None, node, job.spath)
+                    self._apply_metadata(folder, job.tmp, None, node, job.spath, times=False)
                 try:
                     folder.rename(job.tmp, job.name, job.replace)
                 except FileExistsError:
                     folder.unlink(job.tmp)  # appeared meanwhile: "never" keeps it
                     self._kept(job.parts, job.name, node, job.spath)
                     return
+                # Times last, after the rename: some file systems (FAT through FUSE) give a
+                # renamed file the current time. Set without following a link.
+                self._apply_times(folder, job.name, None, node)
             except OSError as exc:
                 self._error(job.spath, f"cannot finish file: {_describe(exc)}")
                 with contextlib.suppress(OSError):
@@ -635,12 +640,13 @@ class Restorer:
                 )
                 return
             try:
-                self._apply_metadata(folder, tmp, None, node, spath)
+                self._apply_metadata(folder, tmp, None, node, spath, times=False)
                 folder.rename(tmp, name, self._replace)
             except OSError:
                 with contextlib.suppress(OSError):
                     folder.unlink(tmp)  # best effort; the error below names the entry
                 raise
+            self._apply_times(folder, name, None, node)
         except FileExistsError:
             self._kept(parts, name, node, spath)
         except OSError as exc:
@@ -659,7 +665,13 @@ class Restorer:
         return node.mode
 
     def _apply_metadata(
-        self, folder: TargetDir, name: str, fd: int | None, node: Node, spath: str
+        self,
+        folder: TargetDir,
+        name: str,
+        fd: int | None,
+        node: Node,
+        spath: str,
+        times: bool = True,
     ) -> None:
         """Owner, mode, attributes, then times (last, since the others change ctime only),
         through the open file ``fd`` where there is one, else without following a link.
@@ -681,6 +693,11 @@ class Restorer:
             self._note_unsupported(f"permissions/owner not supported by the target: {exc.strerror}")
         if platform.IS_WINDOWS and node.attributes is not None and not is_link:
             folder.set_attributes(name, node.attributes)
+        if times:
+            self._apply_times(folder, name, fd, node)
+
+    def _apply_times(self, folder: TargetDir, name: str, fd: int | None, node: Node) -> None:
+        is_link = node.type == SYMLINK
         folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         if node.btime_ns is not None and platform.IS_WINDOWS:
             folder.set_birthtime(name, node.btime_ns)

@@ -208,6 +208,7 @@ class BlobWriter:
                 self._queue.task_done()
 
     def _store(self, pack: FinishedPack) -> None:
+        self.repo.check_lock()
         self.repo.backend.write("data", pack.id, pack.parts)
         record = PackRecord(pack.id, pack.size, pack.entries)
         with self._lock:

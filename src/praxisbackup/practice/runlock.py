@@ -1,4 +1,8 @@
-"""One nightly run at a time: a lock file in the state folder, taken over when stale."""
+"""One nightly run at a time: an operating-system lock on ``run.lock`` in the state folder.
+
+The lock dies with its process (no stale lock after a crash, no window in which another run
+reads a half-written lock file); the file itself stays and names the last holder.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import os
 import time
 from types import TracebackType
 
-import psutil
-
 from praxisbackup.errors import PraxisError
+from praxisbackup.platform.filelock import try_lock
 
 
 class RunLockedError(PraxisError):
@@ -19,46 +22,26 @@ class RunLockedError(PraxisError):
 class RunLock:
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, "run.lock")
-
-    def _holder(self) -> dict[str, float] | None:
-        try:
-            with open(self.path, encoding="utf-8") as fh:
-                doc: dict[str, float] = json.load(fh)
-                return doc
-        except (OSError, ValueError):
-            return None
+        self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        me = {"pid": os.getpid(), "started": psutil.Process().create_time(), "time": time.time()}
-        for _attempt in range(2):
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        if not try_lock(fd):
             try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and _alive(holder):
-                    raise RunLockedError(
-                        f"another praxisbackup run is in progress (pid {int(holder['pid'])})"
-                    ) from None
-                os.unlink(self.path)  # stale: its process is gone
-                continue
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(me, fh)
-            return self
-        raise RunLockedError("could not take the run lock")
+                holder = json.loads(os.read(fd, 4096) or b"{}").get("pid", "?")
+            except ValueError:
+                holder = "?"
+            os.close(fd)
+            raise RunLockedError(f"another praxisbackup run is in progress (pid {holder})")
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
+        self._fd = fd
+        return self
 
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            return
-
-
-def _alive(holder: dict[str, float]) -> bool:
-    try:
-        proc = psutil.Process(int(holder["pid"]))
-        return abs(proc.create_time() - float(holder["started"])) < 1.0
-    except (psutil.Error, KeyError, ValueError, TypeError):
-        return False
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
