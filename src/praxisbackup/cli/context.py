@@ -29,6 +29,8 @@ def read_secret_file(path: str, what: str) -> str:
             line = fh.readline()
     except OSError as exc:
         raise UsageError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"the {what} file {path} is not UTF-8 text") from None
     value = line.rstrip("\r\n")
     if not value:
         raise UsageError(f"the {what} file {path} is empty")

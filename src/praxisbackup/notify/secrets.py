@@ -52,8 +52,14 @@ def smtp_password(smtp: SmtpSection) -> tuple[str | None, list[str]]:
                 f"the SMTP password file {smtp.password_file} is readable by other users "
                 f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {smtp.password_file}"
             )
-        with open(smtp.password_file, encoding="utf-8") as fh:
-            return fh.readline().rstrip("\r\n") or None, warnings
+        try:
+            with open(smtp.password_file, encoding="utf-8") as fh:
+                return fh.readline().rstrip("\r\n") or None, warnings
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
+            raise SecretError(
+                f"cannot read the SMTP password file {smtp.password_file}: {why}"
+            ) from None
     if smtp.password:
         warnings.append(
             "the SMTP password is written in the configuration file in plain text; "

@@ -78,9 +78,10 @@ def read_passphrase(config: Config) -> str:
         try:
             with open(config.repository.password_file, encoding="utf-8") as fh:
                 value = fh.readline().rstrip("\r\n")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
             raise WrongPasswordError(
-                f"cannot read the passphrase file {config.repository.password_file}: {exc.strerror}"
+                f"cannot read the passphrase file {config.repository.password_file}: {why}"
             ) from None
         if value:
             return value

@@ -117,6 +117,8 @@ class LocalBackend:
     """Backend for a folder on a mounted file system."""
 
     def __init__(self, root: str) -> None:
+        if "\x00" in root:
+            raise RepositoryNotFoundError(f"{root!r} is not a valid folder name (NUL character)")
         self._root = os.path.abspath(root)
         self._handles = _HandleCache(_MAX_CACHED_HANDLES)
 
