@@ -142,6 +142,10 @@ class SmtpSection(_Section):
     verify_certificate: bool = True
     ca_file: str | None = None
     timeout_seconds: float = Field(default=30, gt=0)
+    #: An alert not delivered after this many attempts, or this many hours, is given up
+    #: (a red finding) instead of being retried for ever.
+    max_attempts: int = Field(default=20, ge=1)
+    give_up_after_hours: float = Field(default=72, gt=0)
 
 
 class RecipientsSection(_Section):

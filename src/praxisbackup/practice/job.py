@@ -174,8 +174,8 @@ class NightlyJob:
         """E-mail, daily check and heartbeat; failures become protocol lines, never lost mail."""
         from praxisbackup.notify.dispatch import after_run  # noqa: PLC0415 - avoids an import cycle
 
-        for problem in after_run(self.config, self.protocol, self.clock()):
-            self.protocol.add(YELLOW, "alert_problem", problem=problem)
+        for severity, problem in after_run(self.config, self.protocol, self.clock()):
+            self.protocol.add(severity, "alert_problem", problem=problem)
         if any(f.code == "alert_problem" for f in self.protocol.findings):
             catalog.record_run(self.protocol)
 
