@@ -40,6 +40,7 @@ from praxisbackup.media import selection
 from praxisbackup.media.catalog import Catalog
 from praxisbackup.media.oversight import oversight
 from praxisbackup.media.register import Register
+from praxisbackup.platform.private import open_private, private_dir
 from praxisbackup.practice import profiles, recovery
 from praxisbackup.practice.config import Config, ServiceConfig
 from praxisbackup.practice.locations import catalog_path, state_dir
@@ -183,8 +184,8 @@ class NightlyJob:
         p = self.protocol
         catalog.record_run(p)
         log_dir = os.path.join(self.state_dir, "logs")
-        os.makedirs(log_dir, exist_ok=True)
-        with open(os.path.join(log_dir, f"{p.run_id}.log"), "w", encoding="utf-8") as fh:
+        private_dir(log_dir)
+        with open_private(os.path.join(log_dir, f"{p.run_id}.log"), "w", encoding="utf-8") as fh:
             fh.write(render_text(p, "en"))
         if self.repo is not None:
             payload = p.to_json().encode()

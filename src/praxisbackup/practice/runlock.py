@@ -13,6 +13,7 @@ from types import TracebackType
 
 from praxisbackup.errors import PraxisError
 from praxisbackup.platform.filelock import try_lock
+from praxisbackup.platform.private import private_dir
 
 
 class RunLockedError(PraxisError):
@@ -25,7 +26,7 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> RunLock:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        private_dir(os.path.dirname(self.path))
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         if not try_lock(fd):
             try:
