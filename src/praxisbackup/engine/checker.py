@@ -27,7 +27,7 @@ from praxisbackup.engine.pack import DATA, TREE, parse_pack
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots
-from praxisbackup.engine.tree import DIR, FILE, HARDLINK, decode_tree
+from praxisbackup.engine.tree import DIR, FILE, HARDLINK, Node, decode_tree
 from praxisbackup.errors import IntegrityError, StorageError, UsageError
 
 
@@ -313,47 +313,74 @@ class Checker:
         return self.repo.index.has_good(blob_type, blob_id)
 
     def _tree_damage(self, tree_id: bytes, spath: str) -> list[str]:
-        """Paths below ``spath`` that cannot be restored intact (memoized per tree)."""
-        memo = self._tree_memo.get(tree_id)
-        if memo is not None:
-            return [spath + rel for rel in memo]
-        rel: list[str] = []
+        """Paths below ``spath`` that cannot be restored intact (memoized per tree). Walks
+        iteratively, so a crafted tree of any depth cannot exhaust the stack."""
+        memo = self._tree_memo
+        if tree_id not in memo:
+            stack = [self._open_frame(tree_id)]
+            while stack:
+                frame = stack[-1]
+                if frame.waiting is not None:  # the sub-folder just finished
+                    self._add_sub(frame, memo[frame.waiting])
+                    frame.waiting = None
+                while frame.next < len(frame.nodes):
+                    node = frame.nodes[frame.next]
+                    frame.next += 1
+                    child = "/" + node.name
+                    if node.type == DIR and node.subtree is not None:
+                        frame.child = child
+                        if node.subtree in memo:
+                            self._add_sub(frame, memo[node.subtree])
+                            continue
+                        frame.waiting = node.subtree
+                        stack.append(self._open_frame(node.subtree))
+                        break
+                    if node.type in (FILE, HARDLINK):
+                        self._file_damage(frame.rel, child, node.content)
+                else:
+                    memo[frame.tree_id] = frame.rel
+                    stack.pop()
+        return [spath + r for r in memo[tree_id]]
+
+    @staticmethod
+    def _add_sub(frame: _Frame, sub: list[str]) -> None:
+        frame.rel.extend(frame.child + r if r != "/" else frame.child for r in sub)
+
+    def _file_damage(self, rel: list[str], child: str, content: list[bytes]) -> None:
+        missing = [c for c in content if not self._blob_ok(DATA, c)]
+        if missing:
+            rel.append(child)
+            for c in missing:
+                if not self.repo.index.has(DATA, c):
+                    self.result.errors.append(
+                        Problem("blob", c.hex(), f"data blob of {child} is missing from the index")
+                    )
+
+    def _open_frame(self, tree_id: bytes) -> _Frame:
+        """Load one folder listing; a missing or damaged one makes the folder itself lost."""
         if not self._blob_ok(TREE, tree_id):
             kind = "missing" if not self.repo.index.has(TREE, tree_id) else "damaged"
             self.result.errors.append(Problem("tree", tree_id.hex(), f"folder listing is {kind}"))
-            rel = ["/"]
-        else:
-            try:
-                nodes = decode_tree(
-                    self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
-                )
-            except (IntegrityError, StorageError) as exc:
-                self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
-                nodes = None
-                rel = ["/"]
-            self.result.trees += 1
-            for node in nodes or []:
-                child = "/" + node.name
-                if node.type == DIR and node.subtree is not None:
-                    rel.extend(
-                        child + r if r != "/" else child
-                        for r in self._tree_damage(node.subtree, "")
-                    )
-                elif node.type in (FILE, HARDLINK):
-                    missing = [c for c in node.content if not self._blob_ok(DATA, c)]
-                    if missing:
-                        rel.append(child)
-                        for c in missing:
-                            if not self.repo.index.has(DATA, c):
-                                self.result.errors.append(
-                                    Problem(
-                                        "blob",
-                                        c.hex(),
-                                        f"data blob of {child} is missing from the index",
-                                    )
-                                )
-        self._tree_memo[tree_id] = rel
-        return [spath + r for r in rel]
+            return _Frame(tree_id, [], ["/"])
+        self.result.trees += 1
+        try:
+            nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}")
+        except (IntegrityError, StorageError) as exc:
+            self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
+            return _Frame(tree_id, [], ["/"])
+        return _Frame(tree_id, nodes, [])
+
+
+@dataclass
+class _Frame:
+    """A folder listing being examined by the iterative walk of :meth:`Checker._tree_damage`."""
+
+    tree_id: bytes
+    nodes: list[Node]
+    rel: list[str]
+    next: int = 0
+    child: str = ""
+    waiting: bytes | None = None
 
 
 def affected_paths(result: CheckResult) -> Iterable[tuple[str, str]]:

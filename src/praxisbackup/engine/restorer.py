@@ -447,8 +447,14 @@ class Restorer:
         it). A file of up to SEGMENT_CHUNKS chunks (nearly all files) is created, written and
         finished by one job; a larger file is created here at its final size and filled by
         several jobs in parallel."""
-        tmp = self._temp_name()
         content = node.content
+        lengths = [self.repo.index.lookup(DATA, cid) for cid in content]
+        if all(lengths) and sum(loc.raw_length for loc in lengths if loc) != node.size:
+            # A crafted or damaged tree: never create a file of a size its data cannot fill.
+            self.target.release(parts)
+            self._error(spath, f"not restored: its size {node.size} does not match its content")
+            return []
+        tmp = self._temp_name()
         if len(content) <= SEGMENT_CHUNKS:
             job = _FileJob(node, folder, parts, name, tmp, spath, 1, self._replace)
             return [functools.partial(self._write_segment, job, 0, content, True)]

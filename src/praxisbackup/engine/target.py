@@ -89,33 +89,39 @@ class TargetTree:
             return self._acquire(parts, create)
 
     def _acquire(self, parts: Parts, create: bool) -> TargetDir:
-        if not parts:
-            return self._root_dir
         entry = self._open.get(parts)
-        if entry is None:
-            parent = self._acquire(parts[:-1], create)
-            try:
-                for refused in self.refused:
-                    if _norm(self.path(parts)).startswith(_norm(refused) + os.sep):
-                        error, count = self.refused[refused]
-                        self.refused[refused] = (error, count + 1)
-                        raise error
-                follow = _norm(self.path(parts)) in self._follow
-                try:
-                    folder = parent.child(parts[-1], create, follow)
-                except UnsafeTargetError as exc:
-                    self.refused.setdefault(exc.path, (exc, 0))
-                    error, count = self.refused[exc.path]
-                    self.refused[exc.path] = (error, count + 1)
-                    raise
-            finally:
-                self._release(parts[:-1])
+        if entry is None and parts:
+            # Walk down from the deepest folder already open (iteratively: any depth).
+            known = len(parts) - 1
+            while known and parts[:known] not in self._open:
+                known -= 1
+            folder = self._root_dir if not known else self._open[parts[:known]].folder
+            for depth in range(known + 1, len(parts) + 1):
+                folder = self._open_child(folder, parts[:depth], create)
+                if depth < len(parts):
+                    self._open[parts[:depth]] = _Entry(folder)  # evicted later, never now
             entry = _Entry(folder)
             self._open[parts] = entry
+        if entry is None:
+            return self._root_dir
         self._open.move_to_end(parts)
         entry.users += 1
         self._evict()
         return entry.folder
+
+    def _open_child(self, parent: TargetDir, parts: Parts, create: bool) -> TargetDir:
+        path = _norm(self.path(parts))
+        for refused in self.refused:
+            if path.startswith(_norm(refused) + os.sep):
+                error, count = self.refused[refused]
+                self.refused[refused] = (error, count + 1)
+                raise error
+        try:
+            return parent.child(parts[-1], create, path in self._follow)
+        except UnsafeTargetError as exc:
+            error, count = self.refused.get(exc.path, (exc, 0))
+            self.refused[exc.path] = (error, count + 1)
+            raise
 
     def release(self, parts: Parts) -> None:
         with self._lock:
