@@ -114,15 +114,15 @@ def restore_crash_campaign(work: Path, runs: int, seed: int) -> dict[str, Any]:
         check=True,
     )
     total_reads = int(full.stdout.split("reads=")[1].split()[0])
-    practice = subprocess.run(
+    practice_run = subprocess.run(
         [*command, "restore-practice", "0", str(base / "full-practice")],
         capture_output=True,
         text=True,
         check=True,
     )
     # Kill points of the practice restore lie after its planning (which only reads trees).
-    practice_reads = int(practice.stdout.split("reads=")[1].split()[0])
-    plan_reads = int(practice.stdout.split("plan_reads=")[1].split()[0])
+    practice_reads = int(practice_run.stdout.split("reads=")[1].split()[0])
+    plan_reads = int(practice_run.stdout.split("plan_reads=")[1].split()[0])
     counts = {
         "runs": runs,
         "killed": 0,
