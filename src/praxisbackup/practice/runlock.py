@@ -31,7 +31,7 @@ class RunLock:
         if not try_lock(fd):
             try:
                 holder = json.loads(os.read(fd, 4096) or b"{}").get("pid", "?")
-            except ValueError:
+            except (OSError, ValueError):  # Windows: the holder's locked byte cannot be read
                 holder = "?"
             os.close(fd)
             raise RunLockedError(f"another praxisbackup run is in progress (pid {holder})")
