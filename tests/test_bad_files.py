@@ -265,3 +265,31 @@ def test_expensive_key_slots_are_refused_and_cheap_ones_tried_first(
     assert f"error: key {huge[:16]}: key slot asks for 131072 MiB of memory" in out.stderr
     assert f"error: key {slow[:16]}: key slot asks for 32 times" in out.stderr
     assert allowed_but_costly[:16] not in out.stderr
+
+
+def test_damage_found_by_the_nightly_verification_is_stored_again_next_time(
+    tmp_path: Path,
+) -> None:
+    """The job verifies with Checker.verify_packs inside its backup lock: what it finds is
+    recorded, and the next backup does not point at the damaged copy."""
+    from praxisbackup.engine.archiver import Archiver, BackupOptions
+    from praxisbackup.engine.checker import Checker
+    from praxisbackup.engine.lock import lock_repository
+
+    src = tmp_path / "praxis"
+    src.mkdir()
+    (src / "akte.bin").write_bytes(random.Random(7).randbytes(300_000))
+    repo_path = tmp_path / "repo"
+    run_cli("init", repo=repo_path, check=True)
+    backup_json(repo_path, src)
+    flip_first_data_pack(repo_path)
+    repo = reopen(repo_path)
+    with lock_repository(repo, exclusive=False, command="nightly job"):
+        result = Checker(repo).verify_packs([p for p, _s in repo.index.packs()])
+    assert not result.ok and list((repo_path / "meta").glob("damage-*"))
+    repo = reopen(repo_path)
+    with lock_repository(repo, exclusive=False, command="nightly job"):
+        snap = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    assert snap.summary.blobs_new > 0 and snap.summary.bytes_read == 300_000  # read again
+    out = run_cli("restore", snap.id, "--target", str(tmp_path / "r"), "--verify", repo=repo_path)
+    assert out.returncode == 0, out.stderr

@@ -348,7 +348,10 @@ class PathDir:
         source = src_dir.join(src_name)
         if isinstance(src_dir, PathDir):
             src_dir._check_not_link(source)
-        os.link(source, self.join(name), follow_symlinks=False)
+        if os.link in os.supports_follow_symlinks:
+            os.link(source, self.join(name), follow_symlinks=False)
+        else:  # pragma: no cover - Windows: the source was checked above
+            os.link(source, self.join(name))
 
     def chown(self, name: str, fd: int | None, uid: int, gid: int) -> None:
         if hasattr(os, "lchown"):
