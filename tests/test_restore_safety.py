@@ -385,3 +385,57 @@ def test_a_killed_restore_leaves_no_half_written_file(tmp_path: Path) -> None:
         for rel in expected:
             assert (restored / rel).stat().st_mtime_ns == (src / rel).stat().st_mtime_ns
     assert partial_seen == len(MODES) * 2
+
+
+def test_a_killed_practice_restore_leaves_no_half_written_file(tmp_path: Path) -> None:
+    """What restore-practice does between stopping and starting the services (plan, renames
+    to _Original, restore of the allowed set), killed at random reads after its planning."""
+    from datetime import datetime
+
+    from praxisbackup.practice.restore import execute, plan_restore
+    from praxisbackup.sample import generate
+
+    server = tmp_path / "server"
+    generate(server, size_mb=2, seed=3)
+    database = server / "CompuMED/M1/Orant/DB_M1/Database"
+    (database / "GROSS.DBF").write_bytes(random.Random(4).randbytes(12 << 20))
+    versions = {p.read_bytes() for p in server.rglob("*") if p.is_file()}
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(server / "CompuMED"), str(server / "ifapDB"), repo=repo, check=True)
+    env = dict(os.environ, PRAXISBACKUP_KDF_N="1024")
+    child = [sys.executable, "-m", "praxisbackup.torture.child", str(repo), PASSWORD]
+    full = subprocess.run(
+        [*child, "restore-practice", "0", str(tmp_path / "full")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    reads = int(full.stdout.split("reads=")[1].split()[0])
+    planning = int(full.stdout.split("plan_reads=")[1].split()[0])
+    rnd = random.Random(5)
+    for run in range(3):
+        target = tmp_path / f"neu-{run}"
+        kill_at = rnd.randint(planning + 1, reads - 1)
+        proc = subprocess.run(
+            [*child, "restore-practice", f"r{kill_at}", str(target)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        assert proc.returncode == -9, proc.stderr
+        for path in target.rglob("*"):
+            if path.is_file() and not path.name.endswith(TEMP_SUFFIX):
+                assert path.read_bytes() in versions, f"{path} is half-written"
+        repo_handle = reopen(repo)
+        plan = plan_restore(
+            repo_handle, find_snapshot(repo_handle, "latest"), str(target), datetime.now()
+        )
+        again = execute(repo_handle, plan)
+        assert again.ok, again.restore.errors if again.restore else None
+        for item in ("CompuMED/M1/Bin", "CompuMED/M1/Orant/DB_M1/Database"):
+            for original in (server / item).iterdir():
+                restored = target / item / original.name
+                assert restored.read_bytes() == original.read_bytes()
+                assert restored.stat().st_mtime_ns == original.stat().st_mtime_ns
