@@ -315,13 +315,14 @@ def crash_source(base: Path, seed: int) -> Path:
 
 
 def assert_no_partial_file(target: Path, src: Path, expected: dict[str, bytes]) -> int:
-    """Every file under a real name is complete; returns how many were there."""
+    """Every file under a real name is complete, with its date; returns how many were there."""
     root = snapshot_root(target, src)
     complete = 0
     for path in root.rglob("*") if root.exists() else []:
         if path.is_file() and not path.name.endswith(TEMP_SUFFIX):
             rel = str(path.relative_to(root))
             assert path.read_bytes() == expected[rel], f"{rel} is incomplete under its real name"
+            assert path.stat().st_mtime_ns == (src / rel).stat().st_mtime_ns, f"{rel} undated"
             complete += 1
     return complete
 

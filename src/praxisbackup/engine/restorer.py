@@ -10,8 +10,9 @@ Safety properties (each has its own tests; a faster restorer must keep all of th
 * **Never a half-written file under a real name.** Every file - in every overwrite mode - is
   written under a short temporary name in its folder, gets its owner and mode through the
   open file, and is renamed into place when complete (``never``: a rename that does not
-  replace); its times are set right after the rename, without following a link. A crash
-  leaves at most a ``*.praxisbackup-tmp`` file.
+  replace). Its times are set before the rename too, so a file under its real name has its
+  dates even after a crash (on a file system that resets times on rename, FAT through FUSE,
+  they are set again afterwards). A crash leaves at most a ``*.praxisbackup-tmp`` file.
 * **Special entries only when asked.** Device nodes, FIFOs and setuid/setgid bits are restored
   only with ``special=True`` (like ``tar -p`` as root); otherwise each is named as skipped.
 * **Verification covers what the target holds**: with ``verify``, files this run wrote *and*
@@ -239,6 +240,9 @@ class Restorer:
         #: Files with sub-second times that must read back exactly before the target counts
         #: as precise; -1 once any difference was seen (then every file is measured).
         self._precision_checks_left = 64
+        #: Files checked for keeping their times across the rename (see _times_after_rename).
+        self._rename_checks_left = 64
+        self._rename_resets_times = False
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
 
     @property
@@ -524,8 +528,8 @@ class Restorer:
                 os.close(fd)
 
     def _finish_file(self, job: _FileJob, fd: int) -> None:
-        """Owner and mode through the open file, the rename that makes the file visible,
-        then its times."""
+        """Owner, mode and times through the open file, then the rename that makes the file
+        visible."""
         node, folder = job.node, job.folder
         try:
             try:
@@ -536,23 +540,25 @@ class Restorer:
                     if folder.lstat(job.tmp) is not None:
                         folder.rename(job.tmp, damaged_name(job.name), replace=True)
                     return
+                # Everything, times included, is set before the rename, so a file under its
+                # real name is complete in content *and* dates even after a crash.
                 if folder.metadata_by_fd:
-                    self._apply_metadata(folder, job.tmp, fd, node, job.spath, times=False)
+                    self._apply_metadata(folder, job.tmp, fd, node, job.spath)
+                    stored = os.fstat(fd).st_mtime_ns
                     os.close(fd)
                     fd = -1
-                else:  # Windows: attributes are set by path once the file is closed
+                else:  # Windows: attributes and times are set by path once the file is closed
                     os.close(fd)
                     fd = -1
-                    self._apply_metadata(folder, job.tmp, None, node, job.spath, times=False)
+                    self._apply_metadata(folder, job.tmp, None, node, job.spath)
+                    stored = folder.stat(job.tmp, None).st_mtime_ns
                 try:
                     folder.rename(job.tmp, job.name, job.replace)
                 except FileExistsError:
                     folder.unlink(job.tmp)  # appeared meanwhile: "never" keeps it
                     self._kept(job.parts, job.name, node, job.spath)
                     return
-                # Times last, after the rename: some file systems (FAT through FUSE) give a
-                # renamed file the current time. Set without following a link.
-                self._apply_times(folder, job.name, None, node)
+                self._times_after_rename(folder, job.name, node, stored)
             except OSError as exc:
                 self._error(job.spath, f"cannot finish file: {_describe(exc)}")
                 with contextlib.suppress(OSError):
@@ -646,13 +652,12 @@ class Restorer:
                 )
                 return
             try:
-                self._apply_metadata(folder, tmp, None, node, spath, times=False)
+                self._apply_metadata(folder, tmp, None, node, spath)
                 folder.rename(tmp, name, self._replace)
             except OSError:
                 with contextlib.suppress(OSError):
                     folder.unlink(tmp)  # best effort; the error below names the entry
                 raise
-            self._apply_times(folder, name, None, node)
         except FileExistsError:
             self._kept(parts, name, node, spath)
         except OSError as exc:
@@ -677,7 +682,6 @@ class Restorer:
         fd: int | None,
         node: Node,
         spath: str,
-        times: bool = True,
     ) -> None:
         """Owner, mode, attributes, then times (last, since the others change ctime only),
         through the open file ``fd`` where there is one, else without following a link.
@@ -699,8 +703,21 @@ class Restorer:
             self._note_unsupported(f"permissions/owner not supported by the target: {exc.strerror}")
         if platform.IS_WINDOWS and node.attributes is not None and not is_link:
             folder.set_attributes(name, node.attributes)
-        if times:
-            self._apply_times(folder, name, fd, node)
+        self._apply_times(folder, name, fd, node)
+
+    def _times_after_rename(self, folder: TargetDir, name: str, node: Node, stored: int) -> None:
+        """Some file systems (FAT through FUSE) give a renamed file the current time. The first
+        files are checked after their rename; once one lost its time, every file gets its times
+        again after the rename (then a crash in between can leave the restore date)."""
+        if not self._rename_resets_times:
+            with self._lock:
+                if self._rename_checks_left <= 0:
+                    return
+                self._rename_checks_left -= 1
+            if folder.stat(name, None).st_mtime_ns == stored:
+                return
+            self._rename_resets_times = True
+        folder.utime(name, None, node.atime_ns, node.mtime_ns)
 
     def _apply_times(self, folder: TargetDir, name: str, fd: int | None, node: Node) -> None:
         is_link = node.type == SYMLINK

@@ -104,7 +104,9 @@ def restore_crash_campaign(work: Path, runs: int, seed: int) -> dict[str, Any]:
     first = Archiver(repo, BackupOptions(sources)).run().snapshot
     _mutate(src, rnd)
     Archiver(repo, BackupOptions(sources)).run()
-    versions = {_digest(p) for root in (src, old_src) for p in _files(root).values()}
+    versions = {
+        (_digest(p), p.stat().st_mtime_ns) for root in (src, old_src) for p in _files(root).values()
+    }
     latest = {k: v for k, v in _state(src).items() if k.startswith(("CompuMED/", "ifapDB/"))}
     command = [sys.executable, "-m", "praxisbackup.torture.child", str(repo_path), PASSWORD]
     full = subprocess.run(
@@ -163,11 +165,13 @@ def restore_crash_campaign(work: Path, runs: int, seed: int) -> dict[str, Any]:
         # 1. Nothing under a real name is half-written.
         present = _files(target) if target.exists() else {}
         counts["files_checked"] += len(present)
-        partial = [rel for rel, p in present.items() if _digest(p) not in versions]
+        partial = [
+            rel for rel, p in present.items() if (_digest(p), p.stat().st_mtime_ns) not in versions
+        ]
         counts["temp_files_left"] += len(list(target.rglob(f"*{TEMP_SUFFIX}")))
         if partial:
             counts["half_written"] += len(partial)
-            failures.append(f"{where}: half-written under a real name: {partial[:3]}")
+            failures.append(f"{where}: half-written (or undated) under a real name: {partial[:3]}")
         # 2. The next run completes the target exactly.
         try:
             repo = Repository.open(LocalBackend(str(repo_path)), PASSWORD)
