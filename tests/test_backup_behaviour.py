@@ -159,8 +159,14 @@ def test_read_only_medium_is_reported(tmp_path: Path) -> None:
         remount_readonly(mnt)
         out = run_cli("backup", str(src), repo=repo)
         assert out.returncode == 2 and "read-only" in out.stderr
-        # Reading still works.
-        assert run_cli("check", "--read-data", repo=repo).returncode == 0
+        # Reading still works, without a lock when asked (readers lock otherwise).
+        locked = run_cli("check", "--read-data", repo=repo)
+        assert locked.returncode == 2 and "use --no-lock" in locked.stderr
+        assert run_cli("check", "--read-data", "--no-lock", repo=repo).returncode == 0
+        restored = run_cli(
+            "restore", "latest", "--target", str(tmp_path / "r"), "--no-lock", repo=repo
+        )
+        assert restored.returncode == 0, restored.stderr
 
 
 def test_removed_medium_is_reported(tmp_path: Path) -> None:

@@ -90,7 +90,11 @@ def test_backup_killed_at_every_storage_step(
         shutil.rmtree(repo_path)
         shutil.copytree(pristine, repo_path)
         proc = child(repo_path, "backup", str(kill_at), str(src))
-        assert proc.returncode == -signal.SIGKILL, (kill_at, proc.stderr)
+        # Parallel compression fills packs in a different order under load: a run may need
+        # one pack (three steps) fewer than the counting run, so a point near the end can lie
+        # after it - then the backup completes, which is as sound.
+        completed = proc.returncode == 0 and kill_at > total_steps - 4
+        assert completed or proc.returncode == -signal.SIGKILL, (kill_at, proc.stderr)
         assert_repository_sound(repo_path, expected, tmp_path)
     # Killed just before the snapshot is written: the next backup completes and reuses the
     # data the killed run stored instead of writing it again.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -362,3 +363,55 @@ def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
         else []
     )
     assert protocols == []  # no practice restore ran in this test
+
+
+def test_restore_practice_refuses_a_planted_link_unless_it_is_allowed(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    """A link below the target root (TARGET/CompuMED -> elsewhere) is shown in the plan, and
+    nothing is renamed or written through it unless it is allowed with --follow-link."""
+    base, server, cfg = practice
+    new = base / "neuer-server"
+    generate(new, size_mb=1, seed=9)
+    elsewhere = base / "anderes-laufwerk"
+    (new / "CompuMED").rename(elsewhere)
+    os.symlink(elsewhere, new / "CompuMED")
+    before = tree_state(elsewhere, with_atime=False)
+    plan = cli(cfg, "restore-practice", "--target-root", str(new), "--dry-run", check=True).stdout
+    assert f"LINK {new / 'CompuMED'} -> {elsewhere} (REFUSED" in plan
+    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert f"{new / 'CompuMED'} is a link (to {elsewhere})" in out.stderr
+    assert tree_state(elsewhere, with_atime=False) == before  # nothing renamed, nothing written
+    allowed = cli(
+        cfg,
+        "restore-practice",
+        "--target-root",
+        str(new),
+        "--yes",
+        "--follow-link",
+        str(new / "CompuMED"),
+    )
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+    assert (elsewhere / "M1" / "Bin_Original").is_dir()
+    assert tree_state(elsewhere / "M1" / "Bin", with_atime=False) == tree_state(
+        server / "CompuMED" / "M1" / "Bin", with_atime=False
+    )
+
+
+def test_a_junk_snapshot_file_does_not_block_restore_practice_or_a_drill(
+    practice: tuple[Path, Path, Path],
+) -> None:
+    base, server, cfg = practice
+    usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
+    (usb / "praxisbackup" / "snapshots" / ("0" * 64)).write_bytes(b"")
+    listing = cli(cfg, "restore-practice", "--list")
+    assert listing.returncode == 0, listing.stderr
+    new = base / "neuer-server"
+    out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert tree_state(new / "CompuMED" / "M1" / "Bin", with_atime=False) == tree_state(
+        server / "CompuMED" / "M1" / "Bin", with_atime=False
+    )
+    drill = cli(cfg, "drill")
+    assert drill.returncode == 0, drill.stdout + drill.stderr

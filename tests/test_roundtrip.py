@@ -28,7 +28,9 @@ def backup(repo: Repository, src: Path, **kw: object) -> str:
 
 
 def restore(repo: Repository, snap_id: str, target: Path, **kw: object) -> Path:
+    """Restore exactly, special entries included (like ``tar -p`` as root)."""
     snap = find_snapshot(repo, snap_id)
+    kw.setdefault("special", True)
     result = Restorer(repo, snap, RestoreOptions(target=str(target), verify=True, **kw)).run()  # type: ignore[arg-type]
     assert result.ok, (result.errors, result.verify_failures)
     return target

@@ -22,4 +22,10 @@ def test_torture_smoke_meets_every_goal(tmp_path: Path) -> None:
     assert figures["bad_input"]["handled"] == figures["bad_input"]["cases"] >= 15
     assert figures["fuzzing"]["inputs"] > 1000 and figures["fuzzing"]["unhandled"] == 0
     assert figures["security"]["passed"] == figures["security"]["total"] >= 7
+    restores = figures["restore_crashes"]
+    assert restores["runs"] == 3 and restores["files_checked"] > 0
+    assert restores["half_written"] == 0 and restores["not_completed"] == 0
+    malicious = figures["malicious"]
+    assert malicious["handled"] == malicious["cases"] >= 20
+    assert malicious["outside_writes"] == malicious["tracebacks"] == 0
     assert code == 0 and figures["goals_met"]

@@ -17,6 +17,8 @@ class ExitCode:
     WRONG_PASSWORD = 3
     LOCKED = 4
     DAMAGED = 5
+    #: An unexpected error (a bug): one line on the terminal, the full trace in a log file.
+    INTERNAL = 70
 
 
 class PraxisError(Exception):
@@ -65,3 +67,15 @@ class SnapshotNotFoundError(PraxisError):
 
 class SourceError(PraxisError):
     """A backup source path does not exist or cannot be opened at all."""
+
+
+class UnsafeTargetError(PraxisError):
+    """A restore would have to write through a link (symlink, junction) below its target."""
+
+    def __init__(self, path: str, target: str) -> None:
+        super().__init__(
+            f"{path} is a link (to {target}); restore never writes through a link below its "
+            "target unless that link is allowed explicitly"
+        )
+        self.path = path
+        self.target = target

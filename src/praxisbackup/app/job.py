@@ -50,6 +50,7 @@ from praxisbackup.media.register import Register
 from praxisbackup.model.config import Config, ServiceConfig
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.model.protocol import RED, YELLOW, RunProtocol, SourceResult
+from praxisbackup.platform.private import open_private, private_dir
 from praxisbackup.practice import profiles, recovery
 from praxisbackup.report.render import human_size, render_text
 from praxisbackup.services import ServiceBackend, ServiceSequence, make_service
@@ -121,8 +122,8 @@ class NightlyJob:
         """E-mail, daily check and heartbeat; failures become protocol lines, never lost mail."""
         from praxisbackup.app.dispatch import after_run  # noqa: PLC0415 - avoids an import cycle
 
-        for problem in after_run(self.config, self.protocol, self.clock()):
-            self.protocol.add(YELLOW, "alert_problem", problem=problem)
+        for severity, problem in after_run(self.config, self.protocol, self.clock()):
+            self.protocol.add(severity, "alert_problem", problem=problem)
         if any(f.code == "alert_problem" for f in self.protocol.findings):
             catalog.record_run(self.protocol)
 
@@ -130,8 +131,8 @@ class NightlyJob:
         p = self.protocol
         catalog.record_run(p)
         log_dir = os.path.join(self.state_dir, "logs")
-        os.makedirs(log_dir, exist_ok=True)
-        with open(os.path.join(log_dir, f"{p.run_id}.log"), "w", encoding="utf-8") as fh:
+        private_dir(log_dir)
+        with open_private(os.path.join(log_dir, f"{p.run_id}.log"), "w", encoding="utf-8") as fh:
             fh.write(render_text(p, "en"))
         if self.repo is not None:
             payload = p.to_json().encode()

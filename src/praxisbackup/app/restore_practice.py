@@ -24,12 +24,19 @@ from praxisbackup.app.medium import latest_green, open_attached
 from praxisbackup.engine.paths import split_source
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Snapshot, find_snapshot
-from praxisbackup.errors import PraxisError
+from praxisbackup.errors import PraxisError, UnsafeTargetError
 from praxisbackup.media.label import AttachedMedium
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import state_dir
 from praxisbackup.model.restore import COMPLETE, RestoreRecord
-from praxisbackup.practice.restore import PracticeRestorePlan, PracticeRestoreResult, execute
+from praxisbackup.practice.restore import (
+    PracticeRestorePlan,
+    PracticeRestoreResult,
+    execute,
+    link_allowed,
+    links_in_plan,
+    refused_links,
+)
 from praxisbackup.practice.restore import plan_restore as plan_items
 from praxisbackup.report.restore import (
     restore_protocol_html,
@@ -48,6 +55,16 @@ class PreparedRestore:
     plan: PracticeRestorePlan
     #: The person doing the restore, named in the protocol (default: the logged-in user).
     by: str = ""
+    #: Links (junctions) below the target root the person allowed the restore to go through.
+    follow_links: list[str] = field(default_factory=list)
+
+    @property
+    def links(self) -> list[tuple[str, str, bool]]:
+        """Every link on the way to a planned item: (link, where it points, allowed)."""
+        return [
+            (link, to, link_allowed(link, self.follow_links))
+            for link, to in links_in_plan(self.plan)
+        ]
 
     @property
     def version_differs(self) -> bool:
@@ -102,14 +119,18 @@ def prepare(
 
 
 def run(config: Config, prepared: PreparedRestore) -> RestoreOutcome:
-    """Execute a prepared restore with the services stopped; write the restore protocol."""
+    """Execute a prepared restore with the services stopped; write the restore protocol. A
+    link the person did not allow refuses the restore before anything is stopped or renamed."""
+    refused = refused_links(prepared.plan, prepared.follow_links)
+    if refused:
+        raise UnsafeTargetError(*refused[0])
     started = datetime.now().astimezone()
     sequence = service_sequence(config.services)
     with (
         StopRequests() as stops,
         services_stopped(sequence, [c for s in config.services for c in s.check_closed], stops),
     ):
-        result = execute(prepared.repo, prepared.plan)
+        result = execute(prepared.repo, prepared.plan, prepared.follow_links)
     record = restore_record(config, prepared, result, started, sequence.timeline.events)
     lang = config.practice.language
     lines = restore_protocol_lines(record, lang)

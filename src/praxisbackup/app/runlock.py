@@ -15,6 +15,7 @@ from types import TracebackType
 
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.platform.oslock import try_lock
+from praxisbackup.platform.private import private_dir
 
 
 class RunLockedError(PraxisError):
@@ -38,8 +39,8 @@ class RunLock:
             return "unknown process"
 
     def __enter__(self) -> RunLock:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(os.path.dirname(self.path))
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         if not try_lock(fd):
             os.close(fd)
             raise RunLockedError(f"another praxisbackup run is in progress ({self.holder()})")

@@ -8,6 +8,8 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from praxisbackup.platform.private import private_dir, private_file
+
 
 class SqliteStore:
     """Base for the tables of the local catalog; ``SCHEMA`` is created on first use."""
@@ -15,7 +17,8 @@ class SqliteStore:
     SCHEMA = ""
 
     def __init__(self, path: str) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        private_dir(os.path.dirname(os.path.abspath(path)))  # 0700 on POSIX
+        private_file(path)  # 0600: the catalog names patients' files
         self.path = path
         with self._db() as db:
             db.executescript(self.SCHEMA)

@@ -80,6 +80,12 @@ def _scan_totals(paths: list[str], progress: Progress) -> None:
     threading.Thread(target=scan, daemon=True, name="scan").start()
 
 
+def _warn_unreadable(repo: Repository) -> None:
+    """Snapshot files that could not be read were skipped: say so (check reports them)."""
+    for name, why in sorted(repo.unreadable_snapshots.items()):
+        click.echo(f"warning: snapshot file {name[:16]} skipped: {why}", err=True)
+
+
 def register(cli: click.Group) -> None:
     for command in COMMANDS:
         cli.add_command(command)
@@ -167,6 +173,7 @@ def snapshots(ctx: Ctx, host: str | None, tag: tuple[str, ...]) -> None:
         for s in list_snapshots(repo)
         if (host is None or s.host == host) and all(t in s.tags for t in tag)
     ]
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json([_snapshot_doc(s) for s in snaps])
         return
@@ -238,6 +245,15 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
         ctx.say(f"{c.change}  {c.path}")
 
 
+def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--no-lock",
+        is_flag=True,
+        help="Write no lock (only for a medium that cannot be written, e.g. write-protected); "
+        "then nothing stops a prune from deleting data while this command reads it.",
+    )(f)
+
+
 @click.command()
 @click.argument("snapshot_ref")
 @click.option("-t", "--target", required=True, help="Folder to restore into.")
@@ -248,19 +264,53 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
     "--overwrite", type=click.Choice(OVERWRITE_POLICIES), default="never", show_default=True
 )
 @click.option(
-    "--verify", is_flag=True, help="Read restored files back and compare content and times."
+    "--verify",
+    is_flag=True,
+    help="Read restored and kept files back and compare content and times with the snapshot.",
 )
+@click.option(
+    "--special-files",
+    is_flag=True,
+    help="Also restore device nodes, FIFOs and setuid/setgid bits (like tar -p as root).",
+)
+@click.option(
+    "--follow-link",
+    "follow_links",
+    multiple=True,
+    metavar="PATH",
+    help="Write through this link (symlink, junction) below the target; others are refused.",
+)
+@_no_lock_option
 @pass_ctx
 def restore(
-    ctx: Ctx, snapshot_ref: str, target: str, include: tuple[str, ...], overwrite: str, verify: bool
+    ctx: Ctx,
+    snapshot_ref: str,
+    target: str,
+    include: tuple[str, ...],
+    overwrite: str,
+    verify: bool,
+    special_files: bool,
+    follow_links: tuple[str, ...],
+    no_lock: bool,
 ) -> None:
-    """Restore a snapshot (``latest`` or an id) into TARGET."""
+    """Restore a snapshot (``latest`` or an id) into TARGET.
+
+    Every file is written under a temporary name and renamed into place when complete; no
+    link below TARGET is followed unless given with --follow-link."""
     repo = ctx.open()
-    assert_no_exclusive_lock(repo)
+    if no_lock:
+        assert_no_exclusive_lock(repo)
     repo.load_index()
     snap = find_snapshot(repo, snapshot_ref)
+    _warn_unreadable(repo)
     options = RestoreOptions(
-        target=target, includes=list(include), overwrite=overwrite, verify=verify
+        target=target,
+        includes=list(include),
+        overwrite=overwrite,
+        verify=verify,
+        special=special_files,
+        follow_links=list(follow_links),
+        lock=not no_lock,
     )
     progress = _progress(ctx, "restore")
     progress.set_total(snap.summary.total_files, snap.summary.total_bytes)
@@ -291,12 +341,18 @@ def restore(
 @click.command()
 @click.option("--read-data", is_flag=True, help="Read and verify every pack from the medium.")
 @click.option("--read-data-subset", metavar="N%|n/t", help="Read and verify a subset of the packs.")
+@_no_lock_option
 @pass_ctx
-def check(ctx: Ctx, read_data: bool, read_data_subset: str | None) -> None:
-    """Verify the repository's structure and, optionally, all data on the medium."""
+def check(ctx: Ctx, read_data: bool, read_data_subset: str | None, no_lock: bool) -> None:
+    """Verify the repository's structure and, optionally, all data on the medium.
+
+    Damage found is recorded on the medium, so the next backup stores that data again."""
     repo = ctx.open()
-    assert_no_exclusive_lock(repo)
-    result = Checker(repo, _progress(ctx, "check")).run(read_data, read_data_subset)
+    if no_lock:
+        assert_no_exclusive_lock(repo)
+    result = Checker(repo, _progress(ctx, "check")).run(
+        read_data, read_data_subset, record_damage=not no_lock, lock=not no_lock
+    )
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(result) | {"ok": result.ok})
     else:
@@ -382,6 +438,7 @@ def forget(
             for d in removed:
                 forget_snapshot(repo, d.snapshot.id)
         stats = run_prune(repo, _progress(ctx, "prune")) if do_prune and not dry_run else None
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json(
             {
@@ -410,6 +467,7 @@ def prune(ctx: Ctx, dry_run: bool) -> None:
     repo = ctx.open()
     with lock_repository(repo, exclusive=True, command="prune"):
         stats = run_prune(repo, _progress(ctx, "prune"), dry_run=dry_run)
+    _warn_unreadable(repo)
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(stats))
         return

@@ -1,12 +1,20 @@
 """The ``praxisbackup`` command line.
 
 Exit codes: 0 success, 1 finished with warnings, 2 failure, 3 wrong passphrase,
-4 repository locked, 5 repository damaged (see README).
+4 repository locked, 5 repository damaged, 70 internal error (see README). No traceback ever
+reaches the terminal: an error a user can cause is one line; anything unexpected is one line
+naming the log file that holds the full trace.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import sqlite3
 import sys
+import tempfile
+import traceback
+from datetime import datetime
 from typing import Any
 
 import click
@@ -25,6 +33,54 @@ from praxisbackup.cli.setup_command import setup
 from praxisbackup.errors import ExitCode, PraxisError
 
 
+def crash_log_dir() -> str:
+    """Where the full trace of an unexpected error is kept: ``PRAXISBACKUP_LOG_DIR``, else the
+    user's log folder (platformdirs), else the temporary folder."""
+    explicit = os.environ.get("PRAXISBACKUP_LOG_DIR")
+    if explicit:
+        return explicit
+    import platformdirs  # noqa: PLC0415 - only after a crash
+
+    return str(platformdirs.user_log_dir("praxisbackup", appauthor=False))
+
+
+def write_crash_log(exc: BaseException) -> str:
+    """Write the trace (it may name patients' files: private to this user) and return where."""
+    name = f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    text = (
+        f"praxisbackup {__version__} {datetime.now().isoformat(timespec='seconds')}\n"
+        f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(exc))
+    )
+    for folder in (crash_log_dir(), tempfile.gettempdir()):
+        path = os.path.join(folder, name)
+        try:
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+                fh.write(text)
+            return path
+        except OSError:
+            continue
+    return "(nowhere: no writable log folder)"
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error the user can do something about."""
+    where = f": {exc.filename}" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"permission denied{where} - run this as the account of the backup service or as "
+            "an administrator"
+        )
+    return f"{what}{where}"
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"praxisbackup: error: {message}", err=True)
+    sys.exit(code)
+
+
 def _option_names(command: click.Command) -> set[str]:
     """Every option spelling a command (and, for a group, its subcommands) defines."""
     names = {n for p in command.params if isinstance(p, click.Option) for n in p.opts}
@@ -36,7 +92,8 @@ def _option_names(command: click.Command) -> set[str]:
 
 class PraxisGroup(click.Group):
     """Global options are accepted after the subcommand too (``praxisbackup snapshots --repo
-    X``, as restic users type it); a PraxisError becomes one line and its exit code."""
+    X``, as restic users type it); every exception becomes one line and its exit code (no
+    traceback)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, self._hoist_global_options(args))
@@ -75,12 +132,28 @@ class PraxisGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise  # click reports these itself (usage errors: exit code 2)
         except PraxisError as exc:
-            click.echo(f"praxisbackup: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("praxisbackup: interrupted", err=True)
-            sys.exit(ExitCode.FAILURE)
+            _fail("interrupted", ExitCode.FAILURE)
+        except sqlite3.Error as exc:
+            readonly = "readonly" in str(exc) or "unable to open" in str(exc)
+            hint = (
+                " - run this as the account of the backup service or as an administrator"
+                if readonly
+                else ""
+            )
+            _fail(f"the local state database cannot be used: {exc}{hint}", ExitCode.FAILURE)
+        except OSError as exc:
+            _fail(describe_os_error(exc), ExitCode.FAILURE)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
+            log = write_crash_log(exc)
+            _fail(
+                f"internal error ({type(exc).__name__}: {exc}); the full report is in {log}",
+                ExitCode.INTERNAL,
+            )
 
 
 _VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}

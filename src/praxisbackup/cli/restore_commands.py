@@ -42,6 +42,13 @@ pass_ctx = click.make_pass_decorator(Ctx)
 @click.option(
     "--by", "by_whom", help="Who does the restore (named in the protocol; default: OS user)."
 )
+@click.option(
+    "--follow-link",
+    "follow_links",
+    multiple=True,
+    metavar="PATH",
+    help="Restore through this link/junction below the target root (shown in the plan).",
+)
 @pass_ctx
 def restore_practice(
     ctx: Ctx,
@@ -51,6 +58,7 @@ def restore_practice(
     dry_run: bool,
     yes: bool,
     by_whom: str | None,
+    follow_links: tuple[str, ...],
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
     config = load_config(ctx.config_path)
@@ -62,6 +70,7 @@ def restore_practice(
         return
     prepared = restore_app.prepare(config, passphrase, snapshot_ref, target_root)
     prepared.by = by_whom or ""
+    prepared.follow_links = list(follow_links)
     snap, plan = prepared.snapshot, prepared.plan
     click.echo(
         f"Restore from snapshot {snap.short_id} ({snap.time[:16]}) "
@@ -72,6 +81,9 @@ def restore_practice(
             f"   (existing renamed to {os.path.basename(item.rename_to)})" if item.rename_to else ""
         )
         click.echo(f"  {item.kind:<4} {item.snapshot_path}  ->  {item.target}{rename}")
+    for link, points_to, allowed in prepared.links:
+        verdict = "followed" if allowed else "REFUSED unless --follow-link " + link
+        click.echo(f"  LINK {link} -> {points_to} ({verdict})")
     for missing in plan.missing_in_snapshot:
         click.echo(f"  MISSING in the snapshot: {missing}")
     if prepared.version_differs:

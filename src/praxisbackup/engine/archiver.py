@@ -224,6 +224,9 @@ class Archiver:
     def run(self) -> BackupResult:
         started = time.monotonic()
         start_time = datetime.now().astimezone()
+        bad = [p for p in self.options.paths if "\x00" in p]
+        if bad:
+            raise SourceError(f"the source path {bad[0]!r} contains a NUL character")
         sources = [absolute_source(p) for p in self.options.paths]
         if not sources:
             raise SourceError("no source path given")

@@ -16,12 +16,19 @@ def load_tree(repo: Repository, tree_id: bytes, what: str = "") -> list[Node]:
 
 
 def walk(repo: Repository, tree_id: bytes, prefix: str = "") -> Iterator[tuple[str, Node]]:
-    """Depth-first (path, node) for every entry below a tree, in name order."""
-    for node in load_tree(repo, tree_id, prefix or "/"):
-        path = f"{prefix}/{node.name}"
+    """Depth-first (path, node) for every entry below a tree, in name order (iteratively:
+    a crafted tree of any depth cannot exhaust the stack)."""
+    stack = [(prefix, iter(load_tree(repo, tree_id, prefix or "/")))]
+    while stack:
+        parent, nodes = stack[-1]
+        node = next(nodes, None)
+        if node is None:
+            stack.pop()
+            continue
+        path = f"{parent}/{node.name}"
         yield path, node
         if node.type == DIR and node.subtree is not None:
-            yield from walk(repo, node.subtree, path)
+            stack.append((path, iter(load_tree(repo, node.subtree, path))))
 
 
 def walk_from(repo: Repository, snap: Snapshot, start: str = "/") -> Iterator[tuple[str, Node]]:

@@ -6,8 +6,11 @@ Data check (``read_data``): every pack (or a subset) is read from the medium its
 cached pages are dropped first - hashed against its name, its header compared with the index,
 and every blob decrypted, decompressed and checked against its id.
 
-Damage is reported with the snapshots and file paths it affects. check never writes to the
-medium (not even a lock).
+Damage is reported with the snapshots and file paths it affects. The damaged blob copies are
+also written to the medium as a damage record (``meta/damage-*``, unless the medium cannot be
+written): the next backup stores those blobs again and reads prefer other copies, until prune
+removes the damaged copies. Apart from that record check writes nothing (its caller holds a
+shared lock).
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from praxisbackup.engine import crypto
+from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE, parse_pack
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots
-from praxisbackup.engine.tree import DIR, FILE, HARDLINK, decode_tree
+from praxisbackup.engine.tree import DIR, FILE, HARDLINK, Node, decode_tree
 from praxisbackup.errors import IntegrityError, StorageError, UsageError
 
 
@@ -73,14 +77,29 @@ class Checker:
         self.repo = repo
         self.progress = progress or Progress()
         self.result = CheckResult()
-        self._bad_blobs: set[tuple[int, bytes]] = set()
         self._lock = threading.Lock()
         self._tree_memo: dict[bytes, list[str]] = {}
+        self._recorded: set[tuple[str, int, bytes]] = set()
 
-    def run(self, read_data: bool = False, subset: str | None = None) -> CheckResult:
+    def run(
+        self,
+        read_data: bool = False,
+        subset: str | None = None,
+        record_damage: bool = True,
+        lock: bool = True,
+    ) -> CheckResult:
+        """Check the repository, holding a shared lock (``lock=False`` when the caller holds
+        one already, or for a medium that cannot be written)."""
+        if not lock:
+            return self._run(read_data, subset, record_damage)
+        with lock_repository(self.repo, exclusive=False, command="check", reader=True):
+            return self._run(read_data, subset, record_damage)
+
+    def _run(self, read_data: bool, subset: str | None, record_damage: bool) -> CheckResult:
         res = self.result
         self._check_keys()
         report = self.repo.load_index(tolerate_damage=True)
+        self._recorded = set(self.repo.index.bad_locations())
         for name, msg in report.damaged.items():
             res.errors.append(Problem("index", name, msg))
         on_medium = {info.name: info.size for info in self.repo.backend.list("data")}
@@ -105,19 +124,62 @@ class Checker:
                     "'repair' indexes it)",
                 )
             )
+        read: list[str] = []
         if read_data or subset:
             packs = [p for p in indexed if p in on_medium and indexed[p] == on_medium[p]]
-            self._read_packs(self._select(packs, subset))
+            read = self._select(packs, subset)
+            self._read_packs(read)
+        self._report_recorded(set(read))
         self._check_snapshots()
+        if record_damage:
+            self._record_damage()
         self.progress.close()
         return res
 
-    def verify_packs(self, pack_ids: list[str]) -> CheckResult:
+    def verify_packs(self, pack_ids: list[str], record_damage: bool = True) -> CheckResult:
         """Read the given packs from the medium (uncached) and verify every blob in them;
-        used by the nightly job right after a backup."""
+        used by the nightly job right after a backup. Damage found is recorded on the medium,
+        so the next backup stores the affected blobs again."""
         indexed = dict(self.repo.index.packs())
+        self._recorded = set(self.repo.index.bad_locations())
         self._read_packs([p for p in pack_ids if p in indexed])
+        if record_damage:
+            self._record_damage()
         return self.result
+
+    def _record_damage(self) -> None:
+        new = [c for c in self.repo.index.bad_locations() if c not in self._recorded]
+        try:
+            self.repo.record_damage(new, "check")
+        except StorageError as exc:
+            self.result.warnings.append(
+                Problem("damage record", "-", f"not written to the medium: {exc}")
+            )
+        self._recorded.update(new)
+
+    def _report_recorded(self, read: set[str]) -> None:
+        """Damage an earlier check recorded, in packs not read this time."""
+        for pack_id, blob_type, blob_id in sorted(self._recorded):
+            if pack_id in read or not self.repo.index.has_pack(pack_id):
+                continue
+            if self.repo.index.has_good(blob_type, blob_id):
+                self.result.warnings.append(
+                    Problem(
+                        "blob",
+                        blob_id.hex(),
+                        f"the copy in pack {pack_id[:12]} was found damaged earlier; another "
+                        "copy is intact ('prune' removes the damaged one)",
+                    )
+                )
+            else:
+                self.result.errors.append(
+                    Problem(
+                        "blob",
+                        blob_id.hex(),
+                        f"the only copy, in pack {pack_id[:12]}, was found damaged earlier "
+                        "(damage record); the next backup stores the data again if it still has it",
+                    )
+                )
 
     def check_snapshot_tree(self, tree_id: bytes) -> list[str]:
         """Paths below a snapshot's tree whose data is not (or not intact) in the index."""
@@ -135,6 +197,11 @@ class Checker:
                 self.result.errors.append(
                     Problem("key", name, "key slot does not match its name (damaged)")
                 )
+                continue
+            try:
+                crypto.parse_key_slot(raw, "key slot")
+            except IntegrityError as exc:
+                self.result.errors.append(Problem("key", name, str(exc)))
 
     # -- data ---------------------------------------------------------------------------
     @staticmethod
@@ -151,8 +218,8 @@ class Checker:
         return random.sample(ordered, count)
 
     def _mark_pack_bad(self, pack_id: str) -> None:
-        for blob in self.repo.index.blobs_in_pack(pack_id):
-            self._bad_blobs.add(blob)
+        for blob_type, blob_id in self.repo.index.blobs_in_pack(pack_id):
+            self.repo.index.mark_bad(pack_id, blob_type, blob_id)
 
     def _read_packs(self, packs: list[str]) -> None:
         sizes = dict(self.repo.index.packs())
@@ -167,6 +234,7 @@ class Checker:
         errors: list[Problem] = []
         bad: set[tuple[int, bytes]] = set()
         blobs = 0
+        self.repo.check_lock()
         try:
             raw = self.repo.backend.read_uncached("data", pack_id)
         except StorageError as exc:
@@ -185,8 +253,8 @@ class Checker:
                 bad.update(self.repo.index.blobs_in_pack(pack_id))
             in_header = 0
             for e in entries:
-                if self.repo.index.pack_of(e.type, e.id) != pack_id:
-                    continue  # a duplicate whose indexed copy lives elsewhere
+                if not self.repo.index.in_pack(pack_id, e.type, e.id):
+                    continue  # a copy the index does not know (never read from here)
                 in_header += 1
                 blobs += 1
                 try:
@@ -215,7 +283,8 @@ class Checker:
             bad.update(self.repo.index.blobs_in_pack(pack_id))
         with self._lock:
             self.result.errors.extend(errors)
-            self._bad_blobs.update(bad)
+            for blob_type, blob_id in bad:
+                self.repo.index.mark_bad(pack_id, blob_type, blob_id)
             self.result.packs_read += 1
             self.result.blobs_read += blobs
             self.result.bytes_read += len(raw)
@@ -239,49 +308,75 @@ class Checker:
                 self.result.affected[snap.id] = lost
 
     def _blob_ok(self, blob_type: int, blob_id: bytes) -> bool:
-        return (
-            self.repo.index.has(blob_type, blob_id) and (blob_type, blob_id) not in self._bad_blobs
-        )
+        """An intact copy is known (damaged copies are marked in the index)."""
+        return self.repo.index.has_good(blob_type, blob_id)
 
     def _tree_damage(self, tree_id: bytes, spath: str) -> list[str]:
-        """Paths below ``spath`` that cannot be restored intact (memoized per tree)."""
-        memo = self._tree_memo.get(tree_id)
-        if memo is not None:
-            return [spath + rel for rel in memo]
-        rel: list[str] = []
+        """Paths below ``spath`` that cannot be restored intact (memoized per tree). Walks
+        iteratively, so a crafted tree of any depth cannot exhaust the stack."""
+        memo = self._tree_memo
+        if tree_id not in memo:
+            stack = [self._open_frame(tree_id)]
+            while stack:
+                frame = stack[-1]
+                if frame.waiting is not None:  # the sub-folder just finished
+                    self._add_sub(frame, memo[frame.waiting])
+                    frame.waiting = None
+                while frame.next < len(frame.nodes):
+                    node = frame.nodes[frame.next]
+                    frame.next += 1
+                    child = "/" + node.name
+                    if node.type == DIR and node.subtree is not None:
+                        frame.child = child
+                        if node.subtree in memo:
+                            self._add_sub(frame, memo[node.subtree])
+                            continue
+                        frame.waiting = node.subtree
+                        stack.append(self._open_frame(node.subtree))
+                        break
+                    if node.type in (FILE, HARDLINK):
+                        self._file_damage(frame.rel, child, node.content)
+                else:
+                    memo[frame.tree_id] = frame.rel
+                    stack.pop()
+        return [spath + r for r in memo[tree_id]]
+
+    @staticmethod
+    def _add_sub(frame: _Frame, sub: list[str]) -> None:
+        frame.rel.extend(frame.child + r if r != "/" else frame.child for r in sub)
+
+    def _file_damage(self, rel: list[str], child: str, content: list[bytes]) -> None:
+        missing = [c for c in content if not self._blob_ok(DATA, c)]
+        if missing:
+            rel.append(child)
+            for c in missing:
+                if not self.repo.index.has(DATA, c):
+                    self.result.errors.append(
+                        Problem("blob", c.hex(), f"data blob of {child} is missing from the index")
+                    )
+
+    def _open_frame(self, tree_id: bytes) -> _Frame:
+        """Load one folder listing; a missing or damaged one makes the folder itself lost."""
         if not self._blob_ok(TREE, tree_id):
             kind = "missing" if not self.repo.index.has(TREE, tree_id) else "damaged"
             self.result.errors.append(Problem("tree", tree_id.hex(), f"folder listing is {kind}"))
-            rel = ["/"]
-        else:
-            try:
-                nodes = decode_tree(
-                    self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
-                )
-            except (IntegrityError, StorageError) as exc:
-                self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
-                nodes = None
-                rel = ["/"]
-            self.result.trees += 1
-            for node in nodes or []:
-                child = "/" + node.name
-                if node.type == DIR and node.subtree is not None:
-                    rel.extend(
-                        child + r if r != "/" else child
-                        for r in self._tree_damage(node.subtree, "")
-                    )
-                elif node.type in (FILE, HARDLINK):
-                    missing = [c for c in node.content if not self._blob_ok(DATA, c)]
-                    if missing:
-                        rel.append(child)
-                        for c in missing:
-                            if not self.repo.index.has(DATA, c):
-                                self.result.errors.append(
-                                    Problem(
-                                        "blob",
-                                        c.hex(),
-                                        f"data blob of {child} is missing from the index",
-                                    )
-                                )
-        self._tree_memo[tree_id] = rel
-        return [spath + r for r in rel]
+            return _Frame(tree_id, [], ["/"])
+        self.result.trees += 1
+        try:
+            nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}")
+        except (IntegrityError, StorageError) as exc:
+            self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
+            return _Frame(tree_id, [], ["/"])
+        return _Frame(tree_id, nodes, [])
+
+
+@dataclass
+class _Frame:
+    """A folder listing being examined by the iterative walk of :meth:`Checker._tree_damage`."""
+
+    tree_id: bytes
+    nodes: list[Node]
+    rel: list[str]
+    next: int = 0
+    child: str = ""
+    waiting: bytes | None = None

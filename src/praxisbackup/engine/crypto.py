@@ -151,32 +151,79 @@ def make_key_slot(
     return json.dumps(doc, indent=1).encode()
 
 
-def open_key_slot(raw: bytes, passphrase: str, what: str) -> tuple[MasterKey, KeySlotInfo] | None:
-    """Try a passphrase on a key slot. Returns None if it is the wrong passphrase.
+#: scrypt needs 128 * n * r bytes of memory: a key slot may ask for at most 1 GiB.
+MAX_KDF_MEMORY = 1 << 30
+#: Work of one derivation, n * r * p (the default slot costs 2^20, about half a second):
+#: a slot may cost at most 16 times the default ...
+MAX_SLOT_COST = 1 << 24
+#: ... and opening a repository tries slots (cheapest first) until 64 times the default.
+MAX_OPEN_COST = 1 << 26
 
-    Raises :class:`IntegrityError` if the slot itself is malformed.
-    """
+
+def kdf_cost(params: KdfParams) -> int:
+    return params.n * params.r * params.p
+
+
+def check_kdf(params: KdfParams, what: str) -> None:
+    """Refuse scrypt parameters that are malformed or would demand too much memory or time
+    (a slot on a medium is data from outside: it must not make opening hang or swap)."""
+    if params.n < 2 or params.n & (params.n - 1) or params.r < 1 or params.p < 1:
+        raise IntegrityError(f"{what} has implausible scrypt parameters")
+    if 128 * params.n * params.r > MAX_KDF_MEMORY:
+        raise IntegrityError(
+            f"{what} asks for {128 * params.n * params.r >> 20} MiB of memory "
+            f"(at most {MAX_KDF_MEMORY >> 20} MiB are allowed): not tried"
+        )
+    if kdf_cost(params) > MAX_SLOT_COST:
+        raise IntegrityError(
+            f"{what} asks for {kdf_cost(params) >> 20} times the default key derivation work "
+            f"(at most {MAX_SLOT_COST >> 20}): not tried"
+        )
+
+
+@dataclass(frozen=True)
+class ParsedKeySlot:
+    """A key slot's outer structure, checked without deriving anything."""
+
+    params: KdfParams
+    salt: bytes
+    sealed: bytes
+
+    @property
+    def cost(self) -> int:
+        return kdf_cost(self.params)
+
+
+def parse_key_slot(raw: bytes, what: str) -> ParsedKeySlot:
+    """Check a key slot's structure and cost (cheap); IntegrityError if it is malformed, too
+    expensive to try, or cannot hold a key."""
     try:
         doc = json.loads(raw)
         if doc["version"] != KEY_FILE_VERSION or doc["kdf"]["name"] != "scrypt":
             raise IntegrityError(f"{what} has an unsupported format version")
         kdf = doc["kdf"]
         params = KdfParams(n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"]))
-        if (
-            params.n < 2
-            or params.n > 1 << 24
-            or params.n & (params.n - 1)
-            or not 0 < params.r <= 64
-            or not 0 < params.p <= 16
-        ):
-            raise IntegrityError(f"{what} has implausible scrypt parameters")
         salt = _unb64(kdf["salt"])
         sealed = _unb64(doc["data"])
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None
-    kek = _derive(passphrase, salt, params)
+    check_kdf(params, what)
+    if len(salt) < 16 or len(sealed) < OVERHEAD + 2:
+        raise IntegrityError(f"{what} is malformed: salt or sealed key too short")
+    return ParsedKeySlot(params, salt, sealed)
+
+
+def open_key_slot(
+    raw: bytes | ParsedKeySlot, passphrase: str, what: str
+) -> tuple[MasterKey, KeySlotInfo] | None:
+    """Try a passphrase on a key slot. Returns None if it is the wrong passphrase.
+
+    Raises :class:`IntegrityError` if the slot itself is malformed or too expensive.
+    """
+    slot = raw if isinstance(raw, ParsedKeySlot) else parse_key_slot(raw, what)
+    kek = _derive(passphrase, slot.salt, slot.params)
     try:
-        secret = Cipher(kek).open(sealed, KEY_AD, what)
+        secret = Cipher(kek).open(slot.sealed, KEY_AD, what)
     except IntegrityError:
         return None
     try:
@@ -224,10 +271,9 @@ def open_secret(passphrase: str, raw: bytes) -> str | None:
         doc = json.loads(raw)
         params = KdfParams(n=int(doc["n"]), r=int(doc["r"]), p=int(doc["p"]))
         salt, sealed = _unb64(doc["salt"]), _unb64(doc["data"])
-        if params.n < 2 or params.n > 1 << 24 or params.n & (params.n - 1):
-            raise ValueError("implausible scrypt parameters")
-    except (ValueError, KeyError, TypeError, OverflowError) as exc:
+    except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
         raise IntegrityError(f"the sealed secret is malformed: {exc}") from None
+    check_kdf(params, "the sealed secret")
     try:
         return (
             Cipher(_derive(passphrase, salt, params))

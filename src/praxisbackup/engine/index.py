@@ -2,7 +2,8 @@
 
 In memory, each blob costs one dict entry: a 32-byte key and one Python int packing pack
 number, offset, length, raw length and flags (about 160 bytes per blob in CPython), so 1.5 M
-chunks (roughly 1 M files / 500 GB) need about 250 MB.
+chunks (roughly 1 M files / 500 GB) need about 250 MB. A blob stored in more than one pack
+keeps its further locations in a second, normally tiny, table.
 
 On the medium an index file is an encrypted object (see :mod:`.objects`) whose payload is::
 
@@ -112,40 +113,35 @@ def decode_index(payload: bytes, what: str) -> IndexFile:
 
 
 class Index:
-    """In-memory map from (type, blob id) to location."""
+    """In-memory map from (type, blob id) to every location of the blob.
+
+    Nearly every blob is in exactly one pack: its location is one packed int in ``_blobs``.
+    A blob stored in several packs (stored again after damage was found, or listed twice)
+    keeps its further locations in ``_more``, so a read that fails on one copy can try the
+    next. Locations known to be damaged (found by check, recorded on the medium) are marked
+    and come last; :meth:`lookup` returns the first usable location.
+    """
 
     def __init__(self) -> None:
         self._pack_ids: list[str] = []
         self._pack_sizes: list[int] = []
         self._pack_no: dict[str, int] = {}
         self._blobs: tuple[dict[bytes, int], dict[bytes, int]] = ({}, {})
+        self._more: tuple[dict[bytes, list[int]], dict[bytes, list[int]]] = ({}, {})
+        #: (pack number, type, blob id) of copies known to be damaged.
+        self._bad: set[tuple[int, int, bytes]] = set()
 
-    def add_pack(self, pack_id: str, size: int, entries: Iterable[PackEntry]) -> None:
-        """Register a pack. A blob already known elsewhere keeps its first location."""
-        no = self._pack_no.get(pack_id)
-        if no is None:
-            no = len(self._pack_ids)
-            self._pack_ids.append(pack_id)
-            self._pack_sizes.append(size)
-            self._pack_no[pack_id] = no
-        for e in entries:
-            table = self._blobs[e.type]
-            if e.id not in table:
-                table[e.id] = (
-                    (no << 98)
-                    | (e.offset << 66)
-                    | (e.length << 34)
-                    | (e.raw_length << 2)
-                    | (1 if e.flags & COMPRESSED else 0)
-                )
+    @staticmethod
+    def _pack(no: int, e: PackEntry) -> int:
+        return (
+            (no << 98)
+            | (e.offset << 66)
+            | (e.length << 34)
+            | (e.raw_length << 2)
+            | (1 if e.flags & COMPRESSED else 0)
+        )
 
-    def has(self, blob_type: int, blob_id: bytes) -> bool:
-        return blob_id in self._blobs[blob_type]
-
-    def lookup(self, blob_type: int, blob_id: bytes) -> BlobLocation | None:
-        packed = self._blobs[blob_type].get(blob_id)
-        if packed is None:
-            return None
+    def _location(self, packed: int) -> BlobLocation:
         return BlobLocation(
             self._pack_ids[packed >> 98],
             (packed >> 66) & 0xFFFFFFFF,
@@ -154,9 +150,85 @@ class Index:
             bool(packed & 1),
         )
 
+    def add_pack(self, pack_id: str, size: int, entries: Iterable[PackEntry]) -> None:
+        """Register a pack. A blob already known elsewhere gets this pack as one more location
+        (the first location stays the preferred one while it is not known to be damaged)."""
+        no = self._pack_no.get(pack_id)
+        if no is None:
+            no = len(self._pack_ids)
+            self._pack_ids.append(pack_id)
+            self._pack_sizes.append(size)
+            self._pack_no[pack_id] = no
+        for e in entries:
+            table = self._blobs[e.type]
+            packed = self._pack(no, e)
+            first = table.get(e.id)
+            if first is None:
+                table[e.id] = packed
+            elif first >> 98 != no:
+                more = self._more[e.type].setdefault(e.id, [])
+                if all(other >> 98 != no for other in more):
+                    more.append(packed)
+
+    def _all(self, blob_type: int, blob_id: bytes) -> list[int]:
+        first = self._blobs[blob_type].get(blob_id)
+        if first is None:
+            return []
+        return [first, *self._more[blob_type].get(blob_id, ())]
+
+    def _ordered(self, blob_type: int, blob_id: bytes) -> list[int]:
+        """Every location, usable ones first."""
+        found = self._all(blob_type, blob_id)
+        if not self._bad or not found:
+            return found
+        good = [p for p in found if (p >> 98, blob_type, blob_id) not in self._bad]
+        return good + [p for p in found if (p >> 98, blob_type, blob_id) in self._bad]
+
+    def has(self, blob_type: int, blob_id: bytes) -> bool:
+        """The blob is listed somewhere (perhaps only in damaged copies)."""
+        return blob_id in self._blobs[blob_type]
+
+    def has_good(self, blob_type: int, blob_id: bytes) -> bool:
+        """The blob has a copy not known to be damaged (a backup need not store it again)."""
+        if not self._bad:
+            return blob_id in self._blobs[blob_type]
+        found = self._all(blob_type, blob_id)
+        return any((p >> 98, blob_type, blob_id) not in self._bad for p in found)
+
+    def lookup(self, blob_type: int, blob_id: bytes) -> BlobLocation | None:
+        """The preferred location: the first copy not known to be damaged."""
+        if not self._bad:
+            packed = self._blobs[blob_type].get(blob_id)
+            return None if packed is None else self._location(packed)
+        found = self._ordered(blob_type, blob_id)
+        return self._location(found[0]) if found else None
+
+    def locations(self, blob_type: int, blob_id: bytes) -> list[BlobLocation]:
+        """Every copy of the blob, usable ones first."""
+        return [self._location(p) for p in self._ordered(blob_type, blob_id)]
+
     def pack_of(self, blob_type: int, blob_id: bytes) -> str | None:
-        packed = self._blobs[blob_type].get(blob_id)
-        return None if packed is None else self._pack_ids[packed >> 98]
+        loc = self.lookup(blob_type, blob_id)
+        return None if loc is None else loc.pack_id
+
+    def in_pack(self, pack_id: str, blob_type: int, blob_id: bytes) -> bool:
+        """The index lists a copy of this blob in this pack."""
+        no = self._pack_no.get(pack_id)
+        return no is not None and any(p >> 98 == no for p in self._all(blob_type, blob_id))
+
+    def mark_bad(self, pack_id: str, blob_type: int, blob_id: bytes) -> None:
+        """Remember that the copy of a blob in this pack is damaged."""
+        no = self._pack_no.get(pack_id)
+        if no is not None:
+            self._bad.add((no, blob_type, blob_id))
+
+    def is_bad(self, pack_id: str, blob_type: int, blob_id: bytes) -> bool:
+        no = self._pack_no.get(pack_id)
+        return no is not None and (no, blob_type, blob_id) in self._bad
+
+    def bad_locations(self) -> list[tuple[str, int, bytes]]:
+        """(pack id, type, blob id) of every copy known to be damaged."""
+        return sorted((self._pack_ids[no], t, b) for no, t, b in self._bad)
 
     def has_pack(self, pack_id: str) -> bool:
         return pack_id in self._pack_no
@@ -171,29 +243,41 @@ class Index:
     def count(self, blob_type: int) -> int:
         return len(self._blobs[blob_type])
 
+    def _every_location(self) -> Iterator[tuple[int, bytes, int]]:
+        for btype, table in enumerate(self._blobs):
+            for bid, packed in table.items():
+                yield btype, bid, packed
+        for btype, more in enumerate(self._more):
+            for bid, extra in more.items():
+                for packed in extra:
+                    yield btype, bid, packed
+
     def blobs_in_pack(self, pack_id: str) -> list[tuple[int, bytes]]:
         """(type, id) of every blob the index places in a pack (a full scan; used on damage)."""
         no = self._pack_no.get(pack_id)
         if no is None:
             return []
-        return [
-            (btype, bid)
-            for btype, table in enumerate(self._blobs)
-            for bid, packed in table.items()
-            if packed >> 98 == no
-        ]
+        return [(btype, bid) for btype, bid, packed in self._every_location() if packed >> 98 == no]
 
     def blob_counts(self) -> dict[str, int]:
-        """Number of blobs the index places in each pack."""
+        """Number of blob copies the index places in each pack."""
         counts = [0] * len(self._pack_ids)
-        for table in self._blobs:
-            for packed in table.values():
-                counts[packed >> 98] += 1
+        for _btype, _bid, packed in self._every_location():
+            counts[packed >> 98] += 1
         return dict(zip(self._pack_ids, counts, strict=True))
 
     def remove_pack_blobs(self, pack_ids: set[str]) -> None:
-        """Forget every blob located in these packs (before repacking them)."""
+        """Forget every location in these packs (before repacking them); a blob with a copy
+        elsewhere keeps that copy."""
         numbers = {self._pack_no[p] for p in pack_ids if p in self._pack_no}
-        for table in self._blobs:
-            for bid in [b for b, packed in table.items() if packed >> 98 in numbers]:
-                del table[bid]
+        for btype, table in enumerate(self._blobs):
+            more = self._more[btype]
+            for bid in [b for b, packed in table.items() if packed >> 98 in numbers] + list(more):
+                rest = [p for p in self._all(btype, bid) if p >> 98 not in numbers]
+                more.pop(bid, None)
+                if rest:
+                    table[bid] = rest[0]
+                    if len(rest) > 1:
+                        more[bid] = rest[1:]
+                else:
+                    table.pop(bid, None)

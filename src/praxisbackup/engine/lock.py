@@ -66,13 +66,31 @@ def is_stale(lock: LockInfo, now: float | None = None) -> bool:
 
 
 def read_locks(repo: Repository) -> Iterator[tuple[str, LockInfo | None]]:
-    """All lock objects; None for one that cannot be read (treated as stale)."""
+    """All lock objects; None for one that cannot be read or is not a lock."""
+    for name, info, _problem in scan_locks(repo):
+        yield name, info
+
+
+UNREADABLE = "cannot be read"
+
+
+def scan_locks(repo: Repository) -> Iterator[tuple[str, LockInfo | None, str | None]]:
+    """Every lock object as (name, info, problem). ``problem`` says why there is no info:
+    junk content (it can never be a lock: treated as stale) or a read that failed (the file
+    may be a valid lock: it is never removed as stale)."""
     for name in list(repo.list_names("locks")):
         try:
-            doc = json.loads(repo.read_object("locks", name, ObjectKind.LOCK))
-            yield name, LockInfo(**doc)
-        except (IntegrityError, StorageError, ValueError, TypeError):
-            yield name, None
+            raw = repo.read_object("locks", name, ObjectKind.LOCK)
+        except StorageError as exc:
+            yield name, None, f"{UNREADABLE}: {exc}"
+            continue
+        except IntegrityError as exc:
+            yield name, None, f"is not a lock: {exc}"
+            continue
+        try:
+            yield name, LockInfo(**json.loads(raw)), None
+        except (ValueError, TypeError) as exc:
+            yield name, None, f"is not a lock: {exc}"
 
 
 class _Refresher(threading.Thread):
@@ -107,16 +125,22 @@ class RepositoryLock:
         )
         return self.repo.write_object("locks", ObjectKind.LOCK, json.dumps(info.__dict__).encode())
 
-    def _conflicts(self) -> list[LockInfo]:
+    def _conflicts(self) -> list[str]:
         found = []
-        for name, info in read_locks(self.repo):
+        for name, info, problem in scan_locks(self.repo):
             if name == self.name:
+                continue
+            if problem is not None and problem.startswith(UNREADABLE):
+                found.append(
+                    f"lock {name[:12]} {problem}; it is not removed - check the medium, and "
+                    "delete the file by hand only if no other process uses the repository"
+                )
                 continue
             if info is None or is_stale(info):
                 self.repo.backend.delete("locks", name)
                 continue
             if self.exclusive or info.exclusive:
-                found.append(info)
+                found.append(info.describe())
         return found
 
     def acquire(self) -> None:
@@ -129,46 +153,81 @@ class RepositoryLock:
                 return
             self.release()
         raise RepositoryLockedError(
-            f"the repository at {self.repo.backend.location} is in use: "
-            + "; ".join(c.describe() for c in conflicts)
+            f"the repository at {self.repo.backend.location} is in use: " + "; ".join(conflicts)
         )
 
     def refresh(self) -> None:
+        """Write a fresh lock and remove the old one. If that fails, or the old one is gone
+        (another process judged this one stale and removed it), the lock is *lost*: the
+        repository then refuses further work in this process (see Repository.check_lock)."""
         with self._mutex:
-            if self.name is None:
+            if self.name is None or self.repo.lock_lost is not None:
                 return
             old = self.name
             try:
+                if old not in set(self.repo.list_names("locks")):
+                    raise RepositoryLockedError(
+                        f"the {self.command} lock on {self.repo.backend.location} was removed "
+                        "by another process (it was taken for stale); stopped to protect the data"
+                    )
                 self.name = self._write()
                 self.repo.backend.delete("locks", old)
-            except StorageError:
-                # The medium may be briefly unavailable; the next refresh tries again and the
-                # lock only becomes stale after STALE_AFTER.
-                self.name = old
+            except StorageError as exc:
+                self.repo.lock_lost = RepositoryLockedError(
+                    f"the {self.command} lock on {self.repo.backend.location} could not be "
+                    f"refreshed ({exc}); stopped to protect the data"
+                )
+            except RepositoryLockedError as exc:
+                self.repo.lock_lost = exc
 
     def release(self) -> None:
         with self._mutex:
             if self.name is not None:
-                self.repo.backend.delete("locks", self.name)
-                self.name = None
+                name, self.name = self.name, None
+                self.repo.backend.delete("locks", name)
 
 
 @contextmanager
-def lock_repository(repo: Repository, exclusive: bool, command: str) -> Iterator[RepositoryLock]:
-    """Hold a lock for the duration of a block, refreshing it in the background."""
+def lock_repository(
+    repo: Repository, exclusive: bool, command: str, reader: bool = False
+) -> Iterator[RepositoryLock]:
+    """Hold a lock for the duration of a block, refreshing it in the background.
+
+    If the block fails, that failure is what the caller sees: a lock that cannot be removed
+    afterwards (the medium turned read-only, or is gone) is only added as a note - it becomes
+    stale and the next writer removes it."""
     lock = RepositoryLock(repo, exclusive, command)
-    lock.acquire()
+    try:
+        lock.acquire()
+    except StorageError as exc:
+        if not reader:
+            raise
+        raise StorageError(
+            f"{exc}; to read a medium that cannot be written, use --no-lock (then nothing "
+            "keeps a prune from deleting data while it is read)"
+        ) from None
+    repo.held_locks.append(lock)
     refresher = _Refresher(lock)
     refresher.start()
     try:
         yield lock
-    finally:
+    except BaseException as exc:
+        refresher.stop.set()
+        try:
+            lock.release()
+        except StorageError as cleanup:
+            exc.add_note(f"the lock could not be removed afterwards: {cleanup}")
+        raise
+    else:
         refresher.stop.set()
         lock.release()
+    finally:
+        repo.held_locks.remove(lock)
 
 
 def assert_no_exclusive_lock(repo: Repository) -> None:
-    """Read-only commands do not write a lock, but refuse to run while prune/repair runs."""
+    """Readers running without a lock (read-only media) still refuse to run while a live
+    exclusive lock (prune, repair) exists."""
     for _name, info in read_locks(repo):
         if info is not None and info.exclusive and not is_stale(info):
             raise RepositoryLockedError(

@@ -89,7 +89,10 @@ def repair(repo: Repository, progress: Progress | None = None) -> RepairResult:
     repo.write_index(IndexFile(supersedes=old_index, packs=records))
     for name in old_index:
         repo.backend.delete("index", name)
+    # The new index holds only blobs that verified: earlier damage records are obsolete.
+    for name in repo.damage_record_names():
+        repo.backend.delete("meta", name)
     result.index_files_replaced = len(old_index)
     progress.close()
-    result.check = Checker(repo).run()
+    result.check = Checker(repo).run(lock=False)  # the caller holds the exclusive lock
     return result

@@ -31,14 +31,18 @@ from praxisbackup.engine.pack import (
 )
 from praxisbackup.errors import (
     IntegrityError,
+    PraxisError,
     RepositoryExistsError,
     RepositoryNotFoundError,
+    StorageError,
     UsageError,
     WrongPasswordError,
 )
 from praxisbackup.storage import Backend
 
 REPO_VERSION = 1
+#: Names of the damage records check writes into ``meta/``.
+DAMAGE_PREFIX = "damage-"
 DEFAULT_PACK_SIZE = 16 << 20
 DEFAULT_COMPRESSION_LEVEL = 3
 
@@ -124,6 +128,19 @@ class Repository:
         self.key_info = key_info
         self.index = Index()
         self.index_files: list[str] = []
+        #: Snapshot files that could not be read (name -> why), filled by list_snapshots.
+        self.unreadable_snapshots: dict[str, str] = {}
+        #: Files in data/ that are no usable pack (set by adopt_unindexed_packs).
+        self.junk_packs: list[str] = []
+        #: Locks this process holds (engine.lock), and why one was lost (refresh failed).
+        self.held_locks: list[object] = []
+        self.lock_lost: PraxisError | None = None
+
+    def check_lock(self) -> None:
+        """Stop work once a lock of this process could not be refreshed: another process may
+        already have taken it for stale (a prune could delete what this one reads)."""
+        if self.lock_lost is not None:
+            raise self.lock_lost
 
     # -- creation and opening --------------------------------------------------------------
     @classmethod
@@ -178,15 +195,31 @@ class Repository:
         slots = sorted(info.name for info in backend.list("keys"))
         if not slots:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
+        # Check every slot's structure and cost first (cheap), then try the cheapest first
+        # until the budget is spent: crafted slots cannot make opening take minutes or swap.
         damaged: list[str] = []
+        usable: list[tuple[int, str, crypto.ParsedKeySlot]] = []
         for slot_id in slots:
             raw = backend.read("keys", slot_id)
-            if crypto.storage_id(raw) != slot_id:
+            try:
+                if crypto.storage_id(raw) != slot_id:
+                    raise IntegrityError(f"key slot {slot_id[:8]} does not match its name")
+                parsed = crypto.parse_key_slot(raw, f"key slot {slot_id[:8]}")
+            except IntegrityError:
                 damaged.append(slot_id)
                 continue
+            usable.append((parsed.cost * len(candidates), slot_id, parsed))
+        usable.sort(key=lambda item: (item[0], item[1]))
+        spent = 0
+        untried = 0
+        for cost, slot_id, parsed in usable:
+            if spent + cost > crypto.MAX_OPEN_COST and spent:
+                untried += 1
+                continue
+            spent += cost
             for candidate in candidates:
                 try:
-                    opened = crypto.open_key_slot(raw, candidate, f"key slot {slot_id[:8]}")
+                    opened = crypto.open_key_slot(parsed, candidate, f"key slot {slot_id[:8]}")
                 except IntegrityError:
                     damaged.append(slot_id)
                     break
@@ -199,7 +232,11 @@ class Repository:
                         )
                     )
                     return cls(backend, master, config, slot_id, info)
-        hint = f" ({len(damaged)} key slot(s) are damaged)" if damaged else ""
+        hint = (
+            f" ({len(damaged)} key slot(s) are damaged or too expensive to try)" if damaged else ""
+        )
+        if untried:
+            hint += f" ({untried} key slot(s) not tried: the time for trying was used up)"
         raise WrongPasswordError(
             f"wrong passphrase: it opens none of the {len(slots)} key slot(s) of the "
             f"repository at {backend.location}{hint}"
@@ -274,9 +311,46 @@ class Repository:
             for pack in doc.packs:
                 self.index.add_pack(pack.pack_id, pack.size, pack.entries)
         report.files = len(self.index_files)
+        self.load_damage_records()
         return report
 
+    # -- damage found by check ------------------------------------------------------------
+    def damage_record_names(self) -> list[str]:
+        return sorted(n for n in self.list_names("meta") if n.startswith(DAMAGE_PREFIX))
+
+    def load_damage_records(self) -> int:
+        """Mark the blob copies that check found damaged (``meta/damage-*``), so reads try
+        other copies first and the next backup stores those blobs again. Returns how many."""
+        marked = 0
+        for name in self.damage_record_names():
+            try:
+                doc = json.loads(self.read_meta(name))
+                copies = [(str(p), int(t), bytes.fromhex(b)) for p, t, b in doc["copies"]]
+            except (IntegrityError, StorageError, ValueError, KeyError, TypeError):
+                continue  # an unreadable record only loses the hint; check finds it again
+            for pack_id, blob_type, blob_id in copies:
+                if blob_type in (0, 1) and len(blob_id) == 32:
+                    self.index.mark_bad(pack_id, blob_type, blob_id)
+                    marked += 1
+        return marked
+
+    def record_damage(self, copies: list[tuple[str, int, bytes]], found_by: str) -> str | None:
+        """Write a damage record naming blob copies that failed verification (pack id, type,
+        blob id). Returns its name, or None if there was nothing to record."""
+        if not copies:
+            return None
+        doc = {
+            "version": 1,
+            "time": datetime.now(UTC).isoformat(),
+            "found_by": found_by,
+            "copies": [[p, t, b.hex()] for p, t, b in sorted(set(copies))],
+        }
+        name = DAMAGE_PREFIX + secrets.token_hex(8)
+        self.write_meta(name, json.dumps(doc).encode())
+        return name
+
     def write_index(self, doc: IndexFile) -> str:
+        self.check_lock()
         raw = seal_object(self.cipher, ObjectKind.INDEX, encode_index(doc))
         name = crypto.storage_id(raw)
         self.backend.write("index", name, raw)
@@ -296,15 +370,23 @@ class Repository:
 
     def adopt_unindexed_packs(self) -> int:
         """Index packs that exist on the medium but are in no index (left by an interrupted
-        backup), so their data is reused instead of written again. Returns how many."""
+        backup), so their data is reused instead of written again. Returns how many.
+
+        A leftover is adopted only if its content matches its name and its header opens; any
+        other file in ``data/`` (junk, a pack copied under another name, a damaged leftover)
+        is listed in ``junk_packs`` - prune removes those, check reports them."""
         records = []
+        self.junk_packs = []
         for info in self.backend.list("data"):
             if self.index.has_pack(info.name):
                 continue
             try:
+                if crypto.storage_id(self.backend.read("data", info.name)) != info.name:
+                    raise IntegrityError(f"pack {info.name[:12]} does not match its name")
                 entries = self.read_pack_entries(info.name, info.size)
-            except IntegrityError:
-                continue  # a damaged leftover is not adopted; prune removes it, check reports it
+            except (IntegrityError, StorageError):
+                self.junk_packs.append(info.name)
+                continue
             records.append(PackRecord(info.name, info.size, entries))
         if records:
             # Listed in index_files like every other index file, so a prune in the same
@@ -338,22 +420,35 @@ class Repository:
         return data
 
     def read_blob(self, blob_type: int, blob_id: bytes) -> bytes:
-        loc = self.index.lookup(blob_type, blob_id)
+        """Read, decrypt and verify a blob. A blob stored in several packs is read from the
+        next copy when one fails (the failed copy is then avoided by this process)."""
+        self.check_lock()
         kind = "tree" if blob_type == 1 else "data"
-        if loc is None:
+        locations = self.index.locations(blob_type, blob_id)
+        if not locations:
             raise IntegrityError(f"{kind} blob {blob_id.hex()[:12]} is not in the index (missing)")
-        sealed = self.backend.read_range("data", loc.pack_id, loc.offset, loc.length)
-        return self.decode_blob(
-            blob_type,
-            blob_id,
-            sealed,
-            loc.raw_length,
-            loc.compressed,
-            f"{kind} blob {blob_id.hex()[:12]} in pack {loc.pack_id[:12]}",
-        )
+        first_error: PraxisError | None = None
+        for loc in locations:
+            try:
+                sealed = self.backend.read_range("data", loc.pack_id, loc.offset, loc.length)
+                return self.decode_blob(
+                    blob_type,
+                    blob_id,
+                    sealed,
+                    loc.raw_length,
+                    loc.compressed,
+                    f"{kind} blob {blob_id.hex()[:12]} in pack {loc.pack_id[:12]}",
+                )
+            except (IntegrityError, StorageError) as exc:
+                self.index.mark_bad(loc.pack_id, blob_type, blob_id)
+                first_error = first_error or exc
+        assert first_error is not None
+        raise first_error
 
     # -- snapshots and other objects ---------------------------------------------------
     def write_object(self, kind: str, object_kind: ObjectKind, payload: bytes) -> str:
+        if kind != "locks":
+            self.check_lock()
         raw = seal_object(self.cipher, object_kind, payload)
         name = crypto.storage_id(raw)
         self.backend.write(kind, name, raw)
@@ -368,6 +463,7 @@ class Repository:
 
     def write_meta(self, name: str, payload: bytes) -> None:
         """Store a named encrypted document (replaces one of the same name atomically)."""
+        self.check_lock()
         self.backend.write("meta", name, seal_object(self.cipher, ObjectKind.META, payload))
 
     def read_meta(self, name: str) -> bytes:

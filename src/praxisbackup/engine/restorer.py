@@ -1,12 +1,29 @@
 """Restore: put a snapshot's files back exactly - content, times, modes, links, owners.
 
-Content is written by a thread pool (large files in segments, in parallel) into a temporary
-name beside the target and renamed into place when complete, so a crash never leaves a
-half-written file under a real name. Times are set after content; directory times and modes
-are set last, deepest first, so writing the children does not change them again.
+Safety properties (each has its own tests; a faster restorer must keep all of them):
 
-A file whose data is missing or damaged is not restored under its name: what could be read is
-kept as ``<name>.praxisbackup-damaged`` and the file is reported. Every other file is restored.
+* **Never outside the target.** Every destination is reached through :class:`TargetTree`,
+  which opens folders one component at a time without following links (``openat`` +
+  ``O_NOFOLLOW`` on POSIX, reparse-point checks on Windows). A link planted below the target
+  is refused and named; only links the caller allows by path are followed. Trees with
+  duplicate or unsorted names are rejected when decoded (:func:`decode_tree`).
+* **Never a half-written file under a real name.** Every file - in every overwrite mode - is
+  written under a short temporary name in its folder, gets its owner and mode through the
+  open file, and is renamed into place when complete (``never``: a rename that does not
+  replace). Its times are set before the rename too, so a file under its real name has its
+  dates even after a crash (on a file system that resets times on rename, FAT through FUSE,
+  they are set again afterwards). A crash leaves at most a ``*.praxisbackup-tmp`` file.
+* **Special entries only when asked.** Device nodes, FIFOs and setuid/setgid bits are restored
+  only with ``special=True`` (like ``tar -p`` as root); otherwise each is named as skipped.
+* **Verification covers what the target holds**: with ``verify``, files this run wrote *and*
+  existing files it kept are read back and compared with the snapshot.
+* **Readers are protected**: the restore holds a shared repository lock (unless ``lock`` is off
+  for a read-only medium), so prune cannot delete packs under it.
+
+Content is written by a thread pool (large files in segments, in parallel). Times are set
+after content; folder times and modes are set last, deepest first. A file whose data is missing
+or damaged is not restored under its name: what could be read is kept as
+``<name>.praxisbackup-damaged`` and the file is reported. Every other file is restored.
 """
 
 from __future__ import annotations
@@ -20,19 +37,33 @@ import itertools
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from praxisbackup import platform
 from praxisbackup.engine import crypto
+from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import normalize_snapshot_path
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot
-from praxisbackup.engine.tree import DIR, FIFO, FILE, HARDLINK, SYMLINK, Node, decode_tree
-from praxisbackup.errors import IntegrityError, PraxisError, StorageError
+from praxisbackup.engine.target import Parts, TargetTree
+from praxisbackup.engine.tree import (
+    BLOCKDEV,
+    CHARDEV,
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    SOCKET,
+    SYMLINK,
+    Node,
+    decode_tree,
+)
+from praxisbackup.errors import IntegrityError, PraxisError, StorageError, UnsafeTargetError
+from praxisbackup.platform.targetdir import TargetDir
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TEMP_SUFFIX = ".praxisbackup-tmp"
@@ -42,9 +73,10 @@ SEGMENT_CHUNKS = 8
 #: Small files are handed to the workers in batches of this many files or bytes.
 BATCH_FILES = 32
 BATCH_BYTES = 4 << 20
-_O_BINARY = getattr(os, "O_BINARY", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_BINARY
-_CREATE_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
+#: setuid and setgid: restored only with ``special``.
+SETID_BITS = stat.S_ISUID | stat.S_ISGID
+SPECIAL_HINT = "use --special-files to restore it"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
 
 
 @dataclass
@@ -54,8 +86,15 @@ class RestoreOptions:
     overwrite: str = "never"
     verify: bool = False
     #: Maps a snapshot path (``/C/CompuMED/M1``) to a destination; default: below ``target``.
+    #: Destinations must lie inside ``target``.
     path_map: Callable[[str], str] | None = None
     workers: int = 2
+    #: Restore device nodes, FIFOs and setuid/setgid bits as they were (like ``tar -p``).
+    special: bool = False
+    #: Links (symlinks, junctions) below the target that may be followed, by absolute path.
+    follow_links: list[str] = field(default_factory=list)
+    #: Hold a shared lock on the repository (off only for media that cannot be written).
+    lock: bool = True
 
 
 @dataclass
@@ -83,12 +122,14 @@ class _FileJob:
     """A file being written, possibly by several segment jobs."""
 
     node: Node
-    dest: str
+    folder: TargetDir
+    parts: Parts
+    name: str
     tmp: str
     spath: str
     remaining: int
+    replace: bool
     damaged: bool = False
-    mode_set: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -124,13 +165,6 @@ def _write_at(fd: int, offset: int, view: memoryview) -> None:
         view = view[written:]
 
 
-def _current_umask() -> int:
-    """The process umask (read by setting and restoring it, before any worker thread runs)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def _run_all(jobs: list[Callable[[], None]]) -> Callable[[], None]:
     def run() -> None:
         for job in jobs:
@@ -139,13 +173,12 @@ def _run_all(jobs: list[Callable[[], None]]) -> Callable[[], None]:
     return run
 
 
-def damaged_name(dest: str) -> str:
+def damaged_name(name: str) -> str:
     """Where the readable part of a damaged file is kept (fits in 255 bytes)."""
-    head, name = os.path.split(dest)
     limit = 255 - len(DAMAGED_SUFFIX.encode())
     while len(name.encode("utf-8", "surrogateescape")) > limit:
         name = name[:-1]
-    return os.path.join(head, name + DAMAGED_SUFFIX)
+    return name + DAMAGED_SUFFIX
 
 
 def _include_matcher(includes: list[str]) -> Callable[[str], tuple[bool, bool]]:
@@ -170,6 +203,10 @@ def _include_matcher(includes: list[str]) -> Callable[[str], tuple[bool, bool]]:
     return match
 
 
+def _describe(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
 class Restorer:
     def __init__(
         self,
@@ -187,29 +224,39 @@ class Restorer:
         self.result = RestoreResult()
         self._match = _include_matcher(options.includes)
         self._lock = threading.Lock()
-        self._dirs: list[tuple[str, Node]] = []
-        self._done_files: list[tuple[str, Node, str]] = []  # dest, node, spath
-        self._hardlinks: list[tuple[str, Node, str]] = []
-        self._restored_paths: dict[str, str] = {}  # snapshot path -> destination
-        self._target = os.path.abspath(options.target)
-        #: With "never", files are created under their real name with O_EXCL: the existence
-        #: check is atomic and no rename is needed. Other policies replace existing files and
-        #: so write a temporary file first, renamed over the old one only when complete.
-        self._direct = options.overwrite == "never"
+        self._dirs: list[tuple[Parts, Node, str]] = []
+        self._done_files: list[tuple[Parts, str, Node, str]] = []  # folder, name, node, spath
+        self._kept_files: list[tuple[Parts, str, Node, str]] = []
+        self._hardlinks: list[tuple[Parts, str, Node, str]] = []
+        self._restored: dict[str, tuple[Parts, str]] = {}  # snapshot path -> destination
+        self._replace = options.overwrite != "never"
         self._tmp_counter = itertools.count()
         self._chown = platform.can_restore_owner()
-        self._create_flags = _CREATE_NEW_FLAGS if self._direct else _CREATE_FLAGS
-        self._umask = _current_umask()
+        self._target: TargetTree | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: set[Future[None]] = set()
+        self._batch: list[Callable[[], None]] = []
+        self._batch_bytes = 0
         #: Files with sub-second times that must read back exactly before the target counts
         #: as precise; -1 once any difference was seen (then every file is measured).
         self._precision_checks_left = 64
+        #: Files checked for keeping their times across the rename (see _times_after_rename).
+        self._rename_checks_left = 64
+        self._rename_resets_times = False
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
 
-    # -- paths ------------------------------------------------------------------------
-    def _dest(self, spath: str) -> str:
+    @property
+    def target(self) -> TargetTree:
+        assert self._target is not None
+        return self._target
+
+    # -- places ------------------------------------------------------------------------
+    def _place(self, spath: str) -> tuple[Parts, str] | None:
+        """(folder components below the target, name) of a snapshot path; None = the root."""
         if self.options.path_map is not None:
-            return self.options.path_map(spath)
-        return os.path.join(self._target, *spath.split("/")[1:])
+            return self.target.place(self.options.path_map(spath))
+        parts = tuple(spath.split("/")[1:])
+        return parts[:-1], parts[-1]
 
     def _load_tree(self, tree_id: bytes, spath: str) -> list[Node] | None:
         try:
@@ -218,96 +265,148 @@ class Restorer:
             self.result.errors.append(Skipped(spath or "/", f"folder contents lost: {exc}"))
             return None
 
-    def walk(self, tree_id: bytes, spath: str = "") -> Iterator[tuple[str, Node, bool]]:
-        """Yield (snapshot path, node, restore fully) for entries selected by the includes."""
+    def walk(
+        self, tree_id: bytes, spath: str = ""
+    ) -> Generator[tuple[str, Node, bool], bool | None, None]:
+        """Yield (snapshot path, node, restore fully) for entries selected by the includes,
+        depth first (iteratively: a crafted tree of any depth cannot exhaust the stack). The
+        consumer may ``send(False)`` after a folder to skip what lies below it."""
+        stack: list[tuple[str, Iterator[Node]]] = []
         nodes = self._load_tree(tree_id, spath)
-        if nodes is None:
-            return
-        for node in nodes:
-            child = f"{spath}/{node.name}"
+        if nodes is not None:
+            stack.append((spath, iter(nodes)))
+        while stack:
+            parent, entries = stack[-1]
+            node = next(entries, None)
+            if node is None:
+                stack.pop()
+                continue
+            child = f"{parent}/{node.name}"
             full, descend = self._match(child)
             if not descend:
                 continue
-            yield child, node, full
-            if node.type == DIR and node.subtree is not None:
-                yield from self.walk(node.subtree, child)
+            enter = yield child, node, full
+            if node.type == DIR and node.subtree is not None and enter is not False:
+                sub = self._load_tree(node.subtree, child)
+                if sub is not None:
+                    stack.append((child, iter(sub)))
 
     # -- main -------------------------------------------------------------------------
     def run(self) -> RestoreResult:
-        pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="restore")
-        pending: set[Future[None]] = set()
-        batch: list[Callable[[], None]] = []
-        batch_bytes = 0
+        lock = (
+            lock_repository(self.repo, exclusive=False, command="restore", reader=True)
+            if self.options.lock
+            else contextlib.nullcontext()
+        )
+        with lock:
+            self._target = TargetTree(self.options.target, self.options.follow_links)
+            try:
+                self._run()
+            finally:
+                self._target.close()
+        return self.result
+
+    def _run(self) -> None:
+        self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="restore")
         try:
-            for spath, node, full in self.walk(self.snapshot.tree_id):
-                dest = self._dest(spath)
-                if node.type == DIR:
-                    self._make_dir(dest, node, spath, full)
-                    continue
-                if not full:
-                    continue
-                if node.type in (FILE, HARDLINK):
-                    if not self._direct and not self._may_write(dest, node, spath):
-                        continue
-                    if node.type == HARDLINK:
-                        self._hardlinks.append((dest, node, spath))
-                        continue
-                    jobs = self._file_jobs(dest, node, spath)
-                    if len(jobs) == 1 and node.size < BATCH_BYTES:
-                        # Small files go to the workers in batches (fewer thread hand-offs).
-                        batch.append(jobs[0])
-                        batch_bytes += node.size
-                        if len(batch) < BATCH_FILES and batch_bytes < BATCH_BYTES:
-                            continue
-                        jobs, batch, batch_bytes = [_run_all(batch)], [], 0
-                    for job in jobs:
-                        pending.add(pool.submit(job))
-                        if len(pending) > self.options.workers * 4:
-                            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                            for f in done:
-                                f.result()
-                else:
-                    self._restore_special(dest, node, spath)
-            if batch:
-                pending.add(pool.submit(_run_all(batch)))
-            for f in pending:
+            walker = self.walk(self.snapshot.tree_id)
+            item = next(walker, None)
+            while item is not None:
+                spath, node, full = item
+                enter = self._restore_entry(spath, node, full)
+                try:
+                    item = walker.send(enter)
+                except StopIteration:
+                    item = None
+            if self._batch:
+                self._submit(_run_all(self._batch))
+                self._batch = []
+            for f in self._pending:
                 f.result()
         finally:
-            pool.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
         self._link_hardlinks()
         self._finish_dirs()
+        self._report_refused_links()
         self.progress.close()
         if self.options.verify:
             self._verify()
-        return self.result
 
-    def _make_dir(self, dest: str, node: Node, spath: str, full: bool) -> None:
-        try:
-            try:
-                os.mkdir(dest)
-            except FileExistsError:
-                pass  # merging into an existing folder is intended
-            except FileNotFoundError:
-                os.makedirs(dest, exist_ok=True)
-        except OSError as exc:
-            self.result.errors.append(
-                Skipped(spath, f"cannot create folder: {exc.strerror or exc}")
-            )
-            return
-        if full:
-            self._dirs.append((dest, node))
-            self.result.dirs += 1
+    def _submit(self, job: Callable[[], None]) -> None:
+        assert self._pool is not None
+        self._pending.add(self._pool.submit(job))
+        if len(self._pending) > self.options.workers * 4:
+            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                f.result()
 
-    def _may_write(self, dest: str, node: Node, spath: str) -> bool:
+    def _error(self, spath: str, reason: str) -> None:
+        with self._lock:
+            self.result.errors.append(Skipped(spath, reason))
+
+    def _restore_entry(self, spath: str, node: Node, full: bool) -> bool:
+        """Restore one entry; returns False if what lies below it must be skipped."""
+        if node.type == DIR and not full:
+            return True  # an ancestor of an included path: created when something goes in it
         try:
-            st = os.lstat(dest)
-        except FileNotFoundError:
-            return True
-        except OSError as exc:
-            self.result.errors.append(
-                Skipped(spath, f"cannot inspect target: {exc.strerror or exc}")
-            )
+            place = self._place(spath)
+        except PraxisError as exc:
+            self._error(spath, f"not restored: {exc}")
             return False
+        if place is None:
+            return True  # mapped onto the target root itself: it exists, nothing to do
+        if node.type == DIR:
+            return self._make_dir(place, node, spath)
+        if node.type in (FILE, HARDLINK):
+            self._restore_file(place, node, spath)
+        else:
+            self._restore_special(place, node, spath)
+        return True
+
+    def _acquire(self, parts: Parts, spath: str) -> TargetDir | None:
+        try:
+            return self.target.acquire(parts)
+        except UnsafeTargetError:
+            return None  # reported once per link at the end
+        except OSError as exc:
+            self._error(spath, f"cannot create folder {exc.filename or ''}: {_describe(exc)}")
+            return None
+
+    def _make_dir(self, place: tuple[Parts, str], node: Node, spath: str) -> bool:
+        parts = (*place[0], place[1])
+        if self._acquire(parts, spath) is None:
+            return False
+        self.target.release(parts)
+        self._dirs.append((parts, node, spath))
+        self.result.dirs += 1
+        return True
+
+    def _report_refused_links(self) -> None:
+        for path, (error, count) in self.target.refused.items():
+            where = (
+                "nothing was written through it"
+                if count == 1
+                else (f"nothing was written through it ({count} folders refused)")
+            )
+            self.result.errors.append(Skipped(path, f"not restored: {error}; {where}"))
+
+    # -- files ------------------------------------------------------------------------
+    def _kept(self, parts: Parts, name: str, node: Node, spath: str) -> None:
+        with self._lock:
+            self.result.existing_kept.append(spath)
+            if node.type in (FILE, HARDLINK):
+                self._kept_files.append((parts, name, node, spath))
+
+    def _may_write(
+        self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
+    ) -> bool:
+        try:
+            st = folder.lstat(name)
+        except OSError as exc:
+            self._error(spath, f"cannot inspect target: {_describe(exc)}")
+            return False
+        if st is None:
+            return True
         policy = self.options.overwrite
         if policy == "always":
             return True
@@ -315,37 +414,63 @@ class Restorer:
             stat.S_ISREG(st.st_mode) and st.st_size == node.size and st.st_mtime_ns == node.mtime_ns
         ):
             return True
-        self.result.existing_kept.append(spath)
+        self._kept(parts, name, node, spath)
         return False
 
-    # -- files ------------------------------------------------------------------------
-    def _file_jobs(self, dest: str, node: Node, spath: str) -> list[Callable[[], None]]:
-        """Write jobs for one file. A file of up to SEGMENT_CHUNKS chunks (nearly all files) is
-        created, written and finished by one job; a larger file is created here at its final
-        size and filled by several jobs in parallel."""
-        if self._direct:
-            tmp = dest
-        else:
-            # A short temporary name: the real name may already use all 255 bytes.
-            tmp = os.path.join(
-                os.path.dirname(dest),
-                f".praxisbackup-{os.getpid()}-{next(self._tmp_counter)}{TEMP_SUFFIX}",
-            )
+    def _temp_name(self) -> str:
+        # Short: the real name may already use all 255 bytes.
+        return f".praxisbackup-{os.getpid()}-{next(self._tmp_counter)}{TEMP_SUFFIX}"
+
+    def _restore_file(self, place: tuple[Parts, str], node: Node, spath: str) -> None:
+        parts, name = place
+        folder = self._acquire(parts, spath)
+        if folder is None:
+            return
+        if not self._may_write(folder, parts, name, node, spath):
+            self.target.release(parts)
+            return
+        if node.type == HARDLINK:
+            self.target.release(parts)
+            self._hardlinks.append((parts, name, node, spath))
+            return
+        jobs = self._file_jobs(folder, parts, name, node, spath)
+        if len(jobs) == 1 and node.size < BATCH_BYTES:
+            # Small files go to the workers in batches (fewer thread hand-offs).
+            self._batch.append(jobs[0])
+            self._batch_bytes += node.size
+            if len(self._batch) < BATCH_FILES and self._batch_bytes < BATCH_BYTES:
+                return
+            jobs, self._batch, self._batch_bytes = [_run_all(self._batch)], [], 0
+        for job in jobs:
+            self._submit(job)
+
+    def _file_jobs(
+        self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
+    ) -> list[Callable[[], None]]:
+        """Write jobs for one file (the caller has acquired ``folder``; the last job releases
+        it). A file of up to SEGMENT_CHUNKS chunks (nearly all files) is created, written and
+        finished by one job; a larger file is created here at its final size and filled by
+        several jobs in parallel."""
         content = node.content
+        lengths = [self.repo.index.lookup(DATA, cid) for cid in content]
+        if all(lengths) and sum(loc.raw_length for loc in lengths if loc) != node.size:
+            # A crafted or damaged tree: never create a file of a size its data cannot fill.
+            self.target.release(parts)
+            self._error(spath, f"not restored: its size {node.size} does not match its content")
+            return []
+        tmp = self._temp_name()
         if len(content) <= SEGMENT_CHUNKS:
-            job = _FileJob(node, dest, tmp, spath, remaining=1)
+            job = _FileJob(node, folder, parts, name, tmp, spath, 1, self._replace)
             return [functools.partial(self._write_segment, job, 0, content, True)]
         try:
-            fd = os.open(tmp, self._create_flags, 0o600)
+            fd = folder.open(tmp, _NEW_FILE, 0o600)
             try:
                 os.ftruncate(fd, node.size)
             finally:
                 os.close(fd)
-        except FileExistsError:
-            self.result.existing_kept.append(spath)
-            return []
         except OSError as exc:
-            self.result.errors.append(Skipped(spath, f"cannot create file: {exc.strerror or exc}"))
+            self.target.release(parts)
+            self._error(spath, f"cannot create file: {_describe(exc)}")
             return []
         segments = []
         offset = 0
@@ -355,27 +480,21 @@ class Restorer:
             for cid in ids:
                 loc = self.repo.index.lookup(DATA, cid)
                 offset += loc.raw_length if loc is not None else 0
-        job = _FileJob(node, dest, tmp, spath, remaining=len(segments))
+        job = _FileJob(node, folder, parts, name, tmp, spath, len(segments), self._replace)
         return [
             functools.partial(self._write_segment, job, off, ids, False) for off, ids in segments
         ]
 
     def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes], create: bool) -> None:
         damaged_msg = None
+        fd = -1
         try:
             if create:
-                # Created with its final permission bits (a new file stays writable through
-                # this descriptor even when the mode is read-only), which saves a chmod.
-                fd = os.open(job.tmp, self._create_flags, job.node.mode & 0o777)
-                job.mode_set = job.node.mode == job.node.mode & 0o777 & ~self._umask
+                fd = job.folder.open(job.tmp, _NEW_FILE, 0o600)
             else:
-                fd = os.open(job.tmp, os.O_WRONLY | _O_BINARY)
-        except FileExistsError:
-            with self._lock:
-                self.result.existing_kept.append(job.spath)
-            return
+                fd = job.folder.open(job.tmp, os.O_WRONLY)
         except OSError as exc:
-            damaged_msg = f"cannot open for writing: {exc.strerror or exc}"
+            damaged_msg = f"cannot open for writing: {_describe(exc)}"
         else:
             try:
                 pos = offset
@@ -393,95 +512,179 @@ class Restorer:
                 if create and os.fstat(fd).st_size != job.node.size:
                     os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
             except OSError as exc:
-                damaged_msg = f"write error: {exc.strerror or exc}"
-            finally:
-                os.close(fd)
+                damaged_msg = f"write error: {_describe(exc)}"
         with job.lock:
             if damaged_msg is not None and not job.damaged:
                 job.damaged = True
-                with self._lock:
-                    self.result.errors.append(
-                        Skipped(job.spath, f"not restored, data damaged: {damaged_msg}")
-                    )
+                self._error(job.spath, f"not restored, data damaged: {damaged_msg}")
             job.remaining -= 1
             last = job.remaining == 0
-        if last:
-            self._finish_file(job)
-
-    def _finish_file(self, job: _FileJob) -> None:
-        node = job.node
         try:
-            if job.damaged:
-                if os.path.exists(job.tmp):
-                    os.replace(job.tmp, damaged_name(job.dest))
+            if last:
+                fd, keep_open = -1, fd
+                self._finish_file(job, keep_open)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _finish_file(self, job: _FileJob, fd: int) -> None:
+        """Owner, mode and times through the open file, then the rename that makes the file
+        visible."""
+        node, folder = job.node, job.folder
+        try:
+            try:
+                if job.damaged or fd < 0:
+                    if fd >= 0:
+                        os.close(fd)
+                        fd = -1
+                    if folder.lstat(job.tmp) is not None:
+                        folder.rename(job.tmp, damaged_name(job.name), replace=True)
+                    return
+                # Everything, times included, is set before the rename, so a file under its
+                # real name is complete in content *and* dates even after a crash.
+                if folder.metadata_by_fd:
+                    self._apply_metadata(folder, job.tmp, fd, node, job.spath)
+                    stored = os.fstat(fd).st_mtime_ns
+                    os.close(fd)
+                    fd = -1
+                else:  # Windows: attributes and times are set by path once the file is closed
+                    os.close(fd)
+                    fd = -1
+                    self._apply_metadata(folder, job.tmp, None, node, job.spath)
+                    stored = folder.stat(job.tmp, None).st_mtime_ns
+                try:
+                    folder.rename(job.tmp, job.name, job.replace)
+                except FileExistsError:
+                    folder.unlink(job.tmp)  # appeared meanwhile: "never" keeps it
+                    self._kept(job.parts, job.name, node, job.spath)
+                    return
+                self._times_after_rename(folder, job.name, node, stored)
+            except OSError as exc:
+                self._error(job.spath, f"cannot finish file: {_describe(exc)}")
+                with contextlib.suppress(OSError):
+                    folder.unlink(job.tmp)  # best effort; a leftover is only a temp file
                 return
-            if job.tmp != job.dest:
-                os.replace(job.tmp, job.dest)
-            self._apply_metadata(job.dest, node, job.spath, mode_set=job.mode_set)
-        except OSError as exc:
+            finally:
+                if fd >= 0:
+                    os.close(fd)
             with self._lock:
-                self.result.errors.append(
-                    Skipped(job.spath, f"cannot finish file: {exc.strerror or exc}")
-                )
-            return
-        with self._lock:
-            self.result.files += 1
-            self.result.bytes += node.size
-            self._restored_paths[job.spath] = job.dest
-            self._done_files.append((job.dest, node, job.spath))
-        self.progress.advance(files=1)
+                self.result.files += 1
+                self.result.bytes += node.size
+                self._restored[job.spath] = (job.parts, job.name)
+                self._done_files.append((job.parts, job.name, node, job.spath))
+            self.progress.advance(files=1)
+        finally:
+            self.target.release(job.parts)
 
     def _link_hardlinks(self) -> None:
-        for dest, node, spath in self._hardlinks:
-            first = self._restored_paths.get(node.link or "")
+        for parts, name, node, spath in self._hardlinks:
+            folder = self._acquire(parts, spath)
+            if folder is None:
+                continue
             try:
-                if first is not None:
-                    if os.path.lexists(dest):
-                        if self._direct:
-                            self.result.existing_kept.append(spath)
-                            continue
-                        os.unlink(dest)
-                    os.link(first, dest)
-                    self.result.links += 1
+                if self._link_one(folder, parts, name, node, spath):
                     continue
-            except OSError as exc:
-                self.result.warnings.append(
-                    Skipped(spath, f"hard link not possible, copied: {exc.strerror}")
-                )
-            # The first occurrence was not restored: write the content as a normal file.
-            for job in self._file_jobs(dest, dataclasses.replace(node, type=FILE), spath):
-                job()
+                # The first occurrence was not restored (or cannot be linked): write a copy.
+                self.target.acquire(parts)  # released by the last write job
+                copy = dataclasses.replace(node, type=FILE)
+                for job in self._file_jobs(folder, parts, name, copy, spath):
+                    job()
+            finally:
+                self.target.release(parts)
+        self._hardlinks = []
+
+    def _link_one(self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str) -> bool:
+        """Hard link to the first occurrence; False if a copy must be written instead."""
+        first = self._restored.get(node.link or "")
+        if first is None:
+            return False
+        try:
+            if not self._replace and folder.lstat(name) is not None:
+                self._kept(parts, name, node, spath)
+                return True
+            tmp = self._temp_name()
+            with self.target.folder(first[0], create=False) as source:
+                folder.link_from(source, first[1], tmp)
+            try:
+                folder.rename(tmp, name, self._replace)
+            except FileExistsError:
+                folder.unlink(tmp)
+                self._kept(parts, name, node, spath)
+                return True
+        except UnsafeTargetError:
+            return True  # reported once per link at the end
+        except OSError as exc:
+            self.result.warnings.append(
+                Skipped(spath, f"hard link not possible, copied: {_describe(exc)}")
+            )
+            return False
+        self.result.links += 1
+        return True
 
     # -- other entry types -------------------------------------------------------------
-    def _restore_special(self, dest: str, node: Node, spath: str) -> None:
-        if os.path.lexists(dest):
-            if self.options.overwrite != "always":
-                self.result.existing_kept.append(spath)
-                return
-            with contextlib.suppress(IsADirectoryError):
-                os.unlink(dest)
+    def _restore_special(self, place: tuple[Parts, str], node: Node, spath: str) -> None:
+        kind = {FIFO: "FIFO", CHARDEV: "device node", BLOCKDEV: "device node"}.get(node.type)
+        if node.type == SOCKET:
+            self.result.warnings.append(Skipped(spath, "sockets are not restored"))
+            return
+        if kind is not None and not self.options.special:
+            self.result.warnings.append(Skipped(spath, f"{kind} not restored ({SPECIAL_HINT})"))
+            return
+        parts, name = place
+        folder = self._acquire(parts, spath)
+        if folder is None:
+            return
         try:
+            if folder.lstat(name) is not None and self.options.overwrite != "always":
+                self._kept(parts, name, node, spath)
+                return
+            tmp = self._temp_name()
             if node.type == SYMLINK:
-                os.symlink(node.target or "", dest)
+                folder.symlink(node.target or "", tmp)
             elif node.type == FIFO and hasattr(os, "mkfifo"):
-                os.mkfifo(dest, 0o600)
-            elif node.type in ("chardev", "blockdev") and platform.can_restore_owner():
-                kind = stat.S_IFCHR if node.type == "chardev" else stat.S_IFBLK
-                os.mknod(dest, kind | 0o600, node.rdev)
+                folder.mkfifo(tmp, 0o600)
+            elif kind == "device node" and platform.can_restore_owner():
+                mode = stat.S_IFCHR if node.type == CHARDEV else stat.S_IFBLK
+                folder.mknod(tmp, mode | 0o600, node.rdev)
             else:
                 self.result.warnings.append(
-                    Skipped(spath, f"{node.type} entries are not restored here")
+                    Skipped(spath, f"{node.type} entries cannot be restored here")
                 )
                 return
-            self._apply_metadata(dest, node, spath)
+            try:
+                self._apply_metadata(folder, tmp, None, node, spath)
+                folder.rename(tmp, name, self._replace)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    folder.unlink(tmp)  # best effort; the error below names the entry
+                raise
+        except FileExistsError:
+            self._kept(parts, name, node, spath)
         except OSError as exc:
-            self.result.errors.append(
-                Skipped(spath, f"cannot create {node.type}: {exc.strerror or exc}")
-            )
+            self._error(spath, f"cannot create {node.type}: {_describe(exc)}")
+        finally:
+            self.target.release(parts)
 
     # -- metadata -----------------------------------------------------------------------
-    def _apply_metadata(self, dest: str, node: Node, spath: str, mode_set: bool = False) -> None:
-        """Owner, mode, attributes, then times (last, since the others change ctime only).
+    def _mode(self, node: Node, spath: str) -> int:
+        if node.mode & SETID_BITS and not self.options.special and node.type != DIR:
+            with self._lock:
+                self.result.warnings.append(
+                    Skipped(spath, f"setuid/setgid bit not restored ({SPECIAL_HINT})")
+                )
+            return node.mode & ~SETID_BITS
+        return node.mode
+
+    def _apply_metadata(
+        self,
+        folder: TargetDir,
+        name: str,
+        fd: int | None,
+        node: Node,
+        spath: str,
+    ) -> None:
+        """Owner, mode, attributes, then times (last, since the others change ctime only),
+        through the open file ``fd`` where there is one, else without following a link.
 
         Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
         one warning says so. Times are essential (the M1 update check relies on file dates),
@@ -491,24 +694,41 @@ class Restorer:
         try:
             chowned = self._chown and (node.uid, node.gid) != self._own_ids
             if chowned:
-                platform.restore_owner(dest, node.uid, node.gid)
-            if not is_link and (chowned or not mode_set):
-                os.chmod(dest, node.mode)
+                folder.chown(name, fd, node.uid, node.gid)
+            if not is_link:
+                folder.chmod(name, fd, self._mode(node, spath))
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:
                 raise
             self._note_unsupported(f"permissions/owner not supported by the target: {exc.strerror}")
         if platform.IS_WINDOWS and node.attributes is not None and not is_link:
-            platform.set_file_attributes(dest, node.attributes)
-        if not is_link or os.utime in os.supports_follow_symlinks:
-            os.utime(dest, ns=(node.atime_ns, node.mtime_ns), follow_symlinks=not is_link)
+            folder.set_attributes(name, node.attributes)
+        self._apply_times(folder, name, fd, node)
+
+    def _times_after_rename(self, folder: TargetDir, name: str, node: Node, stored: int) -> None:
+        """Some file systems (FAT through FUSE) give a renamed file the current time. The first
+        files are checked after their rename; once one lost its time, every file gets its times
+        again after the rename (then a crash in between can leave the restore date)."""
+        if not self._rename_resets_times:
+            with self._lock:
+                if self._rename_checks_left <= 0:
+                    return
+                self._rename_checks_left -= 1
+            if folder.stat(name, None).st_mtime_ns == stored:
+                return
+            self._rename_resets_times = True
+        folder.utime(name, None, node.atime_ns, node.mtime_ns)
+
+    def _apply_times(self, folder: TargetDir, name: str, fd: int | None, node: Node) -> None:
+        is_link = node.type == SYMLINK
+        folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         if node.btime_ns is not None and platform.IS_WINDOWS:
-            platform.set_birthtime_ns(dest, node.btime_ns)
+            folder.set_birthtime(name, node.btime_ns)
         if not is_link and self._precision_checks_left:
             # Read the times back: a coarse file system (FAT 2 s, ext4 with small inodes 1 s)
             # is reported, not silently accepted. Once enough files have matched exactly,
             # the target is known to be precise and the extra stat is skipped.
-            st = os.stat(dest)
+            st = folder.stat(name, fd)
             mdiff = abs(st.st_mtime_ns - node.mtime_ns)
             adiff = abs(st.st_atime_ns - node.atime_ns)
             with self._lock:
@@ -526,12 +746,15 @@ class Restorer:
                 self.result.warnings.append(Skipped(self.options.target, message))
 
     def _finish_dirs(self) -> None:
-        for dest, node in reversed(self._dirs):
+        for parts, node, spath in reversed(self._dirs):
             try:
-                self._apply_metadata(dest, node, "")
+                with self.target.folder(parts, create=False) as own:
+                    self._apply_metadata(own, os.curdir, own.fd, node, spath)
+            except UnsafeTargetError as exc:
+                self.result.errors.append(Skipped(spath, f"folder metadata not set: {exc}"))
             except OSError as exc:
                 self.result.warnings.append(
-                    Skipped(dest, f"folder metadata not set: {exc.strerror or exc}")
+                    Skipped(spath, f"folder metadata not set: {_describe(exc)}")
                 )
         res = self.result
         if res.time_precision_lost_ns or res.atime_precision_lost_ns:
@@ -546,23 +769,45 @@ class Restorer:
 
     # -- verification -----------------------------------------------------------------
     def _verify(self) -> None:
-        """Re-read every restored file and compare content (chunk ids) and times."""
-        for dest, node, spath in self._done_files:
-            problem = self._verify_one(dest, node)
-            if problem:
-                self.result.verify_failures.append(Skipped(spath, problem))
-            else:
-                self.result.verified_files += 1
+        """Re-read every restored file and every existing file that was kept, and compare
+        content (chunk ids), size and modification time with the snapshot."""
+        for parts, name, node, spath in self._done_files:
+            self._verify_entry(parts, name, node, spath, kept=False)
+        for parts, name, node, spath in self._kept_files:
+            self._verify_entry(parts, name, node, spath, kept=True)
 
-    def _verify_one(self, dest: str, node: Node) -> str | None:
+    def _verify_entry(self, parts: Parts, name: str, node: Node, spath: str, kept: bool) -> None:
         try:
-            st = os.stat(dest)
+            with self.target.folder(parts, create=False) as folder:
+                problem = self._verify_one(folder, name, node)
+        except UnsafeTargetError as exc:
+            problem = str(exc)
+        except OSError as exc:
+            problem = f"cannot read back: {_describe(exc)}"
+        if problem and kept:
+            problem = f"the existing file was kept and differs from the snapshot: {problem}"
+        if problem:
+            self.result.verify_failures.append(Skipped(spath, problem))
+        else:
+            self.result.verified_files += 1
+
+    def _verify_one(self, folder: TargetDir, name: str, node: Node) -> str | None:
+        try:
+            fd = folder.open(name, os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "a link is in its place"
+            return f"cannot read back: {_describe(exc)}"
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return "not a regular file"
             if st.st_size != node.size:
                 return f"size {st.st_size} instead of {node.size}"
             tolerance = self.result.time_precision_lost_ns
             if abs(st.st_mtime_ns - node.mtime_ns) > tolerance:
                 return "modification time differs"
-            with open(dest, "rb") as fh:
+            with os.fdopen(os.dup(fd), "rb") as fh:
                 for cid in node.content:
                     loc = self.repo.index.lookup(DATA, cid)
                     if loc is None:
@@ -573,7 +818,12 @@ class Restorer:
                 if fh.read(1):
                     return "file is longer than in the snapshot"
             # Reading may have moved the access time (relatime); put the snapshot's back.
-            os.utime(dest, ns=(node.atime_ns, node.mtime_ns))
+            if folder.metadata_by_fd:
+                folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         except OSError as exc:
-            return f"cannot read back: {exc.strerror or exc}"
+            return f"cannot read back: {_describe(exc)}"
+        finally:
+            os.close(fd)
+        if not folder.metadata_by_fd:
+            folder.utime(name, None, node.atime_ns, node.mtime_ns)
         return None

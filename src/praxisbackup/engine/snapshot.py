@@ -65,7 +65,7 @@ class Snapshot:
     def from_json(cls, raw: bytes, snapshot_id: str) -> Snapshot:
         try:
             doc: dict[str, Any] = json.loads(raw.decode("utf-8", "surrogatepass"))
-            return cls(
+            snap = cls(
                 time=str(doc["time"]),
                 host=str(doc["host"]),
                 user=str(doc["user"]),
@@ -79,7 +79,15 @@ class Snapshot:
                 warnings=[Skipped(**s) for s in doc.get("warnings", [])],
                 id=snapshot_id,
             )
-        except (ValueError, KeyError, TypeError, OverflowError) as exc:
+            if snap.datetime.tzinfo is None:
+                raise ValueError(f"time {snap.time!r} has no UTC offset")
+            if len(snap.tree) != 64:
+                raise ValueError(f"tree id {snap.tree!r} is malformed")
+            snap.tree_id  # noqa: B018 - must be hex
+            if snap.parent is not None and not isinstance(snap.parent, str):
+                raise ValueError("parent is not an id")
+            return snap
+        except (ValueError, KeyError, TypeError, OverflowError, AttributeError) as exc:
             raise IntegrityError(f"snapshot {snapshot_id[:12]} is malformed: {exc}") from None
 
     @property
@@ -112,18 +120,31 @@ def load_snapshot(repo: Repository, snapshot_id: str) -> Snapshot:
     )
 
 
-def list_snapshots(repo: Repository, errors: dict[str, str] | None = None) -> list[Snapshot]:
-    """All readable snapshots, oldest first. Unreadable ones go to ``errors`` if given,
-    otherwise they raise."""
+def list_snapshots(
+    repo: Repository, errors: dict[str, str] | None = None, strict_io: bool = False
+) -> list[Snapshot]:
+    """All readable snapshots, oldest first.
+
+    A snapshot file that cannot be read - damaged, empty, junk, from another repository - is
+    skipped, so one bad file never hides the intact snapshots; it is recorded in ``errors``
+    (if given) and in ``repo.unreadable_snapshots`` for warnings, and ``check`` reports it.
+    With ``strict_io`` an input/output error (the file may be fine, the read failed) raises
+    instead: prune must not decide what is unused while a snapshot could not be read."""
     snaps = []
     for name in list(repo.list_names("snapshots")):
         try:
             snaps.append(load_snapshot(repo, name))
-        except (IntegrityError, StorageError) as exc:
-            if errors is None:
+        except IntegrityError as exc:
+            repo.unreadable_snapshots[name] = str(exc)
+            if errors is not None:
+                errors[name] = str(exc)
+        except StorageError as exc:
+            if strict_io:
                 raise
-            errors[name] = str(exc)
-    snaps.sort(key=lambda s: (s.datetime, s.id))
+            repo.unreadable_snapshots[name] = str(exc)
+            if errors is not None:
+                errors[name] = str(exc)
+    snaps.sort(key=lambda s: (s.datetime.timestamp(), s.id))
     return snaps
 
 
@@ -144,6 +165,9 @@ def find_snapshot(
         return candidates[-1]
     matches = [s for s in snaps if s.id.startswith(ref.lower())]
     if not matches:
+        bad = [n for n in repo.unreadable_snapshots if n.startswith(ref.lower())]
+        if len(bad) == 1:
+            raise IntegrityError(repo.unreadable_snapshots[bad[0]])
         raise SnapshotNotFoundError(f"no snapshot with id {ref!r}")
     if len(matches) > 1:
         raise SnapshotNotFoundError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")

@@ -88,43 +88,100 @@ class Node:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Node:
+        """Parse and validate one node. Everything a restore hands to the operating system is
+        checked here, so a crafted tree ends in one clear error instead of an exception deep in
+        a system call (an embedded NUL, a negative owner, a time no clock can hold)."""
+        if not isinstance(doc, dict):
+            raise ValueError("a tree entry is not an object")
+        name = _text(doc, "name")
+        if not name or "/" in name or "\x00" in name or name in (".", ".."):
+            raise ValueError(f"invalid entry name {name!r}")
+        kind = _text(doc, "type")
+        if kind not in NODE_TYPES:
+            raise ValueError(f"unknown node type {kind!r}")
+        content = doc.get("content", [])
+        if not isinstance(content, list):
+            raise ValueError(f"{name!r}: content is not a list")
+        subtree = doc.get("subtree")
         node = cls(
-            name=str(doc["name"]),
-            type=str(doc["type"]),
-            mode=int(doc["mode"]),
-            mtime_ns=int(doc["mtime_ns"]),
-            atime_ns=int(doc["atime_ns"]),
-            ctime_ns=int(doc["ctime_ns"]),
-            btime_ns=None if doc.get("btime_ns") is None else int(doc["btime_ns"]),
-            uid=int(doc["uid"]),
-            gid=int(doc["gid"]),
-            user=str(doc.get("user", "")),
-            group=str(doc.get("group", "")),
-            size=int(doc["size"]),
-            inode=int(doc["inode"]),
-            device=int(doc["device"]),
-            links=int(doc["links"]),
-            rdev=int(doc.get("rdev", 0)),
-            attributes=None if doc.get("attributes") is None else int(doc["attributes"]),
-            content=[bytes.fromhex(c) for c in doc.get("content", [])],
-            subtree=bytes.fromhex(doc["subtree"]) if doc.get("subtree") else None,
-            target=doc.get("target"),
-            link=doc.get("link"),
+            name=name,
+            type=kind,
+            mode=_int(doc, "mode", 0, 0o7777),
+            mtime_ns=_int(doc, "mtime_ns", *TIME_RANGE),
+            atime_ns=_int(doc, "atime_ns", *TIME_RANGE),
+            ctime_ns=_int(doc, "ctime_ns", *TIME_RANGE),
+            btime_ns=_opt_int(doc, "btime_ns", *TIME_RANGE),
+            uid=_int(doc, "uid", 0, ID_MAX),
+            gid=_int(doc, "gid", 0, ID_MAX),
+            user=_text(doc, "user", ""),
+            group=_text(doc, "group", ""),
+            size=_int(doc, "size", 0, SIZE_MAX),
+            inode=_int(doc, "inode", 0, U64_MAX),
+            device=_int(doc, "device", 0, U64_MAX),
+            links=_int(doc, "links", 0, U64_MAX),
+            rdev=_int(doc, "rdev", 0, U64_MAX, 0),
+            attributes=_opt_int(doc, "attributes", 0, ID_MAX),
+            content=[_blob_id(c, name) for c in content],
+            subtree=_blob_id(subtree, name) if subtree else None,
+            target=_opt_text(doc, "target"),
+            link=_opt_text(doc, "link"),
         )
-        if node.type not in NODE_TYPES:
-            raise ValueError(f"unknown node type {node.type!r}")
         if node.type == DIR and node.subtree is None:
             raise ValueError(f"directory {node.name!r} has no subtree")
-        if any(len(c) != 32 for c in node.content):
-            raise ValueError(f"file {node.name!r} has a malformed content id")
-        if not node.name or "/" in node.name or node.name in (".", ".."):
-            raise ValueError(f"invalid entry name {node.name!r}")
+        if node.type == SYMLINK and node.target is None:
+            raise ValueError(f"symbolic link {node.name!r} has no target")
         return node
+
+
+#: Times are nanoseconds since 1970 in a signed 64-bit number (years 1677-2262), what
+#: ``stat`` reports and ``utime`` accepts.
+TIME_RANGE = (-(1 << 63), (1 << 63) - 1)
+ID_MAX = (1 << 32) - 1
+SIZE_MAX = (1 << 63) - 1
+U64_MAX = (1 << 64) - 1
+
+
+def _int(doc: dict[str, Any], key: str, lo: int, hi: int, default: int | None = None) -> int:
+    value = doc.get(key, default) if default is not None else doc[key]
+    if type(value) is not int or not lo <= value <= hi:
+        raise ValueError(f"{key} {value!r} is out of range")
+    return value
+
+
+def _opt_int(doc: dict[str, Any], key: str, lo: int, hi: int) -> int | None:
+    return None if doc.get(key) is None else _int(doc, key, lo, hi)
+
+
+def _text(doc: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = doc.get(key, default) if default is not None else doc[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key} is not text")
+    return value
+
+
+def _opt_text(doc: dict[str, Any], key: str) -> str | None:
+    value = doc.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError(f"{key} {value!r} is not a valid text")
+    return value
+
+
+def _blob_id(value: object, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 64:
+        raise ValueError(f"{name!r} has a malformed blob id")
+    return bytes.fromhex(value)
+
+
+def name_key(name: str) -> bytes:
+    """The order of entries in a tree: the UTF-8 bytes of their names."""
+    return name.encode("utf-8", "surrogatepass")
 
 
 def encode_tree(nodes: list[Node]) -> bytes:
     """Serialize nodes (sorted by name for deterministic, deduplicable trees)."""
-    ordered = sorted(nodes, key=lambda n: n.name.encode("utf-8", "surrogatepass"))
+    ordered = sorted(nodes, key=lambda n: name_key(n.name))
     text = json.dumps(
         {"nodes": [n.to_doc() for n in ordered]}, ensure_ascii=False, separators=(",", ":")
     )
@@ -132,8 +189,17 @@ def encode_tree(nodes: list[Node]) -> bytes:
 
 
 def decode_tree(raw: bytes, what: str) -> list[Node]:
+    """Parse a tree blob. Entries must be strictly sorted by name: a tree with two entries of
+    one name (e.g. a symlink ``a`` and a folder ``a``, which would make a restore write through
+    the link) or out of order was not written by praxisbackup and is rejected as malformed."""
     try:
         doc = json.loads(raw.decode("utf-8", "surrogatepass"))
-        return [Node.from_doc(n) for n in doc["nodes"]]
+        nodes = [Node.from_doc(n) for n in doc["nodes"]]
+        keys = [name_key(n.name) for n in nodes]
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise IntegrityError(f"{what} is malformed: {exc}") from None
+    for before, after, node in zip(keys, keys[1:], nodes[1:], strict=False):
+        if before >= after:
+            problem = "twice" if before == after else "out of order"
+            raise IntegrityError(f"{what} is malformed: entry {node.name!r} is listed {problem}")
+    return nodes

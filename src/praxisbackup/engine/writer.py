@@ -74,7 +74,9 @@ class BlobWriter:
     # -- public API ---------------------------------------------------------------------
     def has(self, blob_type: int, blob_id: bytes) -> bool:
         with self._lock:
-            return self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]
+            return (
+                self.repo.index.has_good(blob_type, blob_id) or blob_id in self._pending[blob_type]
+            )
 
     def add(self, blob_type: int, blob_id: bytes, data: bytes) -> bool:
         """Queue a blob for storage unless the repository has it. Returns True if new.
@@ -84,7 +86,7 @@ class BlobWriter:
         """
         self._raise_if_failed()
         with self._lock:
-            if self.repo.index.has(blob_type, blob_id) or blob_id in self._pending[blob_type]:
+            if self.repo.index.has_good(blob_type, blob_id) or blob_id in self._pending[blob_type]:
                 return False
             self._pending[blob_type].add(blob_id)
             self._batch.append((blob_type, blob_id, data))
@@ -206,6 +208,7 @@ class BlobWriter:
                 self._queue.task_done()
 
     def _store(self, pack: FinishedPack) -> None:
+        self.repo.check_lock()
         self.repo.backend.write("data", pack.id, pack.parts)
         record = PackRecord(pack.id, pack.size, pack.entries)
         with self._lock:

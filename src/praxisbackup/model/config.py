@@ -291,6 +291,15 @@ class SmtpSection(_Section):
         examples=["C:\\ProgramData\\praxisbackup\\mail-ca.pem"],
     )
     timeout_seconds: float = Field(default=30, gt=0)
+    max_attempts: int = Field(
+        default=20,
+        ge=1,
+        description="An alert not delivered after this many attempts is given up: it becomes "
+        "a red finding instead of being retried for ever.",
+    )
+    give_up_after_hours: float = Field(
+        default=72, gt=0, description="... or when it is this many hours old."
+    )
 
 
 class RecipientsSection(_Section):
@@ -507,6 +516,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     lines = key_lines(text)
     try:
         config = Config.model_validate(data)
@@ -538,4 +549,8 @@ def load_config(explicit: str | None = None) -> Config:
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     return parse_config(text, str(path))

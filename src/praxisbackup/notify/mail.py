@@ -74,10 +74,31 @@ def _tls_context(smtp: SmtpSection) -> ssl.SSLContext:
     return ctx
 
 
-def send(smtp: SmtpSection, msg: EmailMessage) -> None:
-    """Deliver one message or raise MailError naming the failing stage."""
+@dataclass
+class Delivery:
+    """What the SMTP server did with each recipient of one message."""
+
+    accepted: list[str]
+    #: 5xx: the server will never take this address (a finding, not retried).
+    refused: dict[str, str]
+    #: 4xx: try again later.
+    deferred: dict[str, str]
+
+
+def recipients_of(msg: EmailMessage) -> list[str]:
+    return [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
+
+
+def _reason(code: int, text: bytes | str) -> str:
+    detail = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return f"{code} {detail}".strip()
+
+
+def deliver(smtp: SmtpSection, msg: EmailMessage, recipients: list[str]) -> Delivery:
+    """Hand one message to the server for ``recipients`` and say, per recipient, whether it
+    was accepted, refused for good (5xx) or deferred (4xx). Raises MailError (naming the
+    stage: dns, connect, tls, auth, sender, send, config) when the message went to nobody."""
     password, _warnings = smtp_password(smtp)
-    recipients = [a.strip() for a in str(msg["To"]).split(",") if a.strip()]
     try:
         socket.getaddrinfo(smtp.host, smtp.port)
     except socket.gaierror as exc:
@@ -123,13 +144,9 @@ def send(smtp: SmtpSection, msg: EmailMessage) -> None:
         try:
             refused = client.send_message(msg, from_addr=smtp.sender, to_addrs=recipients)
         except smtplib.SMTPRecipientsRefused as exc:
-            raise MailError(
-                "recipient", f"all recipients refused: {', '.join(exc.recipients)}"
-            ) from None
+            refused = exc.recipients  # every recipient: nothing was sent
         except smtplib.SMTPSenderRefused as exc:
             raise MailError("sender", f"sender {smtp.sender!r} refused: {exc.smtp_code}") from None
-        if refused:
-            raise MailError("recipient", f"refused: {', '.join(refused)}")
     except (OSError, smtplib.SMTPException) as exc:
         raise MailError("send", f"{type(exc).__name__}: {exc}") from None
     finally:
@@ -137,3 +154,21 @@ def send(smtp: SmtpSection, msg: EmailMessage) -> None:
             client.quit()
         except (OSError, smtplib.SMTPException):
             client.close()
+    return Delivery(
+        accepted=[r for r in recipients if r not in refused],
+        refused={a: _reason(c, t) for a, (c, t) in refused.items() if c >= 500},
+        deferred={a: _reason(c, t) for a, (c, t) in refused.items() if c < 500},
+    )
+
+
+def send(smtp: SmtpSection, msg: EmailMessage) -> None:
+    """Deliver one message to all its recipients or raise MailError naming the failing stage
+    (a refused recipient is stage "recipient"); used by ``notify test``."""
+    result = deliver(smtp, msg, recipients_of(msg))
+    problems = {**result.refused, **result.deferred}
+    if problems:
+        which = "all recipients" if not result.accepted else "some recipients"
+        raise MailError(
+            "recipient",
+            f"{which} refused: " + ", ".join(f"{a} ({why})" for a, why in problems.items()),
+        )

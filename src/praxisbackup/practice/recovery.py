@@ -13,6 +13,7 @@ import os
 from praxisbackup.engine import crypto
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import PraxisError, StorageError, WrongPasswordError
+from praxisbackup.platform.private import open_private, private_dir
 
 MARKER = "recovery-slot"
 
@@ -38,9 +39,9 @@ def load_or_create(state_dir: str, passphrase: str) -> str:
     if existing is not None:
         return existing
     key = crypto.generate_recovery_key()
-    os.makedirs(state_dir, exist_ok=True)
+    private_dir(state_dir)
     tmp = _path(state_dir) + ".tmp"
-    with open(tmp, "wb") as fh:
+    with open_private(tmp, "wb") as fh:
         fh.write(crypto.seal_secret(passphrase, key))
         fh.flush()
         os.fsync(fh.fileno())

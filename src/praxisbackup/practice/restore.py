@@ -17,7 +17,8 @@ from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer, RestoreResult
 from praxisbackup.engine.snapshot import Snapshot
 from praxisbackup.engine.tree import DIR
-from praxisbackup.errors import PraxisError
+from praxisbackup.errors import PraxisError, UnsafeTargetError
+from praxisbackup.platform.targetdir import links_on_path
 from praxisbackup.practice import profiles
 
 ORIGINAL = "_Original"
@@ -43,6 +44,7 @@ class PracticeRestorePlan:
     missing_in_snapshot: list[str]
     fingerprint_backup: str  # newest file date under M1/Bin in the snapshot
     fingerprint_installed: str  # the same on the target
+    target_root: str = ""  # restore never writes through a link below it (unless allowed)
 
 
 @dataclass
@@ -160,24 +162,58 @@ def plan_restore(
         missing_in_snapshot=missing,
         fingerprint_backup=_newest_mtime_snapshot(repo, snap, bin_path[0]) if bin_path else "",
         fingerprint_installed=_newest_mtime_disk(installed_bin) if installed_bin else "",
+        target_root=target_root,
     )
 
 
-def execute(repo: Repository, plan: PracticeRestorePlan) -> PracticeRestoreResult:
-    """Rename the existing items, then restore exactly the planned items, verified."""
+def links_in_plan(plan: PracticeRestorePlan) -> list[tuple[str, str]]:
+    """Links (symlinks, junctions) on the way to any planned item, as (link, where it points)."""
+    found = {
+        link
+        for item in plan.items
+        for link in links_on_path(plan.target_root, os.path.dirname(item.target))
+    }
+    return sorted(found)
+
+
+def _same_path(a: str, b: str) -> bool:
+    return os.path.normcase(os.path.abspath(a)) == os.path.normcase(os.path.abspath(b))
+
+
+def link_allowed(link: str, follow_links: list[str] | None) -> bool:
+    return any(_same_path(link, allowed) for allowed in follow_links or [])
+
+
+def refused_links(
+    plan: PracticeRestorePlan, follow_links: list[str] | None
+) -> list[tuple[str, str]]:
+    """Links in the plan that the restore would refuse (not listed in ``follow_links``)."""
+    return [(link, to) for link, to in links_in_plan(plan) if not link_allowed(link, follow_links)]
+
+
+def execute(
+    repo: Repository, plan: PracticeRestorePlan, follow_links: list[str] | None = None
+) -> PracticeRestoreResult:
+    """Rename the existing items, then restore exactly the planned items, verified. A link
+    (symlink, junction) below the target root is never followed unless listed in
+    ``follow_links``: nothing is renamed or written through it."""
     result = PracticeRestoreResult(plan)
     started = time.monotonic()
+    refused = refused_links(plan, follow_links)
+    if refused:
+        raise UnsafeTargetError(*refused[0])
     for item in plan.items:
         if item.rename_to and os.path.lexists(item.target):
             os.rename(item.target, item.rename_to)
             result.renamed.append((item.target, item.rename_to))
     targets = {item.snapshot_path: item.target for item in plan.items}
     options = RestoreOptions(
-        target=os.path.dirname(plan.items[0].target) if plan.items else ".",
+        target=plan.target_root or (os.path.dirname(plan.items[0].target) if plan.items else "."),
         includes=list(targets),
         overwrite="never",
         verify=True,
         path_map=_mapper(targets),
+        follow_links=list(follow_links or []),
     )
     result.restore = Restorer(repo, plan.snapshot, options).run()
     result.seconds = round(time.monotonic() - started, 2)

@@ -117,6 +117,8 @@ class LocalBackend:
     """Backend for a folder on a mounted file system."""
 
     def __init__(self, root: str) -> None:
+        if "\x00" in root:
+            raise RepositoryNotFoundError(f"{root!r} is not a valid folder name (NUL character)")
         self._root = os.path.abspath(root)
         self._handles = _HandleCache(_MAX_CACHED_HANDLES)
 
@@ -197,6 +199,8 @@ class LocalBackend:
             for entry in entries:
                 if entry.name.startswith(TEMP_PREFIX) or not entry.is_file(follow_symlinks=False):
                     continue
+                if kind == "data" and entry.name[:2] != os.path.basename(directory):
+                    continue  # misfiled: unreachable by its name (removed by clean_temporary)
                 try:
                     size = entry.stat(follow_symlinks=False).st_size
                 except FileNotFoundError:
@@ -290,13 +294,26 @@ class LocalBackend:
             raise self._error("delete", kind, name, exc) from exc
 
     def clean_temporary(self, older_than_seconds: float) -> int:
+        """Remove leftovers of interrupted writes older than the cutoff, and files in
+        ``data/`` that sit in the wrong sub-folder (no name can reach them)."""
         removed = 0
         cutoff = time.time() - older_than_seconds
+        data = os.path.join(self._root, "data")
         for dirpath, _dirs, files in os.walk(self._root):
             for fname in files:
+                path = os.path.join(dirpath, fname)
+                misfiled = (
+                    os.path.dirname(dirpath) == data
+                    and not fname.startswith(TEMP_PREFIX)
+                    and fname[:2] != os.path.basename(dirpath)
+                )
+                if misfiled:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed += 1
+                    continue
                 if not fname.startswith(TEMP_PREFIX):
                     continue
-                path = os.path.join(dirpath, fname)
                 try:
                     if os.stat(path).st_mtime < cutoff:
                         os.unlink(path)

@@ -3,7 +3,8 @@
 
 Every write has three steps (before the temporary file, between temporary file and rename,
 after the rename); every delete one. ``kill_at`` counts them; ``kill_before_kind`` kills right
-before the first write of a kind (e.g. ``snapshots``).
+before the first write of a kind (e.g. ``snapshots``); ``kill_at_read`` kills at the n-th
+blob read (a restore in the middle of writing its files).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ class CrashingBackend(LocalBackend):
         kill_at: int = 0,
         kill_before_kind: str | None = None,
         power_loss: bool = False,
+        kill_at_read: int = 0,
     ) -> None:
         super().__init__(root)
         self.kill_at = kill_at
+        self.kill_at_read = kill_at_read
+        self.reads = 0
         self.kill_before_kind = kill_before_kind
         self.power_loss = power_loss
         self.steps = 0
@@ -54,6 +58,13 @@ class CrashingBackend(LocalBackend):
         self._step()
         os.replace(tmp, final)
         self._step(renamed=final, tmp=tmp)
+
+    def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
+        """Reads are counted too, so a restore can be killed in the middle of its work."""
+        self.reads += 1
+        if self.kill_at_read and self.reads >= self.kill_at_read:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().read_range(kind, name, offset, length)
 
     def delete(self, kind: str, name: str) -> None:
         self._step()

@@ -281,7 +281,8 @@ def corruption_campaign(work: Path, injections: int, seed: int) -> dict[str, Any
         elif kind == "delete-index":
             rnd.choice(data_files[kind]).unlink()
         elif kind == "duplicate-pack":
-            shutil.copy(victim_pack, victim_pack.parent / ("00" + victim_pack.name[2:]))
+            (case / "data" / "00").mkdir(exist_ok=True)
+            shutil.copy(victim_pack, case / "data" / "00" / ("00" + victim_pack.name[2:]))
         elif kind == "foreign-pack":
             foreign = rnd.choice(
                 sorted(p for p in (base / "other" / "data").rglob("*") if p.is_file())

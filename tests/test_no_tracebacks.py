@@ -1,0 +1,124 @@
+"""No traceback reaches a user (issue #11): every error a user can cause is one clear line
+and a documented exit code; an unexpected one is one line naming the log with the trace and
+exits 70 (not 1, which means "finished with warnings")."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import PASSWORD, run_cli
+from praxisbackup.engine.repository import Repository
+from praxisbackup.storage import LocalBackend
+from praxisbackup.torture.crafted import Crafter
+
+
+def assert_one_line(stderr: str) -> None:
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("praxisbackup: error: "), stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("name", "akte\x00.pdf"), ("gid", -1), ("uid", -5), ("mtime_ns", 10**25), ("size", -1)],
+)
+def test_crafted_tree_values_end_in_one_line(tmp_path: Path, field: str, value: object) -> None:
+    repo_path = tmp_path / "repo"
+    repo = Repository.init(LocalBackend(str(repo_path)), PASSWORD)
+    c = Crafter(repo)
+    doc = c.file("akte.pdf", b"Befund").to_doc() | {field: value}
+    folder = c.dir("praxis", [])
+    folder.subtree = c.raw_tree([doc])  # the crafted entry sits below a normal folder
+    snap = c.snapshot([folder])
+    for args in (
+        ["restore", snap, "--target", str(tmp_path / "t")],
+        ["ls", "-l", snap],
+        ["find", "akte*"],
+        ["stats", snap],
+    ):
+        out = run_cli(*args, repo=repo_path)
+        assert out.returncode in (2, 5), (args, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr, args
+        assert "malformed" in out.stderr, args
+    assert not list(tmp_path.rglob("akte*"))
+
+
+def test_a_config_that_is_not_utf8_or_nests_deeply(tmp_path: Path) -> None:
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('[practice]\nname = "Praxis Dr. Müller"\n'.encode("latin-1"))
+    out = run_cli("-c", str(latin1), "config", "check")
+    assert out.returncode == 2
+    assert_one_line(out.stderr)
+    assert "is not UTF-8 text" in out.stderr
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 5000 + "]" * 5000 + "\n")
+    out = run_cli("-c", str(deep), "config", "check")
+    assert out.returncode == 2 and "nested too deeply" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_binary_password_file(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    binary = tmp_path / "pw.bin"
+    binary.write_bytes(b"\xff\xfe\x00geheim\x80\n")
+    out = run_cli("--password-file", str(binary), "snapshots", repo=repo, password=None)
+    assert out.returncode == 2
+    assert_one_line(out.stderr)
+    assert "is not a text file (UTF-8)" in out.stderr
+
+
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A folder every user can enter (pytest's tmp_path is private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_ack_and_backup_as_a_user_without_rights(world_dir: Path) -> None:
+    state = world_dir / "state"
+    cfg = world_dir / "praxis.toml"
+    cfg.write_text(
+        f'state_dir = "{state}"\n[practice]\nname = "Praxis"\n'
+        f'[[sources]]\nlabel = "M1"\npath = "{world_dir}"\n'
+    )
+    cfg.chmod(0o644)
+    assert run_cli("-c", str(cfg), "ack", "--by", "Anna").returncode == 0  # as root
+    state.chmod(0o755)
+    for p in state.rglob("*"):
+        p.chmod(0o644)  # readable, but only root may write
+    out = run_cli("-c", str(cfg), "ack", "--by", "Anna", user="nobody")
+    assert out.returncode == 2
+    assert_one_line(out.stderr)
+    assert "run this as the account of the backup service or as an administrator" in out.stderr
+    repo = world_dir / "repo"
+    run_cli("init", repo=repo, check=True)  # root's, 0600 files: nobody cannot read them
+    out = run_cli("snapshots", repo=repo, user="nobody")
+    assert out.returncode == 2
+    assert_one_line(out.stderr)
+
+
+def test_an_unexpected_error_names_its_log_and_exits_70(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    out = run_cli(
+        "init",
+        repo=tmp_path / "repo",
+        env={"PRAXISBACKUP_KDF_N": "3", "PRAXISBACKUP_LOG_DIR": str(logs)},
+    )
+    assert out.returncode == 70
+    assert_one_line(out.stderr)
+    assert "internal error (ValueError" in out.stderr
+    (log,) = logs.iterdir()
+    assert str(log) in out.stderr
+    assert "Traceback (most recent call last)" in log.read_text()
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert os.path.exists(logs) and stat.S_IMODE(logs.stat().st_mode) == 0o700
