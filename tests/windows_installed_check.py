@@ -81,11 +81,27 @@ def main(expected_version: str) -> None:
         time.sleep(0.5)
     check("service started by the setup (a configuration was given)", service.is_running())
     log = DATADIR / "logs" / "service.log"
-    check("service log", log.is_file(), log)
+    deadline = time.monotonic() + 60
+    while "next run at" not in _text(log) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    check("serve runs in the service and logs (next run)", "next run at" in _text(log), log)
+    started = time.monotonic()
     service.stop(timeout=60)
-    check("service stops on request (serve ends on CTRL_BREAK)", service.state() == STOPPED)
+    check(
+        "service stops on request (serve ends on the stop event)",
+        service.state() == STOPPED,
+        f"{time.monotonic() - started:.1f} s",
+    )
     service.start(timeout=60)
     check("service starts again", service.state() == RUNNING)
+    service.stop(timeout=60)
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@
 static SERVICE_STATUS_HANDLE status_handle;
 static SERVICE_STATUS status;
 static HANDLE stop_event;
+/* Named, so that "praxisbackup serve" can wait for it too (PRAXISBACKUP_STOP_EVENT): Wine
+ * does not deliver CTRL_BREAK to a service's child; the event works on Windows and Wine. */
+static HANDLE child_stop_event;
 static DWORD checkpoint;
 
 static void report(DWORD state, DWORD exit_code, DWORD specific, DWORD wait_hint)
@@ -154,6 +157,11 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
     si.hStdInput = NULL;
     si.hStdOutput = pipe_write;
     si.hStdError = pipe_write;
+    wchar_t event_name[64];
+    swprintf(event_name, 64, L"praxisbackup-service-stop-%lu", GetCurrentProcessId());
+    child_stop_event = CreateEventW(NULL, TRUE, FALSE, event_name);
+    if (child_stop_event)
+        SetEnvironmentVariableW(L"PRAXISBACKUP_STOP_EVENT", event_name);
     SetEnvironmentVariableW(L"PYTHONIOENCODING", L"utf-8");
     SetEnvironmentVariableW(L"PYTHONUNBUFFERED", L"1");
     if (!CreateProcessW(NULL, cmd, NULL, NULL, TRUE, CREATE_NEW_PROCESS_GROUP, NULL, exe, &si,
@@ -178,6 +186,8 @@ static void WINAPI service_main(DWORD argc, LPWSTR *argv)
     DWORD which = WaitForMultipleObjects(2, both, FALSE, INFINITE);
     DWORD code = 0;
     if (which == WAIT_OBJECT_0) {
+        if (child_stop_event)
+            SetEvent(child_stop_event);
         GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, pi.dwProcessId);
         DWORD waited = 0;
         while (WaitForSingleObject(pi.hProcess, POLL_MS) == WAIT_TIMEOUT) {

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import click
 
+from praxisbackup import platform
 from praxisbackup.app import readiness
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.app.serve import Scheduler
@@ -212,6 +213,7 @@ def serve(ctx: Ctx, once: bool) -> None:
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, on_term)
+    platform.watch_stop_event(stop.set)  # the Windows service's stop request
 
     def on_wait(due: datetime) -> None:
         if not ctx.quiet:

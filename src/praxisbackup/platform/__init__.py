@@ -35,6 +35,7 @@ tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
 protect_secret = _impl.protect_secret
+watch_stop_event = _impl.watch_stop_event
 program_data = _impl.program_data
 unprotect_secret = _impl.unprotect_secret
 write_private_file = _impl.write_private_file
@@ -85,5 +86,6 @@ __all__ = [
     "tune_memory",
     "unprotect_secret",
     "username",
+    "watch_stop_event",
     "write_private_file",
 ]

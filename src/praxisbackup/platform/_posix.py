@@ -8,6 +8,7 @@ import grp
 import os
 import pwd
 import sys
+from collections.abc import Callable
 
 
 def birthtime_ns(st: os.stat_result) -> int | None:
@@ -168,3 +169,8 @@ def write_private_file(path: str, data: bytes) -> None:
 def program_data() -> str:
     """Windows only; POSIX keeps state in /var/lib and /etc (see model/locations.py)."""
     raise NotImplementedError("ProgramData exists on Windows only")
+
+
+def watch_stop_event(on_stop: Callable[[], None]) -> bool:
+    """Windows services only; on POSIX a service manager sends SIGTERM."""
+    return False

@@ -6,9 +6,12 @@ Written against the documented Win32 API. Linux CI exercises the pure conversion
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import os
+import signal
 import threading
+from collections.abc import Callable
 from typing import Any
 
 #: 100-ns intervals between 1601-01-01 (FILETIME epoch) and 1970-01-01 (Unix epoch).
@@ -338,3 +341,35 @@ def program_data() -> str:
         return str(path.value)
     finally:
         ole32.CoTaskMemFree(path)
+
+
+#: Set by the service wrapper (installer/service/pbservice.c) for the ``serve`` it starts.
+STOP_EVENT_ENV = "PRAXISBACKUP_STOP_EVENT"
+_SYNCHRONIZE = 0x00100000
+_WAIT_OBJECT_0 = 0
+
+
+def watch_stop_event(on_stop: Callable[[], None]) -> bool:
+    """When started by the service wrapper, wait in a thread for its named stop event; then
+    call ``on_stop`` and deliver SIGBREAK to the main thread (a running nightly job turns it
+    into an orderly stop that starts the practice's services again). The wrapper also sends
+    CTRL_BREAK, which Wine does not deliver to a service's child; the event works everywhere.
+    Returns whether an event is watched."""
+    name = os.environ.get(STOP_EVENT_ENV)
+    if not name:
+        return False
+    kernel32 = _win.windll.kernel32
+    kernel32.OpenEventW.restype = ctypes.c_void_p
+    kernel32.OpenEventW.argtypes = (ctypes.c_uint32, ctypes.c_int, ctypes.c_wchar_p)
+    kernel32.WaitForSingleObject.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
+    handle = kernel32.OpenEventW(_SYNCHRONIZE, 0, name)
+    if not handle:
+        return False
+
+    def wait() -> None:
+        if kernel32.WaitForSingleObject(handle, 0xFFFFFFFF) == _WAIT_OBJECT_0:
+            on_stop()
+            _thread.interrupt_main(signal.SIGBREAK)  # type: ignore[attr-defined,unused-ignore]
+
+    threading.Thread(target=wait, name="service-stop", daemon=True).start()
+    return True
