@@ -25,3 +25,12 @@ def test_windows_paths_map_to_snapshot_paths() -> None:
     assert normalize_snapshot_path(r"C:\CompuMED\M1") == "/C/CompuMED/M1"
     assert normalize_snapshot_path("/C/CompuMED/") == "/C/CompuMED"
     assert normalize_snapshot_path("srv/praxis") == "/srv/praxis"
+
+
+def test_snapshot_paths_are_shown_in_the_systems_form() -> None:
+    from praxisbackup.engine.paths import native_path
+
+    assert native_path("/D/pt/Brief Müller.txt", windows=True) == "D:\\pt\\Brief Müller.txt"
+    assert native_path("/C", windows=True) == "C:\\"
+    assert native_path("/nas/sicherung/x", windows=True) == "\\\\nas\\sicherung\\x"
+    assert native_path("/srv/praxis/x", windows=False) == "/srv/praxis/x"

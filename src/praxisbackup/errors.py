@@ -22,9 +22,19 @@ class ExitCode:
 
 
 class PraxisError(Exception):
-    """Base class of every error praxisbackup reports to a user."""
+    """Base class of every error praxisbackup reports to a user.
+
+    ``str(error)`` is the technical English text (logs, service partners). An error that
+    staff may meet also carries a message ``code`` (and its parameters) from the text
+    catalogue, which the interfaces show in the practice's language instead.
+    """
 
     exit_code: int = ExitCode.FAILURE
+
+    def __init__(self, *args: object, code: str | None = None, **params: object) -> None:
+        super().__init__(*args)
+        self.code = code
+        self.params = params
 
 
 class UsageError(PraxisError):

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from praxisbackup import platform
+from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import find_snapshot
@@ -68,7 +69,9 @@ def run_drill(
         verified=result.verified_files,
         seconds=round(time.monotonic() - started, 2),
         ok=result.ok and check_ok,
-        errors=[f"{e.path}: {e.reason}" for e in result.errors + result.verify_failures][:100],
+        errors=[
+            f"{native_path(e.path)}: {e.reason}" for e in result.errors + result.verify_failures
+        ][:100],
         check_command=check_command or "",
         check_ok=check_ok,
         check_output=check_output,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from praxisbackup import platform
 from praxisbackup.app.medium import open_attached
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
@@ -23,6 +24,9 @@ __all__ = ["Ctx", "human_size"]
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
 
 
+ENV_LANG = "PRAXISBACKUP_LANG"
+
+
 @dataclass
 class Ctx:
     repo_location: str | None
@@ -30,6 +34,14 @@ class Ctx:
     json: bool
     quiet: bool
     config_path: str | None = None
+    #: The language of messages for people: the practice's, once its configuration is read.
+    lang: str = field(default_factory=lambda: os.environ.get(ENV_LANG) or "de")
+
+    def config(self) -> Config:
+        """The configuration; from now on messages (errors included) speak its language."""
+        config = load_config(self.config_path)
+        self.lang = config.practice.language
+        return config
 
     def location(self) -> str:
         loc = self.repo_location or os.environ.get(ENV_REPOSITORY)
@@ -47,7 +59,7 @@ class Ctx:
             )
             return value
 
-        interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        interactive = platform.has_console()
         return repository_passphrase(config, self.password_file, prompt if interactive else None)
 
     def open(self) -> Repository:

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from praxisbackup import platform
 from praxisbackup.cli.context import Ctx, human_size
 from praxisbackup.credentials import read_secret_file
 from praxisbackup.engine.archiver import Archiver, BackupOptions
@@ -21,7 +22,7 @@ from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.crypto import generate_recovery_key
 from praxisbackup.engine.forget import Policy, apply_policy
 from praxisbackup.engine.lock import assert_no_exclusive_lock, lock_repository
-from praxisbackup.engine.paths import absolute_source
+from praxisbackup.engine.paths import absolute_source, native_path
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.prune import prune as run_prune
 from praxisbackup.engine.repair import repair as run_repair
@@ -48,7 +49,7 @@ def _new_passphrase(ctx: Ctx, new_password_file: str | None) -> str:
     env = os.environ.get("PRAXISBACKUP_NEW_PASSWORD")
     if env:
         return env
-    if sys.stdin.isatty():
+    if platform.has_console():
         value: str = click.prompt(
             "New passphrase", hide_input=True, confirmation_prompt=True, err=True
         )
@@ -220,9 +221,9 @@ def ls_cmd(ctx: Ctx, snapshot_ref: str, path: str, long_: bool) -> None:
     for p, n in entries:
         if long_:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.mtime_ns / 1e9))
-            ctx.say(f"{n.type:<8} {n.mode:04o} {n.size:>12} {when}  {p}")
+            ctx.say(f"{n.type:<8} {n.mode:04o} {n.size:>12} {when}  {native_path(p)}")
         else:
-            ctx.say(p)
+            ctx.say(native_path(p))
 
 
 @click.command()
@@ -242,7 +243,7 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
         ctx.emit_json([dataclasses.asdict(c) for c in changes])
         return
     for c in changes:
-        ctx.say(f"{c.change}  {c.path}")
+        ctx.say(f"{c.change}  {native_path(c.path)}")
 
 
 def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -327,9 +328,9 @@ def restore(
         if result.existing_kept:
             ctx.say(f"{len(result.existing_kept)} existing entries were kept (not overwritten)")
         for item in result.warnings:
-            click.echo(f"warning: {item.path}: {item.reason}", err=True)
+            click.echo(f"warning: {native_path(item.path)}: {item.reason}", err=True)
         for item in result.errors + result.verify_failures:
-            click.echo(f"error: {item.path}: {item.reason}", err=True)
+            click.echo(f"error: {native_path(item.path)}: {item.reason}", err=True)
     if result.verify_failures:
         sys.exit(ExitCode.DAMAGED)
     if result.errors:

@@ -31,6 +31,7 @@ from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
 from praxisbackup.cli.setup_command import setup
 from praxisbackup.errors import ExitCode, PraxisError
+from praxisbackup.report.i18n import text
 
 
 def crash_log_dir() -> str:
@@ -76,9 +77,15 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}{where}"
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"praxisbackup: error: {message}", err=True)
+def _fail(message: str, code: int, lang: str = "en") -> None:
+    click.echo(f"praxisbackup: {text('error.prefix', lang)}: {message}", err=True)
     sys.exit(code)
+
+
+def _message(exc: PraxisError, lang: str) -> str:
+    """Staff read errors in the practice's language; an error without a catalogue code is
+    the technical text (for the service partner)."""
+    return text(exc.code, lang, **exc.params) if exc.code else str(exc)
 
 
 def _option_names(command: click.Command) -> set[str]:
@@ -130,30 +137,37 @@ class PraxisGroup(click.Group):
         return moved + head + rest
 
     def invoke(self, ctx: click.Context) -> Any:
+        lang = "de"
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click reports these itself (usage errors: exit code 2)
-        except PraxisError as exc:
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted", ExitCode.FAILURE)
-        except sqlite3.Error as exc:
-            readonly = "readonly" in str(exc) or "unable to open" in str(exc)
-            hint = (
-                " - run this as the account of the backup service or as an administrator"
-                if readonly
-                else ""
-            )
-            _fail(f"the local state database cannot be used: {exc}{hint}", ExitCode.FAILURE)
-        except OSError as exc:
-            _fail(describe_os_error(exc), ExitCode.FAILURE)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence: never a traceback
-            log = write_crash_log(exc)
-            _fail(
-                f"internal error ({type(exc).__name__}: {exc}); the full report is in {log}",
-                ExitCode.INTERNAL,
-            )
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
+            lang = ctx.obj.lang if isinstance(ctx.obj, Ctx) else lang
+            self._report(exc, lang)
+
+    @staticmethod
+    def _report(exc: BaseException, lang: str) -> None:
+        if isinstance(exc, PraxisError):
+            _fail(_message(exc, lang), exc.exit_code, lang)
+        if isinstance(exc, KeyboardInterrupt):
+            _fail(text("error.interrupted", lang), ExitCode.FAILURE, lang)
+        if isinstance(exc, sqlite3.Error):
+            if "readonly" in str(exc) or "unable to open" in str(exc):
+                _fail(text("error.no_rights", lang, detail=str(exc)), ExitCode.FAILURE, lang)
+            _fail(f"the local state database cannot be used: {exc}", ExitCode.FAILURE, lang)
+        if isinstance(exc, OSError):
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                _fail(text("error.no_rights", lang, detail=describe_os_error(exc)), 2, lang)
+            _fail(describe_os_error(exc), ExitCode.FAILURE, lang)
+        if isinstance(exc, SystemExit):
+            raise exc
+        log = write_crash_log(exc)
+        _fail(
+            f"internal error ({type(exc).__name__}: {exc}); the full report is in {log}",
+            ExitCode.INTERNAL,
+            lang,
+        )
 
 
 _VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}

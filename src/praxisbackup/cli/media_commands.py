@@ -15,7 +15,7 @@ from praxisbackup.cli.today_view import today_lines
 from praxisbackup.errors import PraxisError
 from praxisbackup.media.register import LOCATIONS, Register
 from praxisbackup.media.selection import prepare_medium
-from praxisbackup.model.config import Config, load_config
+from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.report.i18n import text
 from praxisbackup.report.plan import note, plan_lines, plan_pdf
@@ -46,7 +46,7 @@ def medium_group() -> None:
 @pass_ctx
 def medium_init(ctx: Ctx, label: str, path: str, role: str | None, allow_same_disk: bool) -> None:
     """Make PATH (a USB disk, a NAS folder) a backup medium called LABEL and register it."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     attached = prepare_medium(
         config, path, label, ctx.passphrase(config=config), role, allow_same_disk or None
     )
@@ -60,7 +60,7 @@ def medium_init(ctx: Ctx, label: str, path: str, role: str | None, allow_same_di
 @pass_ctx
 def medium_list(ctx: Ctx) -> None:
     """All registered media with role, location and last use."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     records = _register(config).all()
     if ctx.json:
         ctx.emit_json([dataclasses.asdict(r) for r in records])
@@ -79,7 +79,7 @@ def medium_list(ctx: Ctx) -> None:
 @pass_ctx
 def medium_show(ctx: Ctx, medium: str) -> None:
     """One medium with its full history."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     register = _register(config)
     r = register.find(medium)
     history = register.history(r.id)
@@ -103,7 +103,7 @@ def medium_show(ctx: Ctx, medium: str) -> None:
 @pass_ctx
 def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -> None:
     """Record where a medium is now (practice, offsite, archive, attached)."""
-    r = move_medium(load_config(ctx.config_path), medium, location, by_whom, note)
+    r = move_medium(ctx.config(), medium, location, by_whom, note)
     click.echo(f"'{r.label}' is now: {location}")
 
 
@@ -114,7 +114,7 @@ def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -
 @pass_ctx
 def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
     """Take a medium out of service for good (recorded with date and person)."""
-    r = retire_medium(load_config(ctx.config_path), medium, how, by_whom)
+    r = retire_medium(ctx.config(), medium, how, by_whom)
     click.echo(f"'{r.label}' retired ({how}) by {by_whom}")
 
 
@@ -131,7 +131,7 @@ def plan(
     ctx: Ctx, start: str | None, days: int, fmt: str, output: str | None, lang: str | None
 ) -> None:
     """The calendar of which medium is due on which night."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     language = lang or config.practice.language
     first = date.fromisoformat(start) if start else date.today()
     rows = plan_rows(config, first, days, language)
@@ -159,7 +159,7 @@ def plan(
 @pass_ctx
 def today(ctx: Ctx, lang: str | None) -> None:
     """Tonight's medium, what to take off-site, what to bring back, what is overdue."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     view = today_app.today(config)
     if ctx.json:
         ctx.emit_json(view.to_json())

@@ -10,7 +10,6 @@ from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.notify import flush_outbox, send_test_message
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
-from praxisbackup.model.config import load_config
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -25,7 +24,7 @@ def notify_group() -> None:
 @pass_ctx
 def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
     """Send a test message now; on failure say exactly where (dns, connect, tls, auth, ...)."""
-    people, warnings = send_test_message(load_config(ctx.config_path), list(to))
+    people, warnings = send_test_message(ctx.config(), list(to))
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     click.echo(f"test message sent to {', '.join(people)}")
@@ -35,7 +34,7 @@ def notify_test(ctx: Ctx, to: tuple[str, ...]) -> None:
 @pass_ctx
 def notify_flush(ctx: Ctx) -> None:
     """Try to deliver every message waiting in the outbox."""
-    pending, errors = flush_outbox(load_config(ctx.config_path))
+    pending, errors = flush_outbox(ctx.config())
     click.echo(f"{len(pending)} message(s) still waiting" + (f": {errors[-1]}" if errors else ""))
     if pending:
         raise SystemExit(1)
@@ -47,7 +46,7 @@ def notify_flush(ctx: Ctx) -> None:
 @pass_ctx
 def ack(ctx: Ctx, by_whom: str | None, note: str) -> None:
     """Confirm the daily check: protocol checked, medium changed."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     default_by = config.contacts.responsible_name(config.practice.language)
     runs = DailyCheck(config).ack(by_whom or default_by, note, datetime.now().astimezone())
     click.echo(f"confirmed by {by_whom or default_by}; covers {len(runs)} run(s)")
@@ -65,7 +64,7 @@ def absence_group() -> None:
 @click.option("--note", default="")
 @pass_ctx
 def absence_add(ctx: Ctx, first: str, last: str, by_whom: str, note: str) -> None:
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     d1, d2 = date.fromisoformat(first), date.fromisoformat(last)
     if d2 < d1:
         raise PraxisError("--to is before --from")
@@ -77,7 +76,7 @@ def absence_add(ctx: Ctx, first: str, last: str, by_whom: str, note: str) -> Non
 @absence_group.command(name="list")
 @pass_ctx
 def absence_list(ctx: Ctx) -> None:
-    for a in DailyCheck(load_config(ctx.config_path)).absences():
+    for a in DailyCheck(ctx.config()).absences():
         click.echo(f"{a['first']} .. {a['last']}  {a['entered_by']}  {a['note']}")
 
 

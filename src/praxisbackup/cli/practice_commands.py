@@ -19,9 +19,6 @@ from praxisbackup.app.serve import Scheduler
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import PraxisError
-from praxisbackup.model.config import (
-    load_config,
-)
 from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
@@ -39,7 +36,7 @@ def run(ctx: Ctx) -> None:
 
     Exit code 0 green, 1 yellow, 2 red.
     """
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     progress = None
     if ctx.progress_wanted():
         from praxisbackup.cli.progress import RichProgress  # noqa: PLC0415
@@ -78,7 +75,7 @@ def config_check(ctx: Ctx, root: str) -> None:
     """Readiness check: is everything in place for a green night? Lists what is missing.
 
     Exit code 0 ready, 1 ready with notes, 2 not ready."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     result = readiness.check(config, root)
     if ctx.json:
         ctx.emit_json(
@@ -121,7 +118,7 @@ def report(
     ctx: Ctx, run_id: str | None, fmt: str, output: str | None, lang: str | None, to_printer: bool
 ) -> None:
     """Show the protocol of the last run (or of RUN_ID)."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     catalog = Catalog(catalog_path(config))
     if run_id:
         protocol = catalog.run(run_id)
@@ -180,7 +177,7 @@ def schedule_group() -> None:
 @pass_ctx
 def schedule_install(ctx: Ctx, at: str | None, root: str) -> None:
     """Task Scheduler on Windows, a systemd timer on Linux (cron where there is no systemd)."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     click.echo(schedule.install(config.path, at or config.schedule.at, root))
 
 
@@ -203,7 +200,7 @@ def schedule_status(root: str) -> None:
 @pass_ctx
 def serve(ctx: Ctx, once: bool) -> None:
     """Run the schedule in this process (restart-safe: a missed run is caught up)."""
-    load_config(ctx.config_path)  # a broken configuration is an error now, not at night
+    ctx.config()  # a broken configuration is an error now, not at night
     stop = threading.Event()
 
     def on_term(_signum: int, _frame: object) -> None:
@@ -222,7 +219,7 @@ def serve(ctx: Ctx, once: bool) -> None:
     def on_run(protocol: RunProtocol) -> None:
         click.echo(f"run {protocol.run_id}: {protocol.status}")
 
-    scheduler = Scheduler(lambda: load_config(ctx.config_path), stop, on_wait, on_run)
+    scheduler = Scheduler(ctx.config, stop, on_wait, on_run)
     if once:
         protocol = scheduler.run_once()
         sys.exit(exit_code(protocol.status) if protocol else 0)

@@ -16,11 +16,11 @@ from praxisbackup.app.emergency import emergency_sheet as make_sheet
 from praxisbackup.app.find import find_versions
 from praxisbackup.app.medium import open_attached, open_medium
 from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media.register import Register
-from praxisbackup.model.config import load_config
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.report.drill import drill_pdf
 
@@ -61,7 +61,7 @@ def restore_practice(
     follow_links: tuple[str, ...],
 ) -> None:
     """Put the vendor's allowed CGM M1 PRO folders back; existing ones are renamed to _Original."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     passphrase = ctx.passphrase(config=config)
     if list_only:
         _medium, repo = open_attached(config, passphrase)
@@ -112,7 +112,7 @@ def find_cmd(ctx: Ctx, pattern: str) -> None:
     repo.load_index()
     versions = find_versions(repo, pattern)
     for path, vers in versions.items():
-        click.echo(path)
+        click.echo(native_path(path))
         for v in vers:
             click.echo(f"    snapshot {v.snapshot}  changed {v.changed}  {human_size(v.size)}")
     if not versions:
@@ -146,7 +146,7 @@ def drill(
     if medium_root:
         attached, repo = open_medium(medium_root, ctx.passphrase())
     else:
-        config = load_config(ctx.config_path)
+        config = ctx.config()
         attached, repo = open_attached(config, ctx.passphrase(config=config))
         register = Register(catalog_path(config))
         practice, language = config.practice.name, lang or config.practice.language
@@ -178,7 +178,7 @@ def drill(
 @pass_ctx
 def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
     """The printable emergency sheet (Notfallblatt) with the recovery key; keep it in the safe."""
-    config = load_config(ctx.config_path)
+    config = ctx.config()
     pdf = make_sheet(config, ctx.passphrase(config=config), lang)
     with open(output, "wb") as fh:
         fh.write(pdf)
@@ -204,7 +204,7 @@ def restore_file(ctx: Ctx, snapshot_ref: str, path: str, to: str | None) -> None
         raise PraxisError(f"{path} is not in snapshot {snap.short_id}")
     click.echo(f"restored {result.files} file(s) from snapshot {snap.short_id} into {target}")
     for e in result.errors + result.verify_failures:
-        click.echo(f"error: {e.path}: {e.reason}", err=True)
+        click.echo(f"error: {native_path(e.path)}: {e.reason}", err=True)
     if not result.ok:
         sys.exit(ExitCode.DAMAGED)
 

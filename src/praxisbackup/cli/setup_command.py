@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from praxisbackup import platform
 from praxisbackup.app import setup as setup_app
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import ExitCode, PraxisError
@@ -253,7 +254,7 @@ def setup(
     _merge_flags(answers, flags)
     if not answers.smtp_password:
         answers.smtp_password = os.environ.get("PRAXISBACKUP_SMTP_PASSWORD", "")
-    interactive = not yes and sys.stdin.isatty()
+    interactive = not yes and platform.has_console()
     if not yes and not interactive and not answer_file:
         raise PraxisError("setup needs a console, an answer file (--answers) or --yes")
     wizard = Wizard(answers, interactive)

@@ -40,3 +40,16 @@ def normalize_snapshot_path(path: str) -> str:
 def absolute_source(path: str) -> str:
     """Absolute, normalized source path (no trailing separator)."""
     return os.path.normpath(os.path.abspath(path))
+
+
+def native_path(spath: str, windows: bool | None = None) -> str:
+    """A snapshot path as the person knows it on this system: ``/D/Praxis/Brief.txt`` is
+    ``D:\\Praxis\\Brief.txt`` on Windows (a first component of one letter is the drive,
+    anything else a UNC server); unchanged elsewhere."""
+    windows = platform.IS_WINDOWS if windows is None else windows
+    if not windows:
+        return spath
+    parts = [p for p in spath.split("/") if p]
+    if parts and len(parts[0]) == 1 and parts[0].isalpha():
+        return parts[0] + ":\\" + "\\".join(parts[1:])
+    return "\\\\" + "\\".join(parts) if parts else "\\"

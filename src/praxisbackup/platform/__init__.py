@@ -35,6 +35,8 @@ tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
 protect_secret = _impl.protect_secret
+has_console = _impl.has_console
+files_held_open = _impl.files_held_open
 watch_stop_event = _impl.watch_stop_event
 program_data = _impl.program_data
 unprotect_secret = _impl.unprotect_secret
@@ -72,7 +74,9 @@ __all__ = [
     "disk_identity",
     "drop_cache",
     "file_attributes",
+    "files_held_open",
     "fsync_directory",
+    "has_console",
     "hostname",
     "owner_names",
     "pread",

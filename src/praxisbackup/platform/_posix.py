@@ -174,3 +174,30 @@ def program_data() -> str:
 def watch_stop_event(on_stop: Callable[[], None]) -> bool:
     """Windows services only; on POSIX a service manager sends SIGTERM."""
     return False
+
+
+def files_held_open(paths: list[str]) -> list[str]:
+    """Files below ``paths`` that any process has open, from the process table (psutil), each
+    with the process holding it."""
+    import psutil  # noqa: PLC0415 - only for this check
+
+    roots = [os.path.realpath(p) for p in paths]
+    found: set[str] = set()
+    for proc in psutil.process_iter():
+        try:
+            files = proc.open_files()
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        for f in files:
+            real = os.path.realpath(f.path)
+            if any(real == r or real.startswith(r.rstrip("/") + "/") for r in roots):
+                found.add(f"{f.path} (pid {proc.pid} {proc.name()})")
+    return sorted(found)
+
+
+def has_console() -> bool:
+    """A person can type at this process (standard input and error are terminals)."""
+    try:
+        return sys.stdin.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False

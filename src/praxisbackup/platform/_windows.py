@@ -10,6 +10,7 @@ import _thread
 import ctypes
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -373,3 +374,56 @@ def watch_stop_event(on_stop: Callable[[], None]) -> bool:
 
     threading.Thread(target=wait, name="service-stop", daemon=True).start()
     return True
+
+
+_ERROR_SHARING_VIOLATION = 32
+_ERROR_LOCK_VIOLATION = 33
+
+
+def files_held_open(paths: list[str]) -> list[str]:
+    """Files below ``paths`` that another process holds: a file opened elsewhere cannot be
+    opened with share mode 0 (exclusive) - the error is then a sharing or lock violation.
+    Other errors (access denied to an unreadable file) are not "held open"; the backup reports
+    such files itself."""
+    kernel32 = _win.WinDLL("kernel32", use_last_error=True)
+    kernel32.CreateFileW.restype = ctypes.c_void_p
+    kernel32.CreateFileW.argtypes = (
+        ctypes.c_wchar_p,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_void_p,
+        ctypes.c_uint32,
+        ctypes.c_uint32,
+        ctypes.c_void_p,
+    )
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    generic_read, open_existing = 0x80000000, 3
+    invalid = ctypes.c_void_p(-1).value
+    held = []
+    for base in paths:
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                handle = kernel32.CreateFileW(full, generic_read, 0, None, open_existing, 0, None)
+                if handle is None or handle == invalid:
+                    if _win.get_last_error() in (_ERROR_SHARING_VIOLATION, _ERROR_LOCK_VIOLATION):
+                        held.append(full)
+                else:
+                    kernel32.CloseHandle(handle)
+    return held
+
+
+def has_console() -> bool:
+    """A person can type at this process: its standard input is a real console. (``isatty``
+    is also true for NUL, which a scheduled task or a service gets: a prompt would hang.)"""
+    import msvcrt  # noqa: PLC0415
+
+    get_handle: Any = getattr(msvcrt, "get_osfhandle")  # noqa: B009 - Windows-only attribute
+    try:
+        handle = get_handle(sys.stdin.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    kernel32 = _win.windll.kernel32
+    kernel32.GetConsoleMode.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32))
+    mode = ctypes.c_uint32()
+    return bool(kernel32.GetConsoleMode(ctypes.c_void_p(handle), ctypes.byref(mode)))

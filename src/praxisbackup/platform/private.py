@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import IO, Any
 
+from praxisbackup import platform
+
 _POSIX = os.name != "nt"
 
 
@@ -24,7 +26,12 @@ def _tighten(path: str, mode: int) -> None:
 
 def private_dir(path: str) -> None:
     """Create a folder (and its parents) readable only by this account; tighten it if it
-    exists with more rights."""
+    exists with more rights. On Windows a folder this creates gets the private ACL (SYSTEM and
+    Administrators only); an existing one keeps the ACL the installer gave it."""
+    if not _POSIX and not os.path.isdir(path):  # pragma: no cover - Windows only
+        os.makedirs(path, exist_ok=True)
+        platform.set_private_acl(path)
+        return
     os.makedirs(path, mode=0o700, exist_ok=True)
     _tighten(path, 0o700)
 
