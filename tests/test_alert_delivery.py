@@ -113,6 +113,6 @@ def test_the_protocol_and_today_name_a_refused_recipient(
     outbox.enqueue("run-yellow", msg, now)
     outbox.deliver(cfg.notify.smtp, now, force=True)
     today = run_cli("-c", str(cfg_path), "today", env={"PRAXISBACKUP_SMTP_PASSWORD": PASSWORD})
-    assert today.returncode == 0, today.stderr
+    assert today.returncode == 2, today.stderr  # red: the last run failed
     assert "[GELB] Datensicherung" in today.stdout
     assert "gibt-es-nicht@abgelehnt.test (550" in today.stdout

@@ -79,13 +79,17 @@ def test_register_move_retire_and_today(tmp_path: Path) -> None:
     shown = json.loads(run_cli("-c", str(cfg), "--json", "medium", "show", "Mo", check=True).stdout)
     assert shown["location"] == "offsite" and shown["location_by"] == "Frau Schmidt"
     assert [h["kind"] for h in shown["history"]] == ["registered", "moved"]
-    today = run_cli("-c", str(cfg), "today", check=True).stdout
+    shown_today = run_cli("-c", str(cfg), "today")
+    state = json.loads(run_cli("-c", str(cfg), "--json", "today").stdout)
+    # The exit code tells the state, for monitoring.
+    assert shown_today.returncode == {"green": 0, "yellow": 1, "red": 2}[state["status"]]
+    today = shown_today.stdout
     assert today.startswith("Datensicherung heute") and "Noch keine Sicherung gelaufen" in today
     retired = run_cli(
         "-c", str(cfg), "medium", "retire", "Di", "--how", "destroyed", "--by", "Dr. Muster"
     )
     assert retired.returncode == 0
     moved = run_cli("-c", str(cfg), "medium", "move", "Di", "practice")
-    assert moved.returncode == 2 and "retired" in moved.stderr
+    assert moved.returncode == 2 and "Das Medium „Di“ ist ausgemustert." in moved.stderr
     unknown = run_cli("-c", str(cfg), "medium", "show", "Sa")
-    assert unknown.returncode == 2 and "no single registered medium" in unknown.stderr
+    assert unknown.returncode == 2 and "Kein eingerichtetes Medium heißt „Sa“" in unknown.stderr

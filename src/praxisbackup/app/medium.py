@@ -35,8 +35,12 @@ def open_attached(
     """The first medium found in the configured candidate places, opened (and indexed)."""
     found, problems = media.discover(config.media.candidates)
     if not found:
+        details = f" ({'; '.join(problems)})" if problems else ""
         raise media.MediumError(
-            "no backup medium attached" + (f" ({'; '.join(problems)})" if problems else "")
+            "no backup medium attached" + details,
+            code="error.no_medium_attached",
+            places=", ".join(config.media.candidates) or "-",
+            details=details,
         )
     return open_medium(found[0].root, passphrase, load_index)
 
@@ -70,7 +74,9 @@ def move_medium(config: Config, ref: str, location: str, by: str, note: str = ""
     register = Register(catalog_path(config))
     record = register.find(ref)
     if record.location == "retired":
-        raise PraxisError(f"medium '{record.label}' is retired")
+        raise PraxisError(
+            f"medium '{record.label}' is retired", code="error.medium_retired", medium=record.label
+        )
     register.event(record.id, "moved", location, by, note)
     return register.find(record.id)
 

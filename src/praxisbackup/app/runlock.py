@@ -43,7 +43,12 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         if not try_lock(fd):
             os.close(fd)
-            raise RunLockedError(f"another praxisbackup run is in progress ({self.holder()})")
+            holder = self.holder()
+            raise RunLockedError(
+                f"another praxisbackup run is in progress ({holder})",
+                code="error.run_locked",
+                holder=holder,
+            )
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid(), "time": time.time()}).encode())
         self._fd = fd

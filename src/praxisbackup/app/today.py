@@ -33,6 +33,24 @@ class BringBack:
 
 
 @dataclass
+class Advice:
+    """What to do about last night, by its cause (a message code and its parameters)."""
+
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Undelivered:
+    """Messages that could not be delivered, one entry per subject (repeats counted)."""
+
+    subject: str
+    error: str
+    count: int
+    refused: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Today:
     day: date
     now: datetime
@@ -45,8 +63,9 @@ class Today:
     missed: bool = False
     acknowledged: bool = True
     last_ack: tuple[str, str] | None = None  # (time, by whom)
-    undelivered: list[Pending] = field(default_factory=list)
+    undelivered: list[Undelivered] = field(default_factory=list)
     warnings: list[Warning_] = field(default_factory=list)
+    advice: list[Advice] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -94,10 +113,11 @@ class Today:
             if self.last_ack
             else None,
             "undelivered": [
-                {"subject": p.subject, "error": p.last_error, "attempts": p.attempts}
-                for p in self.undelivered
+                {"subject": u.subject, "error": u.error, "count": u.count, "refused": u.refused}
+                for u in self.undelivered
             ],
             "warnings": [{"code": w.code, **w.params} for w in self.warnings],
+            "advice": [{"code": a.code, **a.params} for a in self.advice],
         }
 
 
@@ -108,13 +128,11 @@ def today(config: Config, now: datetime | None = None) -> Today:
     runs = Catalog(db).runs(limit=200)
     day = backup_day(now)
     result = Today(day=day, now=now, last_run=runs[0] if runs else None, tonight_label=None)
-    if result.last_run is not None and result.last_run.medium_label:
-        result.take_offsite.append(result.last_run.medium_label)
     rotation = plan_from_config(config)
     if rotation is not None:
         slot = rotation.slot(day)
         if slot is None:
-            result.no_backup_reason = rotation.holiday_name(day) or (
+            result.no_backup_reason = rotation.holiday_name(day, config.practice.language) or (
                 "weekend" if day.weekday() >= 5 else "closed"
             )
         else:
@@ -124,10 +142,57 @@ def today(config: Config, now: datetime | None = None) -> Today:
             rec = records.get(upcoming.label)
             if rec is not None and rec.location in ("offsite", "archive"):
                 result.bring_back.append(BringBack(upcoming.day, upcoming.label, rec.location))
+    last = result.last_run
+    # Off-site goes only a medium that holds last night's backup - and not tonight's medium.
+    holds_backup = last is not None and bool(last.snapshot_id) and last.verification.ok
+    if last is not None and holds_backup and last.medium_label not in ("", result.tonight_label):
+        result.take_offsite.append(last.medium_label)
     check = DailyCheck(config)
     state = check.evaluate(now, act=False)
     result.missed, result.acknowledged = state.missed, state.acknowledged
     result.last_ack = check.last_ack()
-    result.undelivered = Outbox(db).pending()
+    result.undelivered = _undelivered(Outbox(db).pending())
     result.warnings = oversight(config, register, now, runs)
+    result.advice = advice(config, result)
     return result
+
+
+def _undelivered(pending: list[Pending]) -> list[Undelivered]:
+    grouped: dict[str, Undelivered] = {}
+    for p in pending:
+        entry = grouped.get(p.subject)
+        if entry is None:
+            grouped[p.subject] = Undelivered(p.subject, p.last_error, 1, list(p.refused))
+        else:
+            entry.count += 1
+            entry.error = p.last_error or entry.error
+            entry.refused = sorted(set(entry.refused) | set(p.refused))
+    return list(grouped.values())
+
+
+def advice(config: Config, t: Today) -> list[Advice]:
+    """What the staff should do, by cause: attach the medium they forgot and let tonight's run
+    catch up - rather than "inform the service partner", who already got the e-mail."""
+    partner = config.contacts.service_partner
+    who = {"partner": partner.name or "-", "phone": partner.phone or "-"}
+    last = t.last_run
+    if last is None or (t.missed and last.status != RED):
+        return [Advice("today.advice.not_run", who)] if t.missed else []
+    if last.status != RED:
+        return []
+    codes = [f.code for f in last.findings if f.level == RED]
+    found = {f.code: f.params for f in last.findings if f.level == RED}
+    tonight = t.tonight_label or last.expected_medium or "-"
+    if "no_medium" in codes:
+        return [Advice("today.advice.no_medium", {"label": tonight})]
+    if "wrong_medium" in codes:
+        params = found["wrong_medium"]
+        return [
+            Advice("today.advice.wrong_medium", {"used": params.get("used", "-"), "label": tonight})
+        ]
+    if "medium_unregistered" in codes:
+        return [Advice("today.advice.unregistered", {"label": tonight} | who)]
+    if "service_start_failed" in codes:
+        service = found["service_start_failed"].get("service", "-")
+        return [Advice("today.advice.service_down", {"service": service} | who)]
+    return [Advice("today.advice.informed", who)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from datetime import date
 
 import click
@@ -10,14 +11,16 @@ import click
 from praxisbackup.app import today as today_app
 from praxisbackup.app.medium import move_medium, retire_medium
 from praxisbackup.app.plan import plan_rows
-from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.cli.context import Ctx
+from praxisbackup.cli.params import DATE
 from praxisbackup.cli.today_view import today_lines
 from praxisbackup.errors import PraxisError
 from praxisbackup.media.register import LOCATIONS, Register
 from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
-from praxisbackup.report.i18n import text
+from praxisbackup.model.protocol import exit_code
+from praxisbackup.report.i18n import day, size, text, when
 from praxisbackup.report.plan import note, plan_lines, plan_pdf
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -65,12 +68,17 @@ def medium_list(ctx: Ctx) -> None:
     if ctx.json:
         ctx.emit_json([dataclasses.asdict(r) for r in records])
         return
-    lang = config.practice.language
+    lang = ctx.lang
     for r in records:
+        used = day(r.last_seen[:10], lang, with_weekday=False) if r.last_seen else "–"
+        checked = (
+            day(r.last_full_verify[:10], lang, with_weekday=False) if r.last_full_verify else "–"
+        )
         click.echo(
             f"{r.label:<12} {text('role.' + r.role, lang):<38} "
-            f"{text('location.' + r.location, lang):<18} used {r.last_seen[:10] or '-':<10}  "
-            f"verified {r.last_full_verify[:10] or '-':<10}  {r.id}"
+            f"{text('location.' + r.location, lang):<18} "
+            + text("medium.list_dates", lang, used=used, verified=checked)
+            + f"  {r.id}"
         )
 
 
@@ -86,13 +94,24 @@ def medium_show(ctx: Ctx, medium: str) -> None:
     if ctx.json:
         ctx.emit_json(dataclasses.asdict(r) | {"history": history})
         return
+    lang = ctx.lang
     click.echo(
-        f"{r.label} ({r.role}), {human_size(r.capacity)}, registered {r.registered[:10]}, id {r.id}"
+        text(
+            "medium.show",
+            lang,
+            label=r.label,
+            role=text("role." + r.role, lang),
+            capacity=size(r.capacity, lang),
+            registered=day(r.registered[:10], lang, with_weekday=False),
+            id=r.id,
+        )
     )
     for h in history:
-        who = f" by {h['by']}" if h["by"] else ""
-        note = f" - {h['note']}" if h["note"] else ""
-        click.echo(f"  {h['time'][:16]}  {h['kind']:<14} {h['location']}{who}{note}")
+        who = text("medium.by", lang, by=h["by"]) if h["by"] else ""
+        remark = f" – {h['note']}" if h["note"] else ""
+        event = text("event." + h["kind"], lang)
+        where = text("location." + h["location"], lang)
+        click.echo(f"  {when(h['time'], lang)}  {event:<22} {where}{who}{remark}")
 
 
 @medium_group.command(name="move")
@@ -104,7 +123,8 @@ def medium_show(ctx: Ctx, medium: str) -> None:
 def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -> None:
     """Record where a medium is now (practice, offsite, archive, attached)."""
     r = move_medium(ctx.config(), medium, location, by_whom, note)
-    click.echo(f"'{r.label}' is now: {location}")
+    where = text("location." + location, ctx.lang)
+    click.echo(text("medium.moved", ctx.lang, label=r.label, location=where))
 
 
 @medium_group.command(name="retire")
@@ -115,11 +135,19 @@ def medium_move(ctx: Ctx, medium: str, location: str, by_whom: str, note: str) -
 def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
     """Take a medium out of service for good (recorded with date and person)."""
     r = retire_medium(ctx.config(), medium, how, by_whom)
-    click.echo(f"'{r.label}' retired ({how}) by {by_whom}")
+    click.echo(
+        text(
+            "medium.retired",
+            ctx.lang,
+            label=r.label,
+            how=text("retired." + how, ctx.lang),
+            by=by_whom,
+        )
+    )
 
 
 @click.command()
-@click.option("--from", "start", help="First day (YYYY-MM-DD, default today).")
+@click.option("--from", "start", type=DATE, help="First day (07.12.2026; default today).")
 @click.option("--days", default=28, show_default=True)
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "pdf"]), default="text", show_default=True
@@ -128,12 +156,12 @@ def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
 @click.option("--lang", type=click.Choice(["de", "en"]))
 @pass_ctx
 def plan(
-    ctx: Ctx, start: str | None, days: int, fmt: str, output: str | None, lang: str | None
+    ctx: Ctx, start: date | None, days: int, fmt: str, output: str | None, lang: str | None
 ) -> None:
     """The calendar of which medium is due on which night."""
     config = ctx.config()
     language = lang or config.practice.language
-    first = date.fromisoformat(start) if start else date.today()
+    first = start or date.today()
     rows = plan_rows(config, first, days, language)
     if ctx.json:
         ctx.emit_json(
@@ -158,13 +186,17 @@ def plan(
 @click.option("--lang", type=click.Choice(["de", "en"]))
 @pass_ctx
 def today(ctx: Ctx, lang: str | None) -> None:
-    """Tonight's medium, what to take off-site, what to bring back, what is overdue."""
+    """Tonight's medium, what to take off-site, what to bring back, what is overdue.
+
+    Looks only (sends and records nothing). Exit code 0 green, 1 yellow (something needs
+    attention), 2 red (last night failed or no backup): for monitoring."""
     config = ctx.config()
     view = today_app.today(config)
     if ctx.json:
         ctx.emit_json(view.to_json())
     else:
         click.echo("\n".join(today_lines(view, lang or config.practice.language)))
+    sys.exit(exit_code(view.status))
 
 
 COMMANDS = [medium_group, plan, today]

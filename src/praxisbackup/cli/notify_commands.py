@@ -9,7 +9,9 @@ import click
 from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.notify import flush_outbox, send_test_message
 from praxisbackup.cli.context import Ctx
+from praxisbackup.cli.params import DATE
 from praxisbackup.errors import PraxisError
+from praxisbackup.report.i18n import day, text
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -47,9 +49,9 @@ def notify_flush(ctx: Ctx) -> None:
 def ack(ctx: Ctx, by_whom: str | None, note: str) -> None:
     """Confirm the daily check: protocol checked, medium changed."""
     config = ctx.config()
-    default_by = config.contacts.responsible_name(config.practice.language)
-    runs = DailyCheck(config).ack(by_whom or default_by, note, datetime.now().astimezone())
-    click.echo(f"confirmed by {by_whom or default_by}; covers {len(runs)} run(s)")
+    who = by_whom or config.contacts.responsible_name(ctx.lang)
+    runs = DailyCheck(config).ack(who, note, datetime.now().astimezone())
+    click.echo(text("ack.done", ctx.lang, by=who, count=len(runs)))
 
 
 @click.group(name="absence")
@@ -58,26 +60,39 @@ def absence_group() -> None:
 
 
 @absence_group.command(name="add")
-@click.option("--from", "first", required=True, help="First day (YYYY-MM-DD).")
-@click.option("--to", "last", required=True, help="Last day (YYYY-MM-DD).")
+@click.option("--from", "first", required=True, type=DATE, help="First day (07.12.2026).")
+@click.option("--to", "last", required=True, type=DATE, help="Last day (18.12.2026).")
 @click.option("--by", "by_whom", default="", help="Who entered it.")
 @click.option("--note", default="")
 @pass_ctx
-def absence_add(ctx: Ctx, first: str, last: str, by_whom: str, note: str) -> None:
+def absence_add(ctx: Ctx, first: date, last: date, by_whom: str, note: str) -> None:
+    """Enter an absence of the responsible person."""
     config = ctx.config()
-    d1, d2 = date.fromisoformat(first), date.fromisoformat(last)
-    if d2 < d1:
-        raise PraxisError("--to is before --from")
-    DailyCheck(config).add_absence(d1, d2, by_whom, note, datetime.now().astimezone())
-    deputy = config.contacts.deputy_name(config.practice.language)
-    click.echo(f"absent {d1} to {d2}: {deputy} receives everything")
+    if last < first:
+        raise PraxisError("--to is before --from", code="error.to_before_from")
+    DailyCheck(config).add_absence(first, last, by_whom, note, datetime.now().astimezone())
+    deputy = config.contacts.deputy_name(ctx.lang)
+    click.echo(
+        text(
+            "absence.added",
+            ctx.lang,
+            first=day(first, ctx.lang),
+            last=day(last, ctx.lang),
+            deputy=deputy,
+        )
+    )
 
 
 @absence_group.command(name="list")
 @pass_ctx
 def absence_list(ctx: Ctx) -> None:
-    for a in DailyCheck(ctx.config()).absences():
-        click.echo(f"{a['first']} .. {a['last']}  {a['entered_by']}  {a['note']}")
+    """The absences entered so far."""
+    absences = DailyCheck(ctx.config()).absences()
+    for a in absences:
+        first, last = day(a["first"], ctx.lang), day(a["last"], ctx.lang)
+        click.echo(f"{first} – {last}  {a['entered_by']}  {a['note']}".rstrip())
+    if not absences:
+        click.echo(text("absence.none", ctx.lang))
 
 
 COMMANDS = [notify_group, ack, absence_group]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from praxisbackup.app.today import Today
-from praxisbackup.report.i18n import day_off_reason, text
+from praxisbackup.report.i18n import day, day_off_reason, text, when
 
 
 def today_lines(t: Today, lang: str) -> list[str]:
-    lines = [text("today.title", lang, date=t.day.isoformat()), ""]
+    lines = [text("today.title", lang, date=day(t.day, lang)), ""]
     last = t.last_run
     if last is not None:
         lines.append(
@@ -15,12 +15,13 @@ def today_lines(t: Today, lang: str) -> list[str]:
                 "today.last_run",
                 lang,
                 status=text("status." + last.status, lang),
-                time=last.started[:16],
+                time=when(last.started, lang),
                 medium=last.medium_label or "-",
             )
         )
     else:
         lines.append(text("today.no_run", lang))
+    lines += [text(a.code, lang, **a.params) for a in t.advice]
     lines += [text("today.take_offsite", lang, label=label) for label in t.take_offsite]
     if t.tonight_label:
         role = text("role." + t.tonight_role, lang)
@@ -31,16 +32,21 @@ def today_lines(t: Today, lang: str) -> list[str]:
     for b in t.bring_back:
         location = text("location." + b.location, lang)
         lines.append(
-            text("today.bring_back", lang, date=b.day.isoformat(), label=b.label, location=location)
+            text("today.bring_back", lang, date=day(b.day, lang), label=b.label, location=location)
         )
     if t.missed:
         lines.append(text("mail.missed", lang) + "!")
     if not t.acknowledged:
         lines.append(text("today.unconfirmed", lang))
-    for pending in t.undelivered:
+    elif t.last_ack is not None:
         lines.append(
-            text("today.undelivered", lang, subject=pending.subject, error=pending.last_error)
+            text("today.confirmed", lang, by=t.last_ack[1], time=when(t.last_ack[0], lang))
         )
+    for u in t.undelivered:
+        times = text("today.times", lang, count=u.count) if u.count > 1 else ""
+        lines.append(text("today.undelivered", lang, subject=u.subject, error=u.error) + times)
+        if u.refused:
+            lines.append(text("today.refused", lang, addresses=", ".join(u.refused)))
     if t.warnings:
         lines += ["", text("today.warnings", lang)]
         lines += [f"  - {text(w.code, lang, **w.params)}" for w in t.warnings]

@@ -133,7 +133,8 @@ def repository_passphrase(
     raise WrongPasswordError(
         f"no repository passphrase: set {env_name}, use --password-file, set "
         "repository.password_file in the configuration, store it with 'praxisbackup setup', "
-        "or run the command at a console to type it"
+        "or run the command at a console to type it",
+        code="error.no_passphrase",
     )
 
 

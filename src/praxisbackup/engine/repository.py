@@ -239,7 +239,9 @@ class Repository:
             hint += f" ({untried} key slot(s) not tried: the time for trying was used up)"
         raise WrongPasswordError(
             f"wrong passphrase: it opens none of the {len(slots)} key slot(s) of the "
-            f"repository at {backend.location}{hint}"
+            f"repository at {backend.location}{hint}",
+            code="error.wrong_passphrase",
+            location=backend.location,
         )
 
     # -- keys ---------------------------------------------------------------------------

@@ -86,7 +86,10 @@ class Register(SqliteStore):
         ]
         if len(matches) != 1:
             raise RegisterError(
-                f"no single registered medium matches {ref!r} ({len(matches)} found)"
+                f"no single registered medium matches {ref!r} ({len(matches)} found)",
+                code="error.unknown_medium",
+                medium=ref,
+                count=len(matches),
             )
         return matches[0]
 

@@ -545,7 +545,9 @@ def load_config(explicit: str | None = None) -> Config:
     except FileNotFoundError:
         raise ConfigError(
             f"no configuration file at {path}; create one with 'praxisbackup setup' or "
-            "'praxisbackup config example'"
+            "'praxisbackup config example'",
+            code="error.no_config",
+            path=str(path),
         ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read the configuration file {path}: {exc.strerror}") from None
