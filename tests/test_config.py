@@ -102,6 +102,6 @@ def test_cli_reports_config_errors_without_traceback(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert "line 9, key 'verify.level'" in out.stderr and "Traceback" not in out.stderr
     missing = run_cli("-c", str(tmp_path / "nope.toml"), "run")
-    assert missing.returncode == 2 and "no configuration file" in missing.stderr
+    assert missing.returncode == 2 and "keine Konfiguration unter" in missing.stderr
     example = run_cli("config", "example")
     assert example.returncode == 0 and parse_config(example.stdout).practice.name

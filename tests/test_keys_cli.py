@@ -16,7 +16,7 @@ def test_init_wrong_passphrase_and_recovery_key(tmp_path: Path) -> None:
     recovery = json.loads(out.stdout)["recovery_key"]
     wrong = run_cli("snapshots", repo=repo, password="not the passphrase")
     assert wrong.returncode == 3
-    assert "wrong passphrase" in wrong.stderr
+    assert "Das Passwort passt nicht zum Sicherungsmedium" in wrong.stderr
     assert "Traceback" not in wrong.stderr
     # The recovery key alone opens the repository, also typed sloppily.
     assert run_cli("snapshots", repo=repo, password=recovery).returncode == 0
@@ -62,7 +62,10 @@ def test_password_file_and_missing_passphrase(tmp_path: Path) -> None:
     ok = run_cli("--password-file", str(pwfile), "snapshots", repo=repo, password=None)
     assert ok.returncode == 0, ok.stderr
     none = run_cli("snapshots", repo=repo, password=None)
-    assert none.returncode == 3 and "no repository passphrase" in none.stderr
+    assert (
+        none.returncode == 3
+        and "Das Passwort der Datensicherung ist hier nicht hinterlegt" in none.stderr
+    )
     missing = run_cli(
         "--password-file", str(tmp_path / "nope"), "snapshots", repo=repo, password=None
     )

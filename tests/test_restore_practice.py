@@ -165,9 +165,10 @@ def test_restore_from_a_snapshot_missing_a_required_folder_says_incomplete(
     dry = cli(
         cfg, "restore-practice", "--snapshot", "latest", "--target-root", str(new), "--dry-run"
     )
-    assert "MISSING in the snapshot" in dry.stdout and "Project" in dry.stdout
+    assert "FEHLT in der Sicherung: CompuMED/M1/Project" in dry.stdout and "Project" in dry.stdout
     out = cli(cfg, "restore-practice", "--snapshot", "latest", "--target-root", str(new), "--yes")
     assert "UNVOLLSTÄNDIG" in out.stdout and "FEHLT in der Sicherung" in out.stdout
+    assert out.returncode == 1  # finished, but incomplete: not "complete" (0)
     pdf = next((base / "state" / "restores").glob("*.pdf"))
     content = " ".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
     content = " ".join(content.split())
@@ -327,14 +328,14 @@ def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
     base, server, cfg = practice
     usb = next(p for p in base.iterdir() if p.name == "ext4-mnt")
     ini = server / "CompuMED" / "M1" / "Clients" / "arbeitsplatz-3.ini"
-    original = ini.read_bytes()
+    original, mtime = ini.read_bytes(), ini.stat().st_mtime_ns
     ini.unlink()  # deleted by mistake
     found = run_cli(
         "find", "ARBEITSPLATZ-3*", repo=usb / "praxisbackup", password=PASS, check=True
     ).stdout
     assert str(ini) in found and "snapshot" in found
     out_dir = base / "zurueck"
-    run_cli(
+    done = run_cli(
         "restore-file",
         "latest",
         str(ini),
@@ -344,10 +345,20 @@ def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
         password=PASS,
         check=True,
     )
-    restored = out_dir / str(ini).lstrip("/")
-    assert (
-        restored.read_bytes() == original and not ini.exists()
-    )  # separate folder, original place untouched
+    restored = out_dir / "arbeitsplatz-3.ini"  # directly into the folder, and said where
+    assert f"Wiederhergestellt: {restored}" in done.stdout
+    assert restored.read_bytes() == original and not ini.exists()  # original place untouched
+    assert restored.stat().st_mtime_ns == mtime  # its own date
+    again = run_cli(
+        "restore-file",
+        "latest",
+        str(ini),
+        "--to",
+        str(out_dir),
+        repo=usb / "praxisbackup",
+        password=PASS,
+    )
+    assert again.returncode == 2 and "gibt es schon" in again.stderr
     # The emergency sheet reminder: never made -> info; made -> nothing; media changed -> yellow.
     p = json.loads(cli(cfg, "--json", "run").stdout)
     assert any(f["code"] == "sheet_outdated" and f["level"] == "info" for f in p["findings"])
@@ -378,7 +389,7 @@ def test_restore_practice_refuses_a_planted_link_unless_it_is_allowed(
     os.symlink(elsewhere, new / "CompuMED")
     before = tree_state(elsewhere, with_atime=False)
     plan = cli(cfg, "restore-practice", "--target-root", str(new), "--dry-run", check=True).stdout
-    assert f"LINK {new / 'CompuMED'} -> {elsewhere} (REFUSED" in plan
+    assert f"VERKNÜPFUNG {new / 'CompuMED'} -> {elsewhere} (VERWEIGERT" in plan
     out = cli(cfg, "restore-practice", "--target-root", str(new), "--yes")
     assert out.returncode == 2, out.stdout + out.stderr
     assert f"{new / 'CompuMED'} is a link (to {elsewhere})" in out.stderr

@@ -16,6 +16,7 @@ from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError
 from praxisbackup.model.config import Config, load_config, resolve_config_path
+from praxisbackup.report.i18n import text
 from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
 
@@ -55,7 +56,10 @@ class Ctx:
 
         def prompt() -> str:
             value: str = click.prompt(
-                "Passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+                text("prompt.passphrase", self.lang),
+                hide_input=True,
+                confirmation_prompt=confirm,
+                err=True,
             )
             return value
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 from datetime import datetime
-from pathlib import Path
 
 import click
 
@@ -15,14 +14,16 @@ from praxisbackup.app import restore_practice as restore_app
 from praxisbackup.app.emergency import emergency_sheet as make_sheet
 from praxisbackup.app.find import find_versions
 from praxisbackup.app.medium import open_attached, open_medium
+from praxisbackup.app.restore_file import restore_into
+from praxisbackup.cli.ask import confirm
 from praxisbackup.cli.context import Ctx, human_size
 from praxisbackup.engine.paths import native_path
-from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.media.register import Register
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.report.drill import drill_pdf
+from praxisbackup.report.i18n import number, size, text, when
 
 pass_ctx = click.make_pass_decorator(Ctx)
 
@@ -72,35 +73,46 @@ def restore_practice(
     prepared.by = by_whom or ""
     prepared.follow_links = list(follow_links)
     snap, plan = prepared.snapshot, prepared.plan
+    lang = ctx.lang
     click.echo(
-        f"Restore from snapshot {snap.short_id} ({snap.time[:16]}) "
-        f"on medium '{prepared.medium.label.label}' into {prepared.root}:"
+        text(
+            "restore.plan.header",
+            lang,
+            snapshot=snap.short_id,
+            time=when(snap.time, lang),
+            medium=prepared.medium.label.label,
+            root=prepared.root,
+        )
     )
     for item in plan.items:
-        rename = (
-            f"   (existing renamed to {os.path.basename(item.rename_to)})" if item.rename_to else ""
-        )
-        click.echo(f"  {item.kind:<4} {item.snapshot_path}  ->  {item.target}{rename}")
+        click.echo(f"  {native_path(item.snapshot_path)}  ->  {item.target}")
+        if item.rename_to:
+            click.echo(text("restore.plan.rename", lang, name=os.path.basename(item.rename_to)))
     for link, points_to, allowed in prepared.links:
-        verdict = "followed" if allowed else "REFUSED unless --follow-link " + link
-        click.echo(f"  LINK {link} -> {points_to} ({verdict})")
+        code = "restore.plan.link_followed" if allowed else "restore.plan.link_refused"
+        click.echo(text(code, lang, link=link, target=points_to))
     for missing in plan.missing_in_snapshot:
-        click.echo(f"  MISSING in the snapshot: {missing}")
+        click.echo(text("restore.plan.missing", lang, path=missing))
     if prepared.version_differs:
         click.echo(
-            "WARNING: program files differ - newest file date in M1\\Bin: "
-            f"backup {plan.fingerprint_backup}, installed {plan.fingerprint_installed}. "
-            "Install and update CGM M1 PRO to the backed-up version first (vendor's precondition)."
+            text(
+                "restore.plan.version",
+                lang,
+                backup=plan.fingerprint_backup,
+                installed=plan.fingerprint_installed,
+            )
         )
     if dry_run:
         return
-    if not yes and not click.confirm("Proceed?"):
-        raise PraxisError("nothing was changed")
+    if not yes and not confirm(text("restore.plan.proceed", lang), lang, default=False):
+        raise PraxisError("nothing was changed", code="error.nothing_changed")
     outcome = restore_app.run(config, prepared)
     click.echo("\n".join(outcome.lines))
-    click.echo(f"restore protocol: {outcome.protocol_stem}.txt / .pdf / .html / .json")
+    click.echo(text("restore.protocol_written", lang, stem=outcome.protocol_stem))
     if not outcome.ok:
         sys.exit(ExitCode.DAMAGED)
+    if plan.missing_in_snapshot:
+        sys.exit(ExitCode.WARNINGS)  # finished, but incomplete: the protocol says so
 
 
 @click.command(name="find")
@@ -158,16 +170,24 @@ def drill(
         ctx.emit_json(record.__dict__)
     else:
         click.echo(
-            f"restore test {'PASSED' if record.ok else 'FAILED'}: {record.files} files, "
-            f"{human_size(record.bytes)}, verified {record.verified}, "
-            f"{record.seconds} s (restore time objective) on {record.machine}"
+            text(
+                "drill.console.passed" if record.ok else "drill.console.failed",
+                language,
+                files=record.files,
+                size=size(record.bytes, language),
+                verified=record.verified,
+                seconds=number(record.seconds, language),
+                machine=record.machine,
+            )
         )
         for err in record.errors:
-            click.echo(f"  damaged: {err}", err=True)
+            click.echo(text("drill.damaged", language, error=err), err=True)
         if check_command:
-            click.echo(f"check command: {'ok' if record.check_ok else 'FAILED'}")
+            click.echo(
+                text("drill.check_ok" if record.check_ok else "drill.check_failed", language)
+            )
         if pdf_file:
-            click.echo(f"restore test result written to {pdf_file}")
+            click.echo(text("drill.pdf_written", language, path=pdf_file))
     if not record.ok:
         sys.exit(ExitCode.DAMAGED)
 
@@ -182,7 +202,7 @@ def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
     pdf = make_sheet(config, ctx.passphrase(config=config), lang)
     with open(output, "wb") as fh:
         fh.write(pdf)
-    click.echo(f"emergency sheet written to {output}; print it and keep it in the safe")
+    click.echo(text("sheet.written", ctx.lang, path=output))
 
 
 @click.command(name="restore-file")
@@ -196,15 +216,29 @@ def restore_file(ctx: Ctx, snapshot_ref: str, path: str, to: str | None) -> None
     repo = ctx.open()
     repo.load_index()
     snap = find_snapshot(repo, snapshot_ref)
-    target = Path(to or f"wiederhergestellt-{datetime.now():%Y%m%d-%H%M%S}").resolve()
-    result = Restorer(
-        repo, snap, RestoreOptions(target=str(target), includes=[path], verify=True)
-    ).run()
-    if result.files == 0:
-        raise PraxisError(f"{path} is not in snapshot {snap.short_id}")
-    click.echo(f"restored {result.files} file(s) from snapshot {snap.short_id} into {target}")
+    folder = to or f"wiederhergestellt-{datetime.now():%Y%m%d-%H%M%S}"
+    done = restore_into(repo, snap, path, folder)
+    result = done.result
     for e in result.errors + result.verify_failures:
-        click.echo(f"error: {native_path(e.path)}: {e.reason}", err=True)
+        click.echo(f"{text('error.prefix', ctx.lang)}: {native_path(e.path)}: {e.reason}", err=True)
+    if result.files == 0 and result.dirs == 0:
+        if result.errors:
+            sys.exit(ExitCode.DAMAGED)
+        raise PraxisError(
+            f"{path} is not in snapshot {snap.short_id}",
+            code="error.not_in_snapshot",
+            path=path,
+            snapshot=snap.short_id,
+        )
+    click.echo(
+        text(
+            "restore_file.done",
+            ctx.lang,
+            path=done.placed,
+            files=result.files,
+            snapshot=snap.short_id,
+        )
+    )
     if not result.ok:
         sys.exit(ExitCode.DAMAGED)
 

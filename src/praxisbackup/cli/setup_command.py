@@ -16,6 +16,7 @@ import click
 
 from praxisbackup import platform
 from praxisbackup.app import setup as setup_app
+from praxisbackup.cli.ask import confirm
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.model.config import resolve_config_path
@@ -53,26 +54,7 @@ class Wizard:
 
     def yes(self, code: str, default: bool = True, **params: Any) -> bool:
         """A yes/no question that accepts German answers (j/ja/n/nein) as well as y/n."""
-        if not self.ask:
-            return default
-        yes_word, no_word = ("j", "n") if self.lang == "de" else ("y", "n")
-        hint = f"[{yes_word.upper()}/{no_word}]" if default else f"[{yes_word}/{no_word.upper()}]"
-
-        def parse(value: str) -> bool:
-            word = value.strip().lower()
-            if word in ("j", "ja", "y", "yes"):
-                return True
-            if word in ("n", "nein", "no"):
-                return False
-            raise click.BadParameter(self.t("setup.yes_no"))
-
-        answer: bool = click.prompt(
-            f"{self.t(code, **params)} {hint}",
-            default=yes_word if default else no_word,
-            show_default=False,
-            value_proc=parse,
-        )
-        return answer
+        return confirm(self.t(code, **params), self.lang, default) if self.ask else default
 
     def run(self) -> setup_app.Detected:
         a = self

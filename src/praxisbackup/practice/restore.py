@@ -212,7 +212,7 @@ def execute(
         includes=list(targets),
         overwrite="never",
         verify=True,
-        path_map=_mapper(targets),
+        path_map=path_mapper(targets),
         follow_links=list(follow_links or []),
     )
     result.restore = Restorer(repo, plan.snapshot, options).run()
@@ -220,14 +220,17 @@ def execute(
     return result
 
 
-def _mapper(targets: dict[str, str]) -> Callable[[str], str]:
-    """Map snapshot paths to targets; ancestors of items map to their real parent folders."""
+def path_mapper(targets: dict[str, str], stop_at: str | None = None) -> Callable[[str], str]:
+    """Map snapshot paths to targets; ancestors of items map to their real parent folders
+    (with ``stop_at``, every ancestor above that folder maps to the folder itself)."""
     ancestors: dict[str, str] = {}
     for spath, target in targets.items():
         s_parts, t = spath.split("/"), target
         while len(s_parts) > 2:
             s_parts = s_parts[:-1]
             t = os.path.dirname(t)
+            if stop_at is not None and len(t) < len(stop_at):
+                t = stop_at
             ancestors.setdefault("/".join(s_parts), t)
 
     def map_path(spath: str) -> str:
