@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from email import message_from_bytes, policy
@@ -188,6 +189,19 @@ def record(cfg: Config, started: datetime, status: str = "green") -> None:
     Catalog(catalog_path(cfg)).record_run(p)
 
 
+def queued_bodies(cfg: Config) -> list[str]:
+    """The text of every queued message, oldest first (read from the outbox's table)."""
+    with sqlite3.connect(catalog_path(cfg)) as db:
+        rows = db.execute("SELECT message FROM outbox ORDER BY id").fetchall()
+    bodies = []
+    for (raw,) in rows:
+        msg = message_from_bytes(raw, policy=policy.default)
+        part = msg.get_body(("plain",))
+        assert part is not None
+        bodies.append(str(part.get_content()))
+    return bodies
+
+
 def subjects(cfg: Config) -> list[str]:
     return [p.subject for p in Outbox(catalog_path(cfg)).pending()]
 
@@ -232,6 +246,22 @@ def test_unconfirmed_check_escalates_to_deputy_then_owner(tmp_path: Path) -> Non
     evidence = check.escalations()
     assert [e["kind"] for e in evidence] == ["ack-deputy", "ack-owner"]
     assert check.acks()[0]["by"] == "Anna"
+    # The deputy is told what is unconfirmed, and that the night itself was fine.
+    deputy_mail = queued_bodies(cfg)[0]
+    assert "Noch nicht bestätigt:" in deputy_mail and "30.11.2026" in deputy_mail
+    assert ": GRÜN, Medium" in deputy_mail
+    assert "FEHLGESCHLAGEN" not in deputy_mail
+
+
+def test_the_deputy_learns_that_an_unconfirmed_night_failed(tmp_path: Path) -> None:
+    cfg = parse_config(config_text(tmp_path, SmtpServer(tmp_path)))
+    record(cfg, datetime(2026, 11, 30, 22, 30, tzinfo=TZ), status="red")
+    DailyCheck(cfg).evaluate(datetime(2026, 12, 1, 10, 5, tzinfo=TZ))
+    (subject,) = [s for s in subjects(cfg) if "nicht kontrolliert" in s]
+    assert subject.startswith("[ROT]")
+    body = next(b for b in queued_bodies(cfg) if "Noch nicht bestätigt:" in b)
+    assert "30.11.2026" in body and ": ROT, Medium" in body
+    assert "Die letzte Nacht ist FEHLGESCHLAGEN" in body
 
 
 def test_heartbeat_pings_and_today_shows_undelivered_alerts(tmp_path: Path) -> None:

@@ -166,3 +166,8 @@ at = {json.dumps(slot)}
     out = run_cli("-c", str(cfg), "serve", "--once", password="pw", timeout=120)
     assert out.returncode == 1, out.stdout + out.stderr  # yellow: same disk allowed for the test
     assert "run " in out.stdout and ": yellow" in out.stdout
+    history = run_cli("-c", str(cfg), "report", "--list", check=True).stdout.splitlines()
+    assert len(history) == 1 and "  GELB    Mo " in history[0]
+    run_id = history[0].split()[-1]
+    shown = run_cli("-c", str(cfg), "report", run_id, check=True).stdout
+    assert "GELB" in shown and "Praxis" in shown

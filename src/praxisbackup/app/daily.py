@@ -16,10 +16,11 @@ from praxisbackup.catalog.store import SqliteStore
 from praxisbackup.media.rotation import WorkingCalendar
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
+from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.notify.alerts import first_line_recipients
 from praxisbackup.notify.mail import build_message, short_date
 from praxisbackup.notify.outbox import Outbox
-from praxisbackup.report.i18n import text
+from praxisbackup.report.i18n import text, when
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS acks (
@@ -236,19 +237,46 @@ class DailyCheck(SqliteStore):
                             if kind == "ack-deputy"
                             else cfg.practice.name
                         )
-                        subject = self._subject("mail.unconfirmed", now, "yellow")
-                        body = (
-                            text(
-                                "mail.unconfirmed_body",
-                                lang,
-                                person=cfg.contacts.responsible_name(lang),
-                                who=who,
-                            )
-                            + "\n"
+                        failed = newest.status == "red"
+                        subject = self._subject(
+                            "mail.unconfirmed", now, "red" if failed else "yellow"
                         )
+                        body = self._unconfirmed_body(who, due, last, failed)
                         self._queue(state, today, kind, people, subject, body, now)
                         state.escalated_to += people
         return state
+
+    def _unconfirmed_body(
+        self, who: str, due: list[RunProtocol], last_ack: tuple[str, str] | None, failed: bool
+    ) -> str:
+        """What the deputy must know: whose check is open, which nights it covers (with their
+        status), and whether last night failed."""
+        cfg, lang = self.config, self.config.practice.language
+        open_runs = [r for r in due if last_ack is None or r.finished > last_ack[0]]
+        lines = [
+            text(
+                "mail.unconfirmed_body",
+                lang,
+                person=cfg.contacts.responsible_name(lang),
+                who=who,
+            ),
+            "",
+            text("mail.unconfirmed_runs", lang),
+            *(
+                "  – "
+                + text(
+                    "mail.unconfirmed_run",
+                    lang,
+                    time=when(r.started, lang),
+                    status=text("report.status." + r.status, lang),
+                    medium=r.medium_label or "–",
+                )
+                for r in open_runs[:7]
+            ),
+        ]
+        if failed:
+            lines += ["", text("mail.unconfirmed_failed", lang), text("todo.red", lang)]
+        return "\n".join(lines) + "\n"
 
     def _subject(self, key: str, now: datetime, status: str) -> str:
         lang = self.config.practice.language

@@ -23,7 +23,7 @@ from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
-from praxisbackup.report.i18n import text
+from praxisbackup.report.i18n import size, text, when
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -113,21 +113,35 @@ def config_check(ctx: Ctx, root: str) -> None:
     "--lang", type=click.Choice(["de", "en"]), help="Language (default: from the configuration)."
 )
 @click.option("--print", "to_printer", is_flag=True, help="Send the PDF to the default printer.")
+@click.option("--list", "list_runs", is_flag=True, help="The run history (newest first).")
 @pass_ctx
 def report(
-    ctx: Ctx, run_id: str | None, fmt: str, output: str | None, lang: str | None, to_printer: bool
+    ctx: Ctx,
+    run_id: str | None,
+    fmt: str,
+    output: str | None,
+    lang: str | None,
+    to_printer: bool,
+    list_runs: bool,
 ) -> None:
-    """Show the protocol of the last run (or of RUN_ID)."""
+    """Show the protocol of the last run (or of RUN_ID); --list shows the run history."""
     config = ctx.config()
+    language = lang or config.practice.language
     catalog = Catalog(catalog_path(config))
+    if list_runs:
+        _list_runs(ctx, catalog.runs(limit=400), language)
+        return
     if run_id:
         protocol = catalog.run(run_id)
     else:
         runs = catalog.runs(limit=1)
         protocol = runs[0] if runs else None
     if protocol is None:
-        raise PraxisError("no run recorded yet" if not run_id else f"no run {run_id!r}")
-    language = lang or config.practice.language
+        raise PraxisError(
+            "no run recorded yet" if not run_id else f"no run {run_id!r}",
+            code="error.no_run",
+            run=run_id or "-",
+        )
     if to_printer:
         fmt = "pdf"
     if fmt == "pdf":
@@ -145,6 +159,33 @@ def report(
         raise PraxisError("a PDF needs --output FILE or --print")
     else:
         click.echo(data.decode("utf-8"), nl=False)
+
+
+def _list_runs(ctx: Ctx, runs: list[RunProtocol], lang: str) -> None:
+    """One line per run: when, status, medium, snapshot, new data - and its id for `report`."""
+    if ctx.json:
+        ctx.emit_json(
+            [
+                {
+                    "id": r.run_id,
+                    "started": r.started,
+                    "status": r.status,
+                    "medium": r.medium_label,
+                    "snapshot": r.snapshot_id,
+                }
+                for r in runs
+            ]
+        )
+        return
+    if not runs:
+        click.echo(text("report.no_runs", lang))
+    for r in runs:
+        new = sum(s.new_bytes for s in r.sources)
+        status = text("report.status." + r.status, lang)
+        click.echo(
+            f"{when(r.started, lang)}  {status:<6}  {r.medium_label or '–':<12} "
+            f"{r.snapshot_id[:8] or '–':<8}  {size(new, lang):>10}  {r.run_id}"
+        )
 
 
 def _print_pdf(data: bytes) -> None:
