@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,6 +55,15 @@ def restored_path(target: Path, src: Path) -> Path:
 def snap_path(path: Path | str) -> str:
     """The snapshot path of a file-system path, as commands print it (``/C/x``, ``/srv/x``)."""
     return normalize_snapshot_path(str(path))
+
+
+@pytest.fixture
+def world_dir() -> Iterator[Path]:
+    """A folder every user can enter (pytest's tmp_path is private to root)."""
+    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
+    d.chmod(0o777)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
 
 
 def reopen(path: Path, password: str = PASSWORD) -> Repository:

@@ -5,26 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from conftest import reopen, run_cli
 from fsimages import ext4_image, fat_image, remount_readonly
 from praxisbackup.engine.checker import Checker
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A folder every user can enter (pytest's tmp_path is private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
-    d.chmod(0o777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def make_source(base: Path, files: int = 5) -> Path:

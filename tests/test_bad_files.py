@@ -7,9 +7,6 @@ import base64
 import json
 import os
 import random
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -75,15 +72,6 @@ def test_a_junk_snapshot_file_is_reported_and_skipped(
     assert (repo / "snapshots" / junk).exists()  # not deleted: check keeps reporting it
     out = run_cli("restore", "latest", "--target", str(tmp_path / "after"), "--verify", repo=repo)
     assert out.returncode == 0, out.stderr
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A folder every user can enter (pytest's tmp_path is private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
-    d.chmod(0o777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_snapshot_file_that_cannot_be_read_stops_prune_but_not_restore(

@@ -5,10 +5,7 @@ exits 70 (not 1, which means "finished with warnings")."""
 from __future__ import annotations
 
 import os
-import shutil
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,15 +72,6 @@ def test_a_binary_password_file(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert_one_line(out.stderr)
     assert "is not a text file (UTF-8)" in out.stderr
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A folder every user can enter (pytest's tmp_path is private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
-    d.chmod(0o777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_ack_and_backup_as_a_user_without_rights(world_dir: Path) -> None:

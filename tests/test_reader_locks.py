@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import blake3
@@ -220,15 +217,6 @@ def test_the_original_write_error_is_reported_not_the_lock_cleanup(tmp_path: Pat
         assert "the backup medium is read-only" in message
         assert "cannot write" in message and "cannot delete locks" not in message
         assert any("lock could not be removed" in n for n in caught.value.__notes__)
-
-
-@pytest.fixture
-def world_dir() -> Iterator[Path]:
-    """A folder every user can enter (pytest's tmp_path is private to root)."""
-    d = Path(tempfile.mkdtemp(prefix="pxb-world-"))
-    d.chmod(0o777)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def test_a_lock_that_cannot_be_read_is_never_removed_as_stale(world_dir: Path) -> None:
