@@ -21,7 +21,7 @@ PASSWORD = "correct horse battery staple"
 
 # Windows behaviour that only a Windows Python can show (real SCM services, drive letters,
 # file attributes): scripts/windows-lane runs these under Wine; elsewhere they are not collected.
-WINDOWS_ONLY = ["test_windows_scm.py", "test_windows_roundtrip.py"]
+WINDOWS_ONLY = ["test_windows_scm.py", "test_windows_roundtrip.py", "test_windows_platform.py"]
 collect_ignore = [] if sys.platform == "win32" else WINDOWS_ONLY
 
 
