@@ -41,6 +41,7 @@ def practice() -> Iterator[tuple[Path, PgCluster]]:
 
 def write_config(base: Path, pg: PgCluster, candidates: list[str]) -> Path:
     (base / "pw.txt").write_text("Praxis-Passwort\n")
+    (base / "pw.txt").chmod(0o600)  # a passphrase file others can read is refused
     cfg = base / "praxisbackup.toml"
     cfg.write_text(
         f"""

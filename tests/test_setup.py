@@ -134,12 +134,8 @@ def test_answer_file_setup_ends_ready_and_the_night_is_green(
         assert sender == "sicherung@praxis-mueller.de" and len(rcpts) == 4
         cron = (tmp_path / "root" / "etc" / "cron.d" / "praxisbackup").read_text()
         assert cron.startswith("45 21 * * * root ")
-        assert (tmp_path / "etc" / "Notfallblatt.pdf").exists()
-        check = run_cli(
-            "-c", str(cfg), "config", "check", "--root", str(tmp_path / "root"), password=None
-        )
-        assert check.returncode == 0, check.stdout
-        assert "BEREIT: Die Einstellungen reichen für eine grüne Nacht." in check.stdout
+        sheet = tmp_path / "etc" / "Notfallblatt.pdf"
+        assert stat.S_IMODE(sheet.stat().st_mode) == 0o600  # it holds the recovery key
         # Tonight's medium stays attached; the others go off-site (out of the candidate places).
         plan = plan_from_config(config)
         assert plan is not None
@@ -148,6 +144,11 @@ def test_answer_file_setup_ends_ready_and_the_night_is_green(
         for label in [*DAILY, *QUARTER]:
             if label != tonight:
                 (usb / f"medium-{label}").rename(usb / f"offsite-{label}")
+        check = run_cli(
+            "-c", str(cfg), "config", "check", "--root", str(tmp_path / "root"), password=None
+        )
+        assert check.returncode == 0, check.stdout
+        assert "BEREIT: Die Einstellungen reichen für eine grüne Nacht." in check.stdout
         service = database_service(tmp_path)
         subprocess.run(service["command_start"], shell=True, check=True)
         try:
@@ -179,7 +180,9 @@ def test_readiness_names_what_is_missing_and_exits_2(tmp_path: Path, smtp: SmtpS
         )
         assert out.returncode == 2
         assert "Testnachricht NICHT gesendet" in out.stdout and "connect" in out.stdout
-        check = run_cli("-c", str(cfg), "--json", "config", "check", "--root", str(tmp_path))
+        check = run_cli(
+            "-c", str(cfg), "--json", "config", "check", "--root", str(tmp_path), password=None
+        )
         assert check.returncode == 2
         missing = {i["code"] for i in json.loads(check.stdout)["items"] if i["level"] == "missing"}
         assert missing == {"ready.no_schedule", "ready.media_unregistered", "ready.mail_untested"}
@@ -301,9 +304,14 @@ def test_interactive_setup_at_a_console_in_german(tmp_path: Path) -> None:
         timeout=60,
     )
     child.expect("Name der Praxis")
+    child.sendline("")  # required: asked again
+    child.expect("Bitte etwas eingeben")
+    child.expect("Name der Praxis")
     child.sendline("Praxis Dr. Schulz")
     child.expect("Bundesland")
-    child.sendline("BE")
+    child.sendline("Bayern")  # not a state code: asked again
+    child.expect("Bundesland")
+    child.sendline("be")
     child.expect(r"Auch sichern: ifap praxisCENTER .*\[J/n\]")
     child.sendline("vielleicht")  # not an answer: asked again
     child.expect("Bitte mit j \\(ja\\) oder n \\(nein\\) antworten")
@@ -320,27 +328,33 @@ def test_interactive_setup_at_a_console_in_german(tmp_path: Path) -> None:
         child.expect(prompt)
         child.sendline(answer)
     for role, name in (
-        ("verantwortliche Person", "Clara Vogel"),
+        ("Verantwortliche Person", "Clara Vogel"),
         ("Vertretung", "Dirk Hahn"),
         ("Praxisinhaber/in", "Dr. Schulz"),
         ("Servicepartner", "IT Nord"),
     ):
-        child.expect(f"Name der {role}")
+        child.expect(f"{role} – Name")
         child.sendline(name)
-        child.expect(f"Telefon der {role}")
+        child.expect(f"{role} – Telefon")
         child.sendline("030 123")
-        child.expect(f"E-Mail der {role}")
+        child.expect(f"{role} – E-Mail")
         child.sendline("")
     child.expect("Postausgangsserver")
     child.sendline("")
     child.expect("Wo erscheinen die Sicherungsmedien")
     child.sendline(str(tmp_path / "usb-*"))
     child.expect("Namen der Tagesmedien")
+    child.sendline("Mo, Mo, Di, Mi, Do")
+    child.expect("Jeder Name darf nur einmal vorkommen")
+    child.expect("Namen der Tagesmedien")
     child.sendline("")
     child.expect("Namen der Quartalsmedien")
     child.sendline("")
     child.expect("Medium „Mo“ jetzt einrichten")
     child.sendline("")
+    child.expect(r"Uhrzeit der nächtlichen Sicherung")
+    child.sendline("25:99")
+    child.expect("Bitte eine Uhrzeit wie 22:30 eingeben")
     child.expect(r"Uhrzeit der nächtlichen Sicherung")
     child.sendline("23:00")
     child.expect(pexpect.EOF)

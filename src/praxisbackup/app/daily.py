@@ -181,7 +181,7 @@ class DailyCheck(SqliteStore):
         today = now.date()
         absent = self.responsible_absent(today)
         first_line = first_line_recipients(cfg, absent)
-        runs = self.catalog.runs(limit=50)
+        runs = [x for x in self.catalog.runs(limit=50) if x.counts]
         if not self.is_working_day(today):
             return state
         window_start = _at(self.previous_working_day(today), "12:00", now.tzinfo)

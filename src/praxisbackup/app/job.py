@@ -193,7 +193,12 @@ class NightlyJob:
         for unknown in choice.unknown:
             p.add(RED if choice.medium is None else YELLOW, "medium_unregistered", medium=unknown)
         if choice.medium is None:
-            if not choice.unknown:
+            if not choice.unknown and cfg.rotation is not None and choice.expected is None:
+                # No backup is planned tonight (weekend, holiday, closing day) and no medium
+                # is attached: nothing is wrong. A medium attached anyway is still written to.
+                p.planned = False
+                p.add("info", "no_backup_planned")
+            elif not choice.unknown:
                 p.add(
                     RED,
                     "no_medium",

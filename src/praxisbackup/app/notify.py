@@ -56,7 +56,9 @@ def send_test_message(config: Config, to: list[str] | None = None) -> tuple[list
     try:
         send(smtp, msg)
     except MailError as exc:
-        raise PraxisError(f"test message NOT sent - {exc}") from None
+        raise PraxisError(
+            f"test message NOT sent - {exc}", code="error.mail_not_sent", detail=str(exc)
+        ) from None
     if set(people) >= set(all_recipients(config)):
         Facts(catalog_path(config)).set(MAIL_TESTED, mail_fingerprint(config))
     return people, warnings

@@ -10,15 +10,19 @@ check is an :class:`Item` with a message code (German or English through the cat
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from praxisbackup.app.emergency import current_sheet_facts
+from praxisbackup.app.job import SAFETY_MARGIN
 from praxisbackup.app.notify import MAIL_TESTED, all_recipients, mail_fingerprint
 from praxisbackup.catalog.facts import Facts
+from praxisbackup.catalog.runs import Catalog
 from praxisbackup.credentials import repository_passphrase, smtp_password
-from praxisbackup.errors import PraxisError
+from praxisbackup.engine.repository import Repository
+from praxisbackup.errors import PraxisError, WrongPasswordError
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
 from praxisbackup.media.rotation import RotationRuleError
@@ -27,8 +31,10 @@ from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.platform import schedule
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.services import ServiceError
+from praxisbackup.report.render import human_size
+from praxisbackup.services import ServiceError, make_service
 from praxisbackup.services.windows import WindowsService
+from praxisbackup.storage import LocalBackend
 
 OK, NOTE, MISSING = "ok", "note", "missing"
 
@@ -66,9 +72,9 @@ def check(config: Config, schedule_root: str = "/") -> Readiness:
     r = Readiness()
     _sources(config, r)
     _services(config, r)
-    _passphrase(config, r)
+    passphrase = _passphrase(config, r)
     _schedule(config, r, schedule_root)
-    _rotation_and_media(config, r)
+    _rotation_and_media(config, r, passphrase)
     _mail(config, r)
     _people(config, r)
     _state(config, r)
@@ -101,22 +107,32 @@ def _services(config: Config, r: Readiness) -> None:
         r.add(MISSING, "ready.no_services")
         return
     names = ", ".join(s.name for s in config.services)
-    r.add(OK, "ready.services", names=names)
+    usable = True
+    for svc in config.services:
+        # Asking for the state changes nothing and proves the service can be controlled here.
+        try:
+            make_service(svc).is_running()
+        except (ServiceError, OSError) as exc:
+            r.add(MISSING, "ready.service_unusable", service=svc.name, error=str(exc))
+            usable = False
+    if usable:
+        r.add(OK, "ready.services", names=names)
     if not any(s.check_closed for s in config.services):
         r.add(NOTE, "ready.no_check_closed")
 
 
-def _passphrase(config: Config, r: Readiness) -> None:
+def _passphrase(config: Config, r: Readiness) -> str | None:
     try:
-        repository_passphrase(config)  # exactly as the scheduled run reads it: no prompt
+        secret = repository_passphrase(config)  # as the scheduled run reads it: no prompt
     except PraxisError as exc:
         r.add(MISSING, "ready.no_passphrase", error=str(exc))
-        return
+        return None
     r.add(OK, "ready.passphrase")
+    return secret
 
 
 def _schedule(config: Config, r: Readiness, root: str) -> None:
-    how = schedule.installed(root)
+    how = schedule.installed(root, config.path)
     if how is None and sys.platform == "win32" and _windows_service_exists():  # pragma: no cover
         how = f"Windows service '{WINDOWS_SERVICE}' (praxisbackup serve)"
     if how is None:
@@ -133,7 +149,7 @@ def _windows_service_exists() -> bool:  # pragma: no cover - Windows only
     return True
 
 
-def _rotation_and_media(config: Config, r: Readiness) -> None:
+def _rotation_and_media(config: Config, r: Readiness, passphrase: str | None) -> None:
     register = Register(catalog_path(config))
     known = {m.label for m in register.all() if m.location != "retired"}
     try:
@@ -163,9 +179,34 @@ def _rotation_and_media(config: Config, r: Readiness) -> None:
     found, problems = media.discover(config.media.candidates)
     for problem in problems:
         r.add(NOTE, "ready.medium_problem", problem=problem)
-    if found:
-        labels = ", ".join(m.label.label for m in found)
-        r.add(OK, "ready.attached", labels=labels)
+    if not found:
+        r.add(NOTE, "ready.none_attached", places=", ".join(config.media.candidates))
+        return
+    labels = ", ".join(m.label.label for m in found)
+    r.add(
+        OK if len(found) == 1 else NOTE,
+        "ready.attached" if len(found) == 1 else "ready.several_attached",
+        labels=labels,
+    )
+    catalog = Catalog(catalog_path(config))
+    needed = int(catalog.last_new_bytes() * config.media.free_space_factor) + SAFETY_MARGIN
+    for m in found:
+        if passphrase is not None:
+            try:
+                Repository.open(LocalBackend(m.repository_path), passphrase).close()
+            except WrongPasswordError:
+                r.add(MISSING, "ready.passphrase_wrong", label=m.label.label)
+            except PraxisError as exc:
+                r.add(MISSING, "ready.medium_unreadable", label=m.label.label, error=str(exc))
+        free = shutil.disk_usage(m.root).free
+        if free < needed:
+            r.add(
+                MISSING,
+                "ready.medium_small",
+                label=m.label.label,
+                free=human_size(free),
+                needed=human_size(needed),
+            )
 
 
 def _mail(config: Config, r: Readiness) -> None:

@@ -29,6 +29,7 @@ from praxisbackup.media.label import AttachedMedium
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import state_dir
 from praxisbackup.model.restore import COMPLETE, RestoreRecord
+from praxisbackup.platform.private import private_dir, write_private_file
 from praxisbackup.practice.restore import (
     PracticeRestorePlan,
     PracticeRestoreResult,
@@ -135,12 +136,15 @@ def run(config: Config, prepared: PreparedRestore) -> RestoreOutcome:
     lang = config.practice.language
     lines = restore_protocol_lines(record, lang)
     report_dir = Path(state_dir(config)) / "restores"
-    report_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(str(report_dir))  # the protocol names the restored files
     stem = report_dir / f"restore-{started:%Y%m%d-%H%M%S}"
-    stem.with_suffix(".txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    stem.with_suffix(".pdf").write_bytes(restore_protocol_pdf(record, lang))
-    stem.with_suffix(".html").write_text(restore_protocol_html(record, lang), encoding="utf-8")
-    stem.with_suffix(".json").write_text(record.to_json(), encoding="utf-8")
+    for suffix, data in (
+        (".txt", ("\n".join(lines) + "\n").encode("utf-8")),
+        (".pdf", restore_protocol_pdf(record, lang)),
+        (".html", restore_protocol_html(record, lang).encode("utf-8")),
+        (".json", record.to_json().encode("utf-8")),
+    ):
+        write_private_file(str(stem.with_suffix(suffix)), data)
     return RestoreOutcome(result, lines, os.fspath(stem), record)
 
 

@@ -15,7 +15,7 @@ from types import TracebackType
 
 from praxisbackup.errors import ExitCode, PraxisError
 from praxisbackup.platform.oslock import try_lock
-from praxisbackup.platform.private import private_dir
+from praxisbackup.platform.private import open_private_fd, private_dir
 
 
 class RunLockedError(PraxisError):
@@ -40,7 +40,7 @@ class RunLock:
 
     def __enter__(self) -> RunLock:
         private_dir(os.path.dirname(self.path))
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
+        fd = open_private_fd(self.path, os.O_RDWR | os.O_CREAT)
         if not try_lock(fd):
             os.close(fd)
             holder = self.holder()

@@ -12,10 +12,12 @@ the schedule, write the configuration and the emergency sheet, and end with the 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -24,14 +26,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from praxisbackup.app import readiness
 from praxisbackup.app.emergency import emergency_sheet
 from praxisbackup.app.notify import send_test_message
-from praxisbackup.credentials import SMTP_SERVICE, keyring_set, read_secret_file, store_secret
+from praxisbackup.credentials import read_secret_file, store_secret
 from praxisbackup.engine.crypto import generate_recovery_key
 from praxisbackup.errors import PraxisError
+from praxisbackup.media.label import read_label
+from praxisbackup.media.register import Register
 from praxisbackup.media.selection import plan_from_config, prepare_medium
 from praxisbackup.model.config import Config, GermanState, parse_config
 from praxisbackup.model.example import config_toml
-from praxisbackup.model.locations import state_dir
+from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.platform import schedule
+from praxisbackup.platform.private import private_dir, write_private_file
 from praxisbackup.practice import profiles
 
 #: Service names of a standard CGM M1 PRO server, in stop order: the M1 background service
@@ -115,6 +120,8 @@ class SetupAnswers(BaseModel):
     install_schedule: bool = True
     #: Where the catalog and logs live (default: the platform's place).
     state_dir: str | None = None
+    #: Accept a rotation plan that breaks a rule, in writing (repeated in every protocol).
+    override_reason: str = ""
 
 
 def load_answers(path: str) -> SetupAnswers:
@@ -261,6 +268,7 @@ def build_config(
             "month_end": answers.month_end,
             "quarter_end": answers.quarter_end,
             "closed": answers.closed,
+            "override_reason": answers.override_reason,
         },
         "notify": _notify(answers, smtp_password_file),
         "contacts": {
@@ -314,6 +322,7 @@ class SetupResult:
     passphrase: str | None  # newly generated: shown once, never again
     passphrase_stored: str  # where it is kept
     media: list[str] = field(default_factory=list)  # labels prepared
+    media_kept: list[str] = field(default_factory=list)  # prepared by an earlier setup
     media_errors: list[str] = field(default_factory=list)
     mail: str = ""  # "sent", "skipped", or the error
     schedule: str = ""
@@ -321,82 +330,143 @@ class SetupResult:
     readiness: readiness.Readiness | None = None
 
 
-def _store_smtp_password(answers: SetupAnswers, folder: Path) -> str | None:
-    """Keep the SMTP password out of the configuration: the credential store where the
-    nightly run can read it, else a private file next to the configuration."""
-    if not answers.smtp_password:
-        return None
-    # On Windows the nightly run is SYSTEM, which cannot read an administrator's Credential
-    # Manager: a DPAPI-protected private file serves both there.
-    if sys.platform != "win32" and answers.smtp_username and _keyring_stored(answers):
-        return None
-    path = folder / SMTP_PASSWORD_FILE
-    store_secret(str(path), answers.smtp_password)
-    return str(path)
+def answers_from_config(config: Config) -> SetupAnswers:
+    """The answers an existing configuration gave: setup run again starts from them, so a
+    re-run changes what is asked about and keeps everything else."""
+    a = SetupAnswers(
+        language=config.practice.language,
+        practice_name=config.practice.name,
+        state=config.practice.state,
+        schedule_at=config.schedule.at,
+        state_dir=config.state_dir,
+        media_candidates=list(config.media.candidates) or None,
+        allow_same_disk=config.media.allow_same_disk,
+    )
+    profile = [s for s in config.sources if s.profile]
+    if profile:
+        a.compumed, a.mode = profile[0].path, profile[0].mode
+    a.extra_sources = [
+        SourceAnswer(label=s.label, path=s.path) for s in config.sources if not s.profile
+    ]
+    if config.services:
+        kinds = {s.kind for s in config.services}
+        a.service_kind = config.services[0].kind if len(kinds) == 1 else None
+        command = next((s for s in config.services if s.kind == "command"), None)
+        if command is not None:
+            a.command_stop = command.stop or ""
+            a.command_start = command.start or ""
+            a.command_is_running = command.is_running or ""
+        else:
+            a.services = [s.name for s in config.services]
+    if config.rotation is not None:
+        r = config.rotation
+        a.daily, a.biweekly, a.month_end = list(r.daily), list(r.biweekly), list(r.month_end)
+        a.quarter_end, a.closed = list(r.quarter_end), list(r.closed)
+        a.override_reason = r.override_reason
+    if config.repository.password_file:
+        a.passphrase_file = config.repository.password_file
+    smtp = config.notify.smtp
+    if smtp is not None:
+        a.smtp_host, a.smtp_port, a.smtp_security = smtp.host, smtp.port, smtp.security
+        a.smtp_username, a.smtp_sender, a.smtp_ca_file = smtp.username, smtp.sender, smtp.ca_file
+    recipients = config.notify.recipients
+    for role in ("responsible", "deputy", "owner", "service_partner"):
+        person = getattr(config.contacts, role)
+        emails = getattr(recipients, role)
+        setattr(
+            a,
+            role,
+            PersonAnswer(name=person.name, phone=person.phone, email=emails[0] if emails else ""),
+        )
+    return a
 
 
-def _keyring_stored(answers: SetupAnswers) -> bool:
-    try:
-        keyring_set(SMTP_SERVICE, answers.smtp_username, answers.smtp_password)
-    except PraxisError:
-        return False  # no usable credential store: a private file instead
-    return True
+def merge_answers(base: SetupAnswers, overlay: SetupAnswers) -> SetupAnswers:
+    """``base`` with every answer ``overlay`` gives explicitly (an answer file, flags)."""
+    merged = base.model_copy(deep=True)
+    for name in overlay.model_fields_set:
+        setattr(merged, name, getattr(overlay, name))
+    return merged
 
 
 def apply(
     answers: SetupAnswers,
     output: str,
     schedule_root: str = "/",
-    progress: Callable[[str], None] = lambda _step: None,
+    progress: Callable[[str, dict[str, str]], None] = lambda _step, _params: None,
 ) -> SetupResult:
-    """Do everything the answers ask for; returns what was done and the readiness check."""
+    """Do everything the answers ask for; returns what was done and the readiness check.
+    Nothing is created before the answers are known to make a valid configuration."""
     found = detect(answers)
     folder = Path(output).resolve().parent
+    password_file = answers.passphrase_file or str(folder / PASSPHRASE_FILE)
+    smtp_file = str(folder / SMTP_PASSWORD_FILE) if answers.smtp_password else None
+    config = build_config(answers, found, password_file, smtp_file)  # raises for bad answers
+    text = config_toml(config)
+    parse_config(text, output)  # what setup writes must read back as the same configuration
     folder.mkdir(parents=True, exist_ok=True)
     passphrase: str | None = None
-    password_file = answers.passphrase_file or str(folder / PASSPHRASE_FILE)
     if not os.path.exists(password_file):
         # A new installation. Setup run again keeps the passphrase: the media are encrypted
         # with it, and the recovery key is sealed with it.
         passphrase = generate_recovery_key()
         store_secret(password_file, passphrase)
-    stored = password_file
-    progress("passphrase")
-    smtp_file = _store_smtp_password(answers, folder)
-    config = build_config(answers, found, password_file, smtp_file)
-    text = config_toml(config)
-    parse_config(text, output)  # what setup writes must read back as the same configuration
-    Path(output).write_text(text, encoding="utf-8")
+        progress("setup.step.passphrase_new", {})
+    else:
+        progress("setup.step.passphrase_kept", {"path": password_file})
+    if smtp_file is not None:
+        # Not in the configuration: a private file (DPAPI-protected on Windows), which the
+        # nightly run can read as SYSTEM/root - unlike a person's credential store.
+        store_secret(smtp_file, answers.smtp_password)
+    target = Path(output)
+    if target.exists():
+        backup = target.with_name(f"{target.name}.bak-{datetime.now():%Y%m%d-%H%M%S}")
+        shutil.copy2(target, backup)
+        progress("setup.step.config_backup", {"path": str(backup)})
+    target.write_text(text, encoding="utf-8")
     config = parse_config(text, output)
-    os.makedirs(state_dir(config), exist_ok=True)
-    result = SetupResult(output, config, passphrase, stored)
-    progress("config")
-    secret = passphrase or _read(password_file)
+    private_dir(str(state_dir(config)))
+    result = SetupResult(output, config, passphrase, password_file)
+    progress("setup.step.config", {"path": output})
+    secret = passphrase or read_secret_file(password_file, "passphrase")
     for label, path in answers.prepare_media.items():
-        try:
-            prepare_medium(config, path, label, secret, allow_same_disk=answers.allow_same_disk)
-        except PraxisError as exc:
-            result.media_errors.append(f"{label}: {exc}")
-        else:
-            result.media.append(label)
-    progress("media")
+        _prepare(config, answers, label, path, secret, result)
+    if result.media:
+        progress("setup.step.media", {"labels": ", ".join(result.media)})
     result.mail = _test_mail(config, answers)
-    progress("mail")
     if answers.install_schedule:
         try:
             result.schedule = schedule.install(output, answers.schedule_at, schedule_root)
         except (PraxisError, OSError) as exc:
             result.schedule = f"not installed: {exc}"
-    progress("schedule")
     sheet = folder / "Notfallblatt.pdf"
-    sheet.write_bytes(emergency_sheet(config, secret, answers.language))
+    write_private_file(str(sheet), emergency_sheet(config, secret, answers.language))
     result.sheet = str(sheet)
     result.readiness = readiness.check(config, schedule_root)
     return result
 
 
-def _read(password_file: str) -> str:
-    return read_secret_file(password_file, "passphrase")
+def _prepare(
+    config: Config,
+    answers: SetupAnswers,
+    label: str,
+    path: str,
+    secret: str,
+    result: SetupResult,
+) -> None:
+    """Prepare one medium; one that setup prepared before (same label, same place) counts."""
+    existing = read_label(path) if os.path.isdir(path) else None
+    if existing is not None and existing.label == label:
+        registered = {m.id for m in Register(catalog_path(config)).all()}
+        if existing.medium_id in registered:
+            result.media_kept.append(label)
+            return
+    try:
+        prepare_medium(config, path, label, secret, allow_same_disk=answers.allow_same_disk)
+    except PraxisError as exc:
+        result.media_errors.append(f"{label}: {exc}")
+    else:
+        result.media.append(label)
 
 
 def _test_mail(config: Config, answers: SetupAnswers) -> str:
@@ -405,5 +475,5 @@ def _test_mail(config: Config, answers: SetupAnswers) -> str:
     try:
         send_test_message(config)
     except PraxisError as exc:
-        return str(exc)
+        return str(exc.params.get("detail") or exc)
     return "sent"

@@ -56,6 +56,7 @@ class Today:
     now: datetime
     last_run: RunProtocol | None
     tonight_label: str | None  # None: no backup tonight (see ``no_backup_reason``)
+    next_label: str = ""  # the medium of the next planned night (tonight's, if one is planned)
     tonight_role: str = ""
     no_backup_reason: str = ""  # holiday name, "weekend" or "closed"
     take_offsite: list[str] = field(default_factory=list)
@@ -125,7 +126,7 @@ def today(config: Config, now: datetime | None = None) -> Today:
     now = now or datetime.now().astimezone()
     db = catalog_path(config)
     register = Register(db)
-    runs = Catalog(db).runs(limit=200)
+    runs = [r for r in Catalog(db).runs(limit=200) if r.counts]
     day = backup_day(now)
     result = Today(day=day, now=now, last_run=runs[0] if runs else None, tonight_label=None)
     rotation = plan_from_config(config)
@@ -137,6 +138,8 @@ def today(config: Config, now: datetime | None = None) -> Today:
             )
         else:
             result.tonight_label, result.tonight_role = slot.label, slot.role
+        upcoming_slots = rotation.slots(day, 14)
+        result.next_label = upcoming_slots[0].label if upcoming_slots else ""
         records = {r.label: r for r in register.all()}
         for upcoming in rotation.slots(day + timedelta(days=1), 7)[:BRING_BACK_DAYS]:
             rec = records.get(upcoming.label)
@@ -182,7 +185,7 @@ def advice(config: Config, t: Today) -> list[Advice]:
         return []
     codes = [f.code for f in last.findings if f.level == RED]
     found = {f.code: f.params for f in last.findings if f.level == RED}
-    tonight = t.tonight_label or last.expected_medium or "-"
+    tonight = t.next_label or last.expected_medium or "-"
     if "no_medium" in codes:
         return [Advice("today.advice.no_medium", {"label": tonight})]
     if "wrong_medium" in codes:

@@ -16,6 +16,7 @@ from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError
 from praxisbackup.model.config import Config, load_config, resolve_config_path
+from praxisbackup.platform.private import write_private_file
 from praxisbackup.report.i18n import text
 from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
@@ -91,3 +92,25 @@ class Ctx:
 
     def progress_wanted(self) -> bool:
         return not self.quiet and not self.json and sys.stderr.isatty()
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse an output file that exists (before any work is done), unless ``--force``: an
+    output option pointed at the passphrase file or the configuration must not destroy it."""
+    if os.path.lexists(path) and not force:
+        raise UsageError(
+            f"{path} exists already; choose another file or add --force",
+            code="error.output_exists",
+            path=path,
+        )
+
+
+def write_output(path: str, data: bytes, force: bool, lang: str, say: bool = True) -> None:
+    """Write a document the user asked for (see :func:`check_output`), readable only by this
+    account: documents name patients' files, the emergency sheet holds the recovery key."""
+    check_output(path, force)
+    if force and os.path.lexists(path):
+        os.unlink(path)
+    write_private_file(path, data)
+    if say:
+        click.echo(text("output.written", lang, path=path))

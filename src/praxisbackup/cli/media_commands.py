@@ -11,7 +11,7 @@ import click
 from praxisbackup.app import today as today_app
 from praxisbackup.app.medium import move_medium, retire_medium
 from praxisbackup.app.plan import plan_rows
-from praxisbackup.cli.context import Ctx
+from praxisbackup.cli.context import Ctx, write_output
 from praxisbackup.cli.params import DATE
 from praxisbackup.cli.today_view import today_lines
 from praxisbackup.errors import PraxisError
@@ -153,10 +153,17 @@ def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
     "--format", "fmt", type=click.Choice(["text", "pdf"]), default="text", show_default=True
 )
 @click.option("--output", "-o", help="File for the PDF.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.option("--lang", type=click.Choice(["de", "en"]))
 @pass_ctx
 def plan(
-    ctx: Ctx, start: date | None, days: int, fmt: str, output: str | None, lang: str | None
+    ctx: Ctx,
+    start: date | None,
+    days: int,
+    fmt: str,
+    output: str | None,
+    force: bool,
+    lang: str | None,
 ) -> None:
     """The calendar of which medium is due on which night."""
     config = ctx.config()
@@ -175,9 +182,8 @@ def plan(
     if fmt == "pdf":
         if not output:
             raise PraxisError("a PDF needs --output FILE")
-        with open(output, "wb") as fh:
-            fh.write(plan_pdf(rows, config.practice.name, language, override or ""))
-        click.echo(f"written to {output}")
+        pdf = plan_pdf(rows, config.practice.name, language, override or "")
+        write_output(output, pdf, force, ctx.lang)
         return
     click.echo("\n".join(plan_lines(rows, config.practice.name, language, override or "")))
 

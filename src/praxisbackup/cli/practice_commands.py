@@ -17,7 +17,7 @@ from praxisbackup.app import readiness
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.app.serve import Scheduler
 from praxisbackup.catalog.runs import Catalog
-from praxisbackup.cli.context import Ctx
+from praxisbackup.cli.context import Ctx, write_output
 from praxisbackup.errors import PraxisError
 from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
@@ -109,6 +109,7 @@ def config_check(ctx: Ctx, root: str) -> None:
     "--format", "fmt", type=click.Choice(["text", "html", "pdf"]), default="text", show_default=True
 )
 @click.option("--output", "-o", help="Write to this file instead of the screen.")
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @click.option(
     "--lang", type=click.Choice(["de", "en"]), help="Language (default: from the configuration)."
 )
@@ -120,6 +121,7 @@ def report(
     run_id: str | None,
     fmt: str,
     output: str | None,
+    force: bool,
     lang: str | None,
     to_printer: bool,
     list_runs: bool,
@@ -152,9 +154,7 @@ def report(
         _print_pdf(data)
         return
     if output:
-        with open(output, "wb") as fh:
-            fh.write(data)
-        click.echo(f"written to {output}")
+        write_output(output, data, force, ctx.lang)
     elif fmt == "pdf":
         raise PraxisError("a PDF needs --output FILE or --print")
     else:

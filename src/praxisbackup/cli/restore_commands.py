@@ -16,7 +16,7 @@ from praxisbackup.app.find import find_versions
 from praxisbackup.app.medium import open_attached, open_medium
 from praxisbackup.app.restore_file import restore_into
 from praxisbackup.cli.ask import confirm
-from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.cli.context import Ctx, check_output, human_size, write_output
 from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
@@ -142,6 +142,7 @@ def find_cmd(ctx: Ctx, pattern: str) -> None:
 )
 @click.option("--pdf", "pdf_file", help="Also write the result as a PDF to file (and sign it).")
 @click.option("--lang", type=click.Choice(["de", "en"]), help="Language of the PDF.")
+@click.option("--force", is_flag=True, help="Replace the PDF file if it exists.")
 @pass_ctx
 def drill(
     ctx: Ctx,
@@ -151,8 +152,11 @@ def drill(
     check_command: str | None,
     pdf_file: str | None,
     lang: str | None,
+    force: bool,
 ) -> None:
     """Restore test on this machine: restore, compare every file, time it, record the result."""
+    if pdf_file:
+        check_output(pdf_file, force)
     register = None
     practice, language = "", lang or "de"
     if medium_root:
@@ -164,8 +168,8 @@ def drill(
         practice, language = config.practice.name, lang or config.practice.language
     record = drill_app.run_drill(repo, attached, snapshot_ref, scratch, check_command, register)
     if pdf_file:
-        with open(pdf_file, "wb") as fh:
-            fh.write(drill_pdf(record, practice, language))
+        pdf = drill_pdf(record, practice, language)
+        write_output(pdf_file, pdf, force, language, say=False)
     if ctx.json:
         ctx.emit_json(record.__dict__)
     else:
@@ -195,13 +199,14 @@ def drill(
 @click.command(name="emergency-sheet")
 @click.option("--output", "-o", required=True, help="PDF file to write.")
 @click.option("--lang", type=click.Choice(["de", "en"]))
+@click.option("--force", is_flag=True, help="Replace the output file if it exists.")
 @pass_ctx
-def emergency_sheet(ctx: Ctx, output: str, lang: str | None) -> None:
+def emergency_sheet(ctx: Ctx, output: str, lang: str | None, force: bool) -> None:
     """The printable emergency sheet (Notfallblatt) with the recovery key; keep it in the safe."""
+    check_output(output, force)
     config = ctx.config()
     pdf = make_sheet(config, ctx.passphrase(config=config), lang)
-    with open(output, "wb") as fh:
-        fh.write(pdf)
+    write_output(output, pdf, force, ctx.lang, say=False)
     click.echo(text("sheet.written", ctx.lang, path=output))
 
 

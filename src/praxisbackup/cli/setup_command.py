@@ -8,7 +8,10 @@ missing required answer is an error. The questions are German unless ``--lang en
 from __future__ import annotations
 
 import os
+import re
 import sys
+import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from praxisbackup.app import setup as setup_app
 from praxisbackup.cli.ask import confirm
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import ExitCode, PraxisError
-from praxisbackup.model.config import resolve_config_path
+from praxisbackup.model.config import Config, GermanState, load_config, resolve_config_path
 from praxisbackup.report.i18n import text
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -56,11 +59,49 @@ class Wizard:
         """A yes/no question that accepts German answers (j/ja/n/nein) as well as y/n."""
         return confirm(self.t(code, **params), self.lang, default) if self.ask else default
 
+    def choose(self, field: str, code: str, choices: list[str]) -> None:
+        """A question with fixed answers (case does not matter); asked again until valid."""
+        if not self.ask:
+            return
+        answer: str = click.prompt(
+            self.t(code),
+            type=click.Choice(choices, case_sensitive=False),
+            default=getattr(self.a, field),
+            show_choices=False,
+        )
+        setattr(self.a, field, next(c for c in choices if c.casefold() == answer.casefold()))
+
+    def valid(self, field: str, code: str, check: Callable[[str], str | None]) -> None:
+        """A free answer, asked again (with the reason) until ``check`` accepts it."""
+        if not self.ask:
+            return
+        while True:
+            self.value(field, code)
+            problem = check(str(getattr(self.a, field) or ""))
+            if problem is None:
+                return
+            self.say(problem)
+
+    def labels(self, field: str, code: str, minimum: int = 1) -> None:
+        """A list of medium labels: comma-separated, each once, at least ``minimum``."""
+        if not self.ask:
+            return
+        while True:
+            raw = click.prompt(self.t(code), default=", ".join(getattr(self.a, field)))
+            labels = [x.strip() for x in raw.split(",") if x.strip()]
+            if len(set(labels)) != len(labels):
+                self.say("setup.bad.duplicate_labels")
+            elif len(labels) < minimum:
+                self.say("setup.bad.too_few_labels", count=minimum)
+            else:
+                setattr(self.a, field, labels)
+                return
+
     def run(self) -> setup_app.Detected:
         a = self
         a.say("setup.welcome")
-        a.value("practice_name", "setup.q.practice")
-        a.value("state", "setup.q.state")
+        a.valid("practice_name", "setup.q.practice", self._not_empty)
+        a.choose("state", "setup.q.state", list(typing.get_args(GermanState)))
         found = setup_app.detect(self.a)
         if found.installation is None:
             a.say("setup.m1_missing")
@@ -82,8 +123,14 @@ class Wizard:
         self._people()
         self._mail()
         self._media(found)
-        a.value("schedule_at", "setup.q.at")
+        a.valid("schedule_at", "setup.q.at", self._clock_time)
         return setup_app.detect(self.a)
+
+    def _not_empty(self, value: str) -> str | None:
+        return None if value.strip() else self.t("setup.bad.empty")
+
+    def _clock_time(self, value: str) -> str | None:
+        return None if re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value) else self.t("setup.bad.time")
 
     def _services(self, found: setup_app.Detected) -> None:
         if not self.ask:
@@ -94,15 +141,19 @@ class Wizard:
             default=found.service_kind,
         )
         if self.a.service_kind == "command":
-            self.value("command_stop", "setup.q.stop")
-            self.value("command_start", "setup.q.start")
-            self.value("command_is_running", "setup.q.is_running")
-        else:
+            self.valid("command_stop", "setup.q.stop", self._not_empty)
+            self.valid("command_start", "setup.q.start", self._not_empty)
+            self.valid("command_is_running", "setup.q.is_running", self._not_empty)
+            return
+        while True:
             names = click.prompt(
                 self.t("setup.q.services"),
                 default=", ".join(self.a.services or found.services),
             )
             self.a.services = [n.strip() for n in names.split(",") if n.strip()]
+            if self.a.services:
+                return
+            self.say("setup.bad.no_services")
 
     def _people(self) -> None:
         if not self.ask:
@@ -145,10 +196,8 @@ class Wizard:
             default=", ".join(self.a.media_candidates or found.media_candidates),
         )
         self.a.media_candidates = [p.strip() for p in places.split(",") if p.strip()]
-        labels = click.prompt(self.t("setup.q.daily"), default=", ".join(self.a.daily))
-        self.a.daily = [x.strip() for x in labels.split(",") if x.strip()]
-        labels = click.prompt(self.t("setup.q.quarter"), default=", ".join(self.a.quarter_end))
-        self.a.quarter_end = [x.strip() for x in labels.split(",") if x.strip()]
+        self.labels("daily", "setup.q.daily", minimum=5)
+        self.labels("quarter_end", "setup.q.quarter", minimum=1)
         for label in [*self.a.daily, *self.a.quarter_end]:
             if label in self.a.prepare_media:
                 continue
@@ -230,33 +279,47 @@ def setup(
 ) -> None:
     """Set up praxisbackup for this practice: data, services, passphrase, media, e-mail,
     people, schedule - then check that tonight can be green."""
-    answers = setup_app.load_answers(answer_file) if answer_file else setup_app.SetupAnswers()
+    target = Path(output) if output else resolve_config_path(ctx.config_path)
+    given = setup_app.load_answers(answer_file) if answer_file else setup_app.SetupAnswers()
     if lang:
-        answers.language = lang  # type: ignore[assignment]
-    _merge_flags(answers, flags)
+        given.language = lang  # type: ignore[assignment]
+    _merge_flags(given, flags)
+    # Run again: start from what the existing configuration says; answers given now win.
+    existing = _existing_config(target)
+    answers = (
+        setup_app.merge_answers(setup_app.answers_from_config(existing), given)
+        if existing is not None
+        else given
+    )
     if not answers.smtp_password:
         answers.smtp_password = os.environ.get("PRAXISBACKUP_SMTP_PASSWORD", "")
     interactive = not yes and platform.has_console()
     if not yes and not interactive and not answer_file:
         raise PraxisError("setup needs a console, an answer file (--answers) or --yes")
     wizard = Wizard(answers, interactive)
+    ctx.lang = answers.language
     wizard.run()
-    target = Path(output) if output else resolve_config_path(ctx.config_path)
-    if (
-        target.exists()
-        and interactive
-        and not click.confirm(wizard.t("setup.q.replace", path=target))
-    ):
-        raise PraxisError(wizard.t("setup.nothing_written"))
+    if target.exists() and not wizard.yes("setup.q.replace", default=False, path=target):
+        raise PraxisError("nothing was written", code="setup.nothing_written")
 
-    def progress(step: str) -> None:
-        wizard.say(f"setup.step.{step}")
+    def progress(step: str, params: dict[str, str]) -> None:
+        wizard.say(step, **params)
 
     result = setup_app.apply(answers, str(target), schedule_root, progress)
     _report(wizard, result)
     assert result.readiness is not None
     if not result.readiness.ready:
         sys.exit(ExitCode.FAILURE)
+
+
+def _existing_config(path: Path) -> Config | None:
+    """The configuration setup would replace, if there is a readable one."""
+    if not path.is_file():
+        return None
+    try:
+        return load_config(str(path))
+    except PraxisError:
+        return None  # unreadable or invalid: setup writes a new one (keeping a copy)
 
 
 def _report(w: Wizard, r: setup_app.SetupResult) -> None:
@@ -268,6 +331,8 @@ def _report(w: Wizard, r: setup_app.SetupResult) -> None:
         w.say("setup.passphrase_once")
     for label in r.media:
         w.say("setup.medium_ready", label=label)
+    for label in r.media_kept:
+        w.say("setup.medium_kept", label=label)
     for error in r.media_errors:
         w.say("setup.medium_failed", error=error)
     w.say(

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from praxisbackup import platform
 from praxisbackup.errors import PraxisError, UsageError, WrongPasswordError
 from praxisbackup.model.config import Config, SmtpSection
+from praxisbackup.platform.private import write_private_file
 
 #: Credential-store entries: (service, user).
 REPOSITORY_CREDENTIAL = ("praxisbackup", "repository")
@@ -61,14 +62,32 @@ def keyring_set(service: str, user: str, value: str) -> None:
 DPAPI_PREFIX = "dpapi:"
 
 
-def read_secret_file(path: str, what: str) -> str:
+def read_secret_file(path: str, what: str, private: bool = False) -> str:
     """First line of a file, without the line break; it must be text and not empty. A line
-    written by :func:`store_secret` on Windows is decrypted with the machine's DPAPI key."""
+    written by :func:`store_secret` on Windows is decrypted with the machine's DPAPI key.
+    ``private``: on POSIX the file must not be readable by other users (a secret others can
+    read is no secret; say how to fix it rather than use it)."""
     try:
         with open(path, encoding="utf-8") as fh:
+            if private and os.name != "nt":
+                mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
+                if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                    raise SecretError(
+                        f"the {what} file {path} is readable by other users (mode {mode:o}); "
+                        f"run: chmod 600 {path}",
+                        code="error.secret_readable",
+                        path=path,
+                        mode=f"{mode:o}",
+                    )
             line = fh.readline()
     except UnicodeDecodeError:
         raise UsageError(f"the {what} file {path} is not a text file (UTF-8)") from None
+    except PermissionError:
+        raise SecretError(
+            f"no right to read the {what} file {path}",
+            code="error.no_rights",
+            detail=path,
+        ) from None
     except OSError as exc:
         raise UsageError(f"cannot read the {what} file {path}: {exc.strerror or exc}") from None
     value = line.rstrip("\r\n")
@@ -94,7 +113,7 @@ def store_secret(path: str, value: str) -> None:
     if platform.IS_WINDOWS:  # pragma: no cover - Windows only (tested in the Windows lane)
         data = (DPAPI_PREFIX + base64.b64encode(platform.protect_secret(data)).decode()).encode()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    platform.write_private_file(path, data + b"\n")
+    write_private_file(path, data + b"\n")
 
 
 def repository_passphrase(
@@ -122,7 +141,7 @@ def repository_passphrase(
         return read_secret_file(explicit, "passphrase")
     if config is not None and config.repository.password_file:
         try:
-            return read_secret_file(config.repository.password_file, "passphrase")
+            return read_secret_file(config.repository.password_file, "passphrase", private=True)
         except UsageError as exc:
             raise WrongPasswordError(str(exc)) from None
     stored = keyring_get(*REPOSITORY_CREDENTIAL)
@@ -151,18 +170,7 @@ def smtp_password(smtp: SmtpSection) -> tuple[str | None, list[str]]:
         return env, warnings
     if smtp.password_file:
         try:
-            st = os.stat(smtp.password_file)
-        except OSError as exc:
-            raise SecretError(
-                f"cannot read the SMTP password file {smtp.password_file}: {exc.strerror}"
-            ) from None
-        if os.name != "nt" and st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise SecretError(
-                f"the SMTP password file {smtp.password_file} is readable by other users "
-                f"(mode {stat.S_IMODE(st.st_mode):o}); run: chmod 600 {smtp.password_file}"
-            )
-        try:
-            return read_secret_file(smtp.password_file, "SMTP password"), warnings
+            return read_secret_file(smtp.password_file, "SMTP password", private=True), warnings
         except UsageError as exc:
             raise SecretError(str(exc)) from None
     if smtp.password:

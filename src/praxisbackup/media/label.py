@@ -118,8 +118,25 @@ def discover(candidates: list[str]) -> tuple[list[AttachedMedium], list[str]]:
             except IntegrityError as exc:
                 problems.append(str(exc))
                 continue
-            if label is not None:
-                found.append(AttachedMedium(root, label))
+            if label is None:
+                continue
+            medium = AttachedMedium(root, label)
+            # A label without its repository is a copied label file (or a damaged medium):
+            # never chosen, so that it cannot push the real medium aside.
+            if not os.path.isfile(os.path.join(medium.repository_path, "config")):
+                problems.append(
+                    f"{root} has the label of medium '{label.label}' but no repository "
+                    "(a copied label file?); ignored"
+                )
+                continue
+            twin = next((m for m in found if m.label.medium_id == label.medium_id), None)
+            if twin is not None:
+                problems.append(
+                    f"medium '{label.label}' appears twice ({twin.root} and {root}); "
+                    f"used {twin.root}"
+                )
+                continue
+            found.append(medium)
     return found, problems
 
 

@@ -59,6 +59,9 @@ class RunProtocol:
     sources: list[SourceResult] = field(default_factory=list)
     services: list[dict[str, str]] = field(default_factory=list)
     hooks: list[dict[str, Any]] = field(default_factory=list)  # see app/hooks.py
+    #: False for a night without a planned backup (weekend, holiday) and no medium attached:
+    #: nothing was due, so the run is no evidence of a backup and no failure either.
+    planned: bool = True
     downtime_seconds: float | None = None
     skipped: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -68,6 +71,11 @@ class RunProtocol:
 
     def add(self, level: str, code: str, **params: Any) -> None:
         self.findings.append(Finding(level, code, params))
+
+    @property
+    def counts(self) -> bool:
+        """Whether this run is a backup night for the daily check and ``today``."""
+        return self.planned or bool(self.snapshot_id)
 
     @property
     def status(self) -> str:

@@ -40,7 +40,7 @@ files_held_open = _impl.files_held_open
 watch_stop_event = _impl.watch_stop_event
 program_data = _impl.program_data
 unprotect_secret = _impl.unprotect_secret
-write_private_file = _impl.write_private_file
+PRIVATE_FILE_SDDL = _impl.PRIVATE_FILE_SDDL
 acl_sddl = _impl.acl_sddl
 
 
@@ -68,6 +68,7 @@ def username() -> str:
 
 __all__ = [
     "IS_WINDOWS",
+    "PRIVATE_FILE_SDDL",
     "acl_sddl",
     "birthtime_ns",
     "can_restore_owner",
@@ -91,5 +92,4 @@ __all__ = [
     "unprotect_secret",
     "username",
     "watch_stop_event",
-    "write_private_file",
 ]

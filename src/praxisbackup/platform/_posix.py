@@ -156,16 +156,6 @@ def unprotect_secret(data: bytes) -> bytes:
     return data
 
 
-def write_private_file(path: str, data: bytes) -> None:
-    """Write a file only its owner may read or write (mode 0600, also when it existed)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-    finally:
-        os.close(fd)
-
-
 def program_data() -> str:
     """Windows only; POSIX keeps state in /var/lib and /etc (see model/locations.py)."""
     raise NotImplementedError("ProgramData exists on Windows only")
@@ -201,3 +191,7 @@ def has_console() -> bool:
         return sys.stdin.isatty() and sys.stderr.isatty()
     except (AttributeError, ValueError):  # closed or replaced streams
         return False
+
+
+#: POSIX files are protected by their mode; Windows uses this SDDL (see _windows.py).
+PRIVATE_FILE_SDDL = ""

@@ -305,13 +305,6 @@ def unprotect_secret(data: bytes) -> bytes:
     return _dpapi(data, False)
 
 
-def write_private_file(path: str, data: bytes) -> None:
-    """Write a file only SYSTEM and Administrators may read (protected DACL)."""
-    with open(path, "wb") as fh:
-        fh.write(data)
-    set_private_acl(path, PRIVATE_FILE_SDDL)
-
-
 class _GUID(ctypes.Structure):
     _fields_ = (
         ("Data1", ctypes.c_uint32),

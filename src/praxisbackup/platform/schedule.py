@@ -199,19 +199,40 @@ def remove(root: str = "/") -> str:
     return "removed " + (", ".join(removed) if removed else "nothing (no schedule installed)")
 
 
-def installed(root: str = "/") -> str | None:
-    """What starts the nightly run on this machine (None: nothing). The Windows service that
-    runs ``praxisbackup serve`` is checked by the caller (it lives in the service layer)."""
+def installed(root: str = "/", config_path: str | None = None) -> str | None:
+    """What starts the nightly run for ``config_path`` on this machine (None: nothing, or an
+    entry that runs another configuration). The Windows service that runs ``praxisbackup
+    serve`` is checked by the caller (it lives in the service layer)."""
     if sys.platform == "win32":  # pragma: no cover - Windows only
         proc = subprocess.run(
-            ["schtasks", "/Query", "/TN", TASK_NAME], capture_output=True, check=False
+            ["schtasks", "/Query", "/TN", TASK_NAME, "/XML"], capture_output=True, check=False
         )
-        return f"Task Scheduler task '{TASK_NAME}'" if proc.returncode == 0 else None
-    timer = Path(root) / "etc" / "systemd" / "system" / f"{UNIT}.timer"
-    if timer.exists():
-        return f"systemd timer {UNIT}.timer"
-    cron = Path(root) / "etc" / "cron.d" / "praxisbackup"
-    return f"cron entry {cron}" if cron.exists() else None
+        found = proc.returncode == 0 and _names(
+            proc.stdout.decode("utf-16", "replace"), config_path
+        )
+        return f"Task Scheduler task '{TASK_NAME}'" if found else None
+    for path, what in (
+        (
+            Path(root) / "etc" / "systemd" / "system" / f"{UNIT}.service",
+            f"systemd timer {UNIT}.timer",
+        ),
+        (
+            Path(root) / "etc" / "cron.d" / "praxisbackup",
+            f"cron entry {Path(root) / 'etc' / 'cron.d' / 'praxisbackup'}",
+        ),
+    ):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if _names(text, config_path):
+            return what
+    return None
+
+
+def _names(entry: str, config_path: str | None) -> bool:
+    """Does a schedule entry run this configuration?"""
+    return config_path is None or os.path.abspath(config_path) in entry or config_path in entry
 
 
 def status(root: str = "/") -> str:

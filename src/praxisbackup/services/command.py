@@ -74,7 +74,12 @@ class CommandService:
         return f"{self.name}: {action} command failed (exit {proc.returncode}): {detail}"
 
     def is_running(self) -> bool:
-        return self._run(self._is_running, 60).returncode == 0
+        """Exit 0: running; any other exit: not running - except the shell's "cannot run"
+        codes (126, 127: a typo in the command), which must not read as "already stopped"."""
+        proc = self._run(self._is_running, 60)
+        if proc.returncode in (126, 127):
+            raise ServiceError(self._failure("is-running", proc))
+        return proc.returncode == 0
 
     def _wait(self, running: bool, deadline: float, what: str) -> None:
         while self.is_running() != running:
