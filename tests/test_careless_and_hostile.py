@@ -170,3 +170,43 @@ def test_a_weekend_night_without_medium_is_not_an_alarm(base: Path) -> None:
     assert [f.code for f in p.findings] == ["no_backup_planned"]
     friday = NightlyJob(cfg, passphrase=PASS, clock=lambda: saturday - timedelta(days=1)).run()
     assert friday.status == "red" and "no_medium" in [f.code for f in friday.findings]
+
+
+def test_careless_staff_input_gets_german_one_line_answers(base: Path) -> None:
+    cfg = base / "praxis.toml"
+    cfg.write_text("\ufeff" + config_text(base), encoding="utf-8")  # Notepad's byte-order mark
+    prepare_medium(parse_config(config_text(base)), str(base / "usb" / "Mo"), "Mo", PASS)
+    plan = run_cli("-c", str(cfg), "plan", "--from", "30.12.9999", "--days", "5")
+    assert plan.returncode == 2 and "kein Datum" in plan.stderr and "Traceback" not in plan.stderr
+    assert run_cli("-c", str(cfg), "plan", "--days", "-5").returncode == 2
+    gone = run_cli("-c", str(cfg), "absence", "add", "--from", "01.01.2020", "--to", "02.01.2020")
+    assert gone.returncode == 2 and "nicht schon vorbei sein" in gone.stderr
+    later = (datetime.now() + timedelta(days=3)).strftime("%d.%m.%Y")
+    added = run_cli("-c", str(cfg), "absence", "add", "--from", later, "--to", later, check=True)
+    assert "Abwesend von" in added.stdout
+    listed = run_cli("-c", str(cfg), "absence", "list", check=True).stdout
+    number = listed.split()[0]
+    removed = run_cli("-c", str(cfg), "absence", "remove", number, check=True)
+    assert "entfernt" in removed.stdout
+    assert "Keine Abwesenheiten" in run_cli("-c", str(cfg), "absence", "list").stdout
+    assert run_cli("-c", str(cfg), "run", password=PASS).returncode == 1  # the medium is used
+    moved = run_cli("-c", str(cfg), "medium", "move", "Mo", "außer-haus")
+    assert moved.returncode == 2 and "noch angeschlossen" in moved.stderr  # still plugged in
+    listing = run_cli("-c", str(cfg), "medium", "list", check=True).stdout
+    assert "angeschlossen" in listing
+    (base / "usb" / "Mo").rename(base / "usb-weg")  # unplugged
+    assert "in der Praxis (abgezogen)" in run_cli("-c", str(cfg), "medium", "list").stdout
+    moved = run_cli("-c", str(cfg), "medium", "move", "Mo", "Außer Haus", "--by", "Anna")
+    assert moved.returncode == 0 and "„Mo“ ist jetzt: außer Haus" in moved.stdout
+    ack = run_cli("-c", str(cfg), "ack", check=True, env={"USER": "empfang2"})
+    assert "Kontrolle bestätigt von empfang2" in ack.stdout
+
+
+def test_file_names_cannot_write_to_the_terminal(base: Path) -> None:
+    evil = base / "server" / "Praxisarchiv" / "evil\x1b[31mROT\x1b[0m\nZeile2.txt"
+    evil.write_text("x", encoding="utf-8")
+    repo = base / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(base / "server" / "Praxisarchiv"), repo=repo, check=True)
+    found = run_cli("find", "evil*", repo=repo, check=True).stdout
+    assert "\x1b" not in found and "evil\\x1b[31mROT\\x1b[0m\\x0aZeile2.txt" in found

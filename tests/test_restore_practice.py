@@ -333,7 +333,7 @@ def test_single_file_restore_to_a_separate_folder_and_sheet_reminder(
     found = run_cli(
         "find", "ARBEITSPLATZ-3*", repo=usb / "praxisbackup", password=PASS, check=True
     ).stdout
-    assert str(ini) in found and "snapshot" in found
+    assert str(ini) in found and "Sicherungsstand" in found and "geändert" in found
     out_dir = base / "zurueck"
     done = run_cli(
         "restore-file",

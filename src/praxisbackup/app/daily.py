@@ -94,6 +94,14 @@ class DailyCheck(SqliteStore):
                 ),
             )
 
+    def remove_absence(self, absence_id: int) -> dict[str, str] | None:
+        """Remove an absence entered by mistake; returns it (None if there is none)."""
+        entry = next((a for a in self.absences() if int(a["id"]) == absence_id), None)
+        if entry is not None:
+            with self._db() as db:
+                db.execute("DELETE FROM absences WHERE id = ?", (absence_id,))
+        return entry
+
     def absences(self) -> list[dict[str, str]]:
         with self._db() as db:
             rows = db.execute(

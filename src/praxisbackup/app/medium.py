@@ -69,6 +69,12 @@ def latest_green(repo: Repository) -> Snapshot:
     return chosen[-1] if chosen else snaps[-1]
 
 
+def attached_ids(config: Config) -> set[str]:
+    """Ids of the media attached right now (the register only knows where they were)."""
+    found, _problems = media.discover(config.media.candidates)
+    return {m.label.medium_id for m in found}
+
+
 def move_medium(config: Config, ref: str, location: str, by: str, note: str = "") -> MediumRecord:
     """Record where a medium is now (practice, offsite, archive, attached)."""
     register = Register(catalog_path(config))
@@ -76,6 +82,12 @@ def move_medium(config: Config, ref: str, location: str, by: str, note: str = ""
     if record.location == "retired":
         raise PraxisError(
             f"medium '{record.label}' is retired", code="error.medium_retired", medium=record.label
+        )
+    if location in ("offsite", "archive") and record.id in attached_ids(config):
+        raise PraxisError(
+            f"medium '{record.label}' is still attached",
+            code="error.medium_still_attached",
+            medium=record.label,
         )
     register.event(record.id, "moved", location, by, note)
     return register.find(record.id)

@@ -28,6 +28,7 @@ def restore_into(repo: Repository, snap: Snapshot, path: str, folder: str) -> Re
     if not name:
         raise PraxisError("name a file or folder inside the snapshot, not its root")
     folder = os.path.abspath(folder)
+    created = not os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)
     placed = os.path.join(folder, name)
     if os.path.lexists(placed):
@@ -43,4 +44,6 @@ def restore_into(repo: Repository, snap: Snapshot, path: str, folder: str) -> Re
         path_map=path_mapper({spath: placed}, stop_at=folder),
     )
     result = Restorer(repo, snap, options).run()
+    if created and not os.listdir(folder):
+        os.rmdir(folder)  # nothing came back: leave no empty folder behind
     return RestoredFile(result, placed)

@@ -114,3 +114,9 @@ def write_output(path: str, data: bytes, force: bool, lang: str, say: bool = Tru
     write_private_file(path, data)
     if say:
         click.echo(text("output.written", lang, path=path))
+
+
+def printable(name: str) -> str:
+    """A file name as it may go onto a terminal: control characters (an escape sequence, a
+    newline in a name an ordinary user chose) shown as ``\\x..`` instead of acting."""
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in name)

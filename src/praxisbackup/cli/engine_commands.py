@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from praxisbackup import platform
-from praxisbackup.cli.context import Ctx, human_size
+from praxisbackup.cli.context import Ctx, human_size, printable
 from praxisbackup.credentials import read_secret_file
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import compute_stats, diff_trees, walk_from
@@ -221,9 +221,9 @@ def ls_cmd(ctx: Ctx, snapshot_ref: str, path: str, long_: bool) -> None:
     for p, n in entries:
         if long_:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(n.mtime_ns / 1e9))
-            ctx.say(f"{n.type:<8} {n.mode:04o} {n.size:>12} {when}  {native_path(p)}")
+            ctx.say(f"{n.type:<8} {n.mode:04o} {n.size:>12} {when}  {printable(native_path(p))}")
         else:
-            ctx.say(native_path(p))
+            ctx.say(printable(native_path(p)))
 
 
 @click.command()
@@ -243,7 +243,7 @@ def diff(ctx: Ctx, first: str, second: str) -> None:
         ctx.emit_json([dataclasses.asdict(c) for c in changes])
         return
     for c in changes:
-        ctx.say(f"{c.change}  {native_path(c.path)}")
+        ctx.say(f"{c.change}  {printable(native_path(c.path))}")
 
 
 def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -328,9 +328,9 @@ def restore(
         if result.existing_kept:
             ctx.say(f"{len(result.existing_kept)} existing entries were kept (not overwritten)")
         for item in result.warnings:
-            click.echo(f"warning: {native_path(item.path)}: {item.reason}", err=True)
+            click.echo(f"warning: {printable(native_path(item.path))}: {item.reason}", err=True)
         for item in result.errors + result.verify_failures:
-            click.echo(f"error: {native_path(item.path)}: {item.reason}", err=True)
+            click.echo(f"error: {printable(native_path(item.path))}: {item.reason}", err=True)
     if result.verify_failures:
         sys.exit(ExitCode.DAMAGED)
     if result.errors:

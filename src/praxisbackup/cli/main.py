@@ -140,7 +140,10 @@ class PraxisGroup(click.Group):
         lang = "de"
         try:
             return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+        except click.Abort:
+            lang = ctx.obj.lang if isinstance(ctx.obj, Ctx) else lang
+            _fail(text("error.interrupted", lang), ExitCode.FAILURE, lang)
+        except (click.exceptions.ClickException, click.exceptions.Exit):
             raise  # click reports these itself (usage errors: exit code 2)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes one line
             lang = ctx.obj.lang if isinstance(ctx.obj, Ctx) else lang

@@ -5,17 +5,18 @@ from __future__ import annotations
 import dataclasses
 import sys
 from datetime import date
+from typing import ClassVar
 
 import click
 
 from praxisbackup.app import today as today_app
-from praxisbackup.app.medium import move_medium, retire_medium
+from praxisbackup.app.medium import attached_ids, move_medium, retire_medium
 from praxisbackup.app.plan import plan_rows
 from praxisbackup.cli.context import Ctx, write_output
 from praxisbackup.cli.params import DATE
 from praxisbackup.cli.today_view import today_lines
 from praxisbackup.errors import PraxisError
-from praxisbackup.media.register import LOCATIONS, Register
+from praxisbackup.media.register import Register
 from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
@@ -24,6 +25,42 @@ from praxisbackup.report.i18n import day, size, text, when
 from praxisbackup.report.plan import note, plan_lines, plan_pdf
 
 pass_ctx = click.make_pass_decorator(Ctx)
+
+
+class LocationParam(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """Where a medium is, in German or English: Praxis, außer Haus, Archiv/Tresor."""
+
+    name = "location"
+    WORDS: ClassVar[dict[str, str]] = {
+        "practice": "practice",
+        "praxis": "practice",
+        "offsite": "offsite",
+        "außer haus": "offsite",
+        "ausser haus": "offsite",
+        "außerhaus": "offsite",
+        "ausserhaus": "offsite",
+        "archive": "archive",
+        "archiv": "archive",
+        "tresor": "archive",
+        "attached": "attached",
+        "angeschlossen": "attached",
+    }
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        word = " ".join(str(value).strip().casefold().replace("-", " ").split())
+        if word in self.WORDS:
+            return self.WORDS[word]
+        self.fail(f"{value!r}: praxis, außer-haus, archiv or angeschlossen", param, ctx)
+
+
+def _where(medium_id: str, location: str, attached_now: set[str]) -> str:
+    """What to show: "attached" only while it really is; one last seen attached and now
+    unplugged is "detached" (somewhere in the practice) until someone moves it."""
+    if medium_id in attached_now:
+        return "attached"
+    return "detached" if location == "attached" else location
 
 
 def _register(config: Config) -> Register:
@@ -69,14 +106,16 @@ def medium_list(ctx: Ctx) -> None:
         ctx.emit_json([dataclasses.asdict(r) for r in records])
         return
     lang = ctx.lang
+    here = attached_ids(config)
     for r in records:
+        where = _where(r.id, r.location, here)
         used = day(r.last_seen[:10], lang, with_weekday=False) if r.last_seen else "–"
         checked = (
             day(r.last_full_verify[:10], lang, with_weekday=False) if r.last_full_verify else "–"
         )
         click.echo(
             f"{r.label:<12} {text('role.' + r.role, lang):<38} "
-            f"{text('location.' + r.location, lang):<18} "
+            f"{text('location.' + where, lang):<26} "
             + text("medium.list_dates", lang, used=used, verified=checked)
             + f"  {r.id}"
         )
@@ -116,7 +155,7 @@ def medium_show(ctx: Ctx, medium: str) -> None:
 
 @medium_group.command(name="move")
 @click.argument("medium")
-@click.argument("location", type=click.Choice([loc for loc in LOCATIONS if loc != "retired"]))
+@click.argument("location", type=LocationParam())
 @click.option("--by", "by_whom", default="", help="Who moved it (e.g. who takes it home).")
 @click.option("--note", default="")
 @pass_ctx
@@ -148,7 +187,7 @@ def medium_retire(ctx: Ctx, medium: str, how: str, by_whom: str) -> None:
 
 @click.command()
 @click.option("--from", "start", type=DATE, help="First day (07.12.2026; default today).")
-@click.option("--days", default=28, show_default=True)
+@click.option("--days", default=28, show_default=True, type=click.IntRange(1, 3660))
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "pdf"]), default="text", show_default=True
 )

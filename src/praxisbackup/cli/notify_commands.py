@@ -6,14 +6,19 @@ from datetime import date, datetime
 
 import click
 
+from praxisbackup import platform
 from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.notify import flush_outbox, send_test_message
+from praxisbackup.app.today import today
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.params import DATE
 from praxisbackup.errors import PraxisError
+from praxisbackup.model.protocol import RED
 from praxisbackup.report.i18n import day, text
 
 pass_ctx = click.make_pass_decorator(Ctx)
+#: An absence longer than this is a typo (07.12.2062).
+MAX_ABSENCE_DAYS = 366
 
 
 @click.group(name="notify")
@@ -43,15 +48,20 @@ def notify_flush(ctx: Ctx) -> None:
 
 
 @click.command()
-@click.option("--by", "by_whom", help="Who checked (default: the responsible person).")
+@click.option("--by", "by_whom", help="Who checked (default: the logged-in user).")
 @click.option("--note", default="")
 @pass_ctx
 def ack(ctx: Ctx, by_whom: str | None, note: str) -> None:
     """Confirm the daily check: protocol checked, medium changed."""
     config = ctx.config()
-    who = by_whom or config.contacts.responsible_name(ctx.lang)
-    runs = DailyCheck(config).ack(who, note, datetime.now().astimezone())
+    # The evidence names who really confirmed: the account at the keyboard unless told.
+    who = by_whom or platform.username() or config.contacts.responsible_name(ctx.lang)
+    now = datetime.now().astimezone()
+    view = today(config, now)
+    runs = DailyCheck(config).ack(who, note, now)
     click.echo(text("ack.done", ctx.lang, by=who, count=len(runs)))
+    if view.last_run is not None and view.last_run.status == RED:
+        click.echo(text("ack.red", ctx.lang))
 
 
 @click.group(name="absence")
@@ -70,6 +80,11 @@ def absence_add(ctx: Ctx, first: date, last: date, by_whom: str, note: str) -> N
     config = ctx.config()
     if last < first:
         raise PraxisError("--to is before --from", code="error.to_before_from")
+    if last < date.today() or (last - first).days > MAX_ABSENCE_DAYS:
+        raise PraxisError(
+            "an absence must not be over already or last longer than a year",
+            code="error.absence_range",
+        )
     DailyCheck(config).add_absence(first, last, by_whom, note, datetime.now().astimezone())
     deputy = config.contacts.deputy_name(ctx.lang)
     click.echo(
@@ -83,6 +98,18 @@ def absence_add(ctx: Ctx, first: date, last: date, by_whom: str, note: str) -> N
     )
 
 
+@absence_group.command(name="remove")
+@click.argument("absence_id", type=int)
+@pass_ctx
+def absence_remove(ctx: Ctx, absence_id: int) -> None:
+    """Remove an absence entered by mistake (its number from "absence list")."""
+    removed = DailyCheck(ctx.config()).remove_absence(absence_id)
+    if removed is None:
+        raise PraxisError(f"no absence {absence_id}", code="error.no_absence", number=absence_id)
+    first, last = day(removed["first"], ctx.lang), day(removed["last"], ctx.lang)
+    click.echo(text("absence.removed", ctx.lang, first=first, last=last))
+
+
 @absence_group.command(name="list")
 @pass_ctx
 def absence_list(ctx: Ctx) -> None:
@@ -90,7 +117,7 @@ def absence_list(ctx: Ctx) -> None:
     absences = DailyCheck(ctx.config()).absences()
     for a in absences:
         first, last = day(a["first"], ctx.lang), day(a["last"], ctx.lang)
-        click.echo(f"{first} – {last}  {a['entered_by']}  {a['note']}".rstrip())
+        click.echo(f"{a['id']:>3}  {first} – {last}  {a['entered_by']}  {a['note']}".rstrip())
     if not absences:
         click.echo(text("absence.none", ctx.lang))
 

@@ -19,10 +19,12 @@ class DateParam(click.ParamType):  # type: ignore[type-arg,unused-ignore]
         text = str(value).strip()
         for pattern in ("%Y-%m-%d", "%d.%m.%Y", "%d.%m.%y"):
             try:
-                return datetime.strptime(text, pattern).date()
+                day = datetime.strptime(text, pattern).date()
             except ValueError:
                 continue
-        self.fail(f"{text!r} is not a date (e.g. 07.12.2026 or 2026-12-07)", param, ctx)
+            if 2000 <= day.year <= 2199:
+                return day
+        self.fail(f"{text!r}: kein Datum / not a date (07.12.2026)", param, ctx)
 
 
 DATE = DateParam()

@@ -13,10 +13,10 @@ from praxisbackup.app import drill as drill_app
 from praxisbackup.app import restore_practice as restore_app
 from praxisbackup.app.emergency import emergency_sheet as make_sheet
 from praxisbackup.app.find import find_versions
-from praxisbackup.app.medium import open_attached, open_medium
+from praxisbackup.app.medium import green_snapshot_ids, open_attached, open_medium
 from praxisbackup.app.restore_file import restore_into
 from praxisbackup.cli.ask import confirm
-from praxisbackup.cli.context import Ctx, check_output, human_size, write_output
+from praxisbackup.cli.context import Ctx, check_output, printable, write_output
 from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.snapshot import find_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, PraxisError
@@ -66,8 +66,11 @@ def restore_practice(
     passphrase = ctx.passphrase(config=config)
     if list_only:
         _medium, repo = open_attached(config, passphrase)
+        green = green_snapshot_ids(repo)
         for s in list_snapshots(repo):
-            click.echo(f"{s.short_id}  {s.time[:19]}  {s.host}  {', '.join(s.tags)}")
+            mark = text("report.status.green", ctx.lang) if s.id in green else ""
+            tags = ", ".join(s.tags)
+            click.echo(f"{s.short_id}  {when(s.time, ctx.lang)}  {s.host:<16} {mark:<6} {tags}")
         return
     prepared = restore_app.prepare(config, passphrase, snapshot_ref, target_root)
     prepared.by = by_whom or ""
@@ -124,11 +127,22 @@ def find_cmd(ctx: Ctx, pattern: str) -> None:
     repo.load_index()
     versions = find_versions(repo, pattern)
     for path, vers in versions.items():
-        click.echo(native_path(path))
+        click.echo(printable(native_path(path)))
         for v in vers:
-            click.echo(f"    snapshot {v.snapshot}  changed {v.changed}  {human_size(v.size)}")
+            click.echo(
+                "    "
+                + text(
+                    "find.version",
+                    ctx.lang,
+                    snapshot=v.snapshot,
+                    changed=when(v.changed, ctx.lang),
+                    size=size(v.size, ctx.lang),
+                )
+            )
     if not versions:
-        raise PraxisError(f"no file matching {pattern!r} in any snapshot")
+        raise PraxisError(
+            f"no file matching {pattern!r} in any snapshot", code="error.not_found", pattern=pattern
+        )
 
 
 @click.command()

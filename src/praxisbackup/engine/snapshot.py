@@ -161,14 +161,23 @@ def find_snapshot(
             and (paths is None or sorted(s.paths) == sorted(paths))
         ]
         if not candidates:
-            raise SnapshotNotFoundError("the repository holds no snapshot yet")
+            raise SnapshotNotFoundError(
+                "the repository holds no snapshot yet", code="error.no_snapshot_yet"
+            )
         return candidates[-1]
     matches = [s for s in snaps if s.id.startswith(ref.lower())]
     if not matches:
         bad = [n for n in repo.unreadable_snapshots if n.startswith(ref.lower())]
         if len(bad) == 1:
             raise IntegrityError(repo.unreadable_snapshots[bad[0]])
-        raise SnapshotNotFoundError(f"no snapshot with id {ref!r}")
+        raise SnapshotNotFoundError(
+            f"no snapshot with id {ref!r}", code="error.no_snapshot", snapshot=ref
+        )
     if len(matches) > 1:
-        raise SnapshotNotFoundError(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")
+        raise SnapshotNotFoundError(
+            f"snapshot id {ref!r} is ambiguous ({len(matches)} match)",
+            code="error.snapshot_ambiguous",
+            snapshot=ref,
+            count=len(matches),
+        )
     return matches[0]

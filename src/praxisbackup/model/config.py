@@ -541,7 +541,8 @@ def parse_config(text: str, path: str = "<config>") -> Config:
 def load_config(explicit: str | None = None) -> Config:
     path = resolve_config_path(explicit)
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors may save a byte-order mark first.
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(
             f"no configuration file at {path}; create one with 'praxisbackup setup' or "
