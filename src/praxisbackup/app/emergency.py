@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from praxisbackup.engine.repository import Repository
+from praxisbackup.errors import WrongPasswordError
 from praxisbackup.media import label as media
 from praxisbackup.media.register import Register
 from praxisbackup.model.config import Config
@@ -32,7 +33,10 @@ def emergency_sheet(config: Config, passphrase: str, lang: str | None = None) ->
     key = recovery.load_or_create(sdir, passphrase)
     found, _problems = media.discover(config.media.candidates)
     for m in found:
-        repo = Repository.open(LocalBackend(m.repository_path), passphrase)
+        try:
+            repo = Repository.open(LocalBackend(m.repository_path), passphrase)
+        except WrongPasswordError:
+            continue  # another installation's medium: not ours to give the practice's key
         recovery.ensure_slot(repo, key)
         repo.close()
     register = Register(catalog_path(config))
