@@ -4,6 +4,7 @@ or one given by its folder; the snapshot a restore should start from."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Snapshot, list_snapshots
@@ -65,13 +66,22 @@ def latest_green(repo: Repository) -> Snapshot:
     return chosen[-1] if chosen else snaps[-1]
 
 
-def move_medium(config: Config, ref: str, location: str, by: str, note: str = "") -> MediumRecord:
-    """Record where a medium is now (practice, offsite, archive, attached)."""
+def move_medium(
+    config: Config,
+    ref: str,
+    location: str,
+    by: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> MediumRecord:
+    """Record where a medium is now (practice, offsite, archive, attached); ``now`` is the
+    time of the move (default: the clock; injectable for tests that build a history)."""
     register = Register(catalog_path(config))
     record = register.find(ref)
     if record.location == "retired":
         raise PraxisError(f"medium '{record.label}' is retired")
-    register.event(record.id, "moved", location, by, note)
+    when = now.isoformat(timespec="seconds") if now is not None else None
+    register.event(record.id, "moved", location, by, note, when=when)
     return register.find(record.id)
 
 

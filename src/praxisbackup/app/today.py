@@ -32,6 +32,20 @@ class BringBack:
     location: str
 
 
+@dataclass(frozen=True)
+class Reason:
+    """One reason for the traffic light, as a message code with its parameters (a finding of
+    the last run, an oversight warning, or one of the ``today.reason.*`` codes)."""
+
+    level: str  # red | yellow
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+#: Red findings after which the staff can do something themselves: code -> advice code.
+ADVICE = {"no_medium": "today.advice.no_medium", "wrong_medium": "today.advice.wrong_medium"}
+
+
 @dataclass
 class Today:
     day: date
@@ -62,6 +76,41 @@ class Today:
         ):
             return YELLOW
         return GREEN
+
+    def reasons(self) -> list[Reason]:
+        """Why the light is not green, worst first, each once: a missed night, the last
+        run's red and yellow findings, an open confirmation, undelivered mail, warnings."""
+        found: list[Reason] = []
+        if self.missed:
+            found.append(Reason(RED, "today.reason.missed"))
+        last = self.last_run
+        if last is not None:
+            found += [Reason(f.level, f.code, f.params) for f in last.findings if f.level == RED]
+            found += [Reason(f.level, f.code, f.params) for f in last.findings if f.level == YELLOW]
+        if not self.acknowledged:
+            found.append(Reason(YELLOW, "today.reason.unconfirmed"))
+        if self.undelivered:
+            found.append(
+                Reason(YELLOW, "today.reason.undelivered", {"count": len(self.undelivered)})
+            )
+        found += [Reason(YELLOW, w.code, w.params) for w in self.warnings]
+        unique: list[Reason] = []
+        for reason in found:
+            if not any(r.code == reason.code and r.params == reason.params for r in unique):
+                unique.append(reason)
+        return unique
+
+    def advice(self) -> list[Reason]:
+        """What the staff can do about a red night themselves (connect the right medium);
+        empty when only the service partner can help (the e-mail has reached them)."""
+        last = self.last_run
+        if last is None or last.status != RED:
+            return []
+        return [
+            Reason(RED, ADVICE[f.code], f.params)
+            for f in last.findings
+            if f.level == RED and f.code in ADVICE and f.params.get("expected") not in ("", "-")
+        ]
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run

@@ -13,18 +13,21 @@ from datetime import datetime
 import click
 
 from praxisbackup.app import readiness
+from praxisbackup.app.evidence import evidence, parse_day, parse_period
 from praxisbackup.app.job import NightlyJob
-from praxisbackup.app.serve import Scheduler
+from praxisbackup.app.serve import Scheduler, start_companions
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx
-from praxisbackup.errors import PraxisError
+from praxisbackup.errors import PraxisError, UsageError
 from praxisbackup.model.config import (
+    Config,
     load_config,
 )
 from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
+from praxisbackup.report.evidence import evidence_pdf
 from praxisbackup.report.i18n import text
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
@@ -115,12 +118,30 @@ def config_check(ctx: Ctx, root: str) -> None:
     "--lang", type=click.Choice(["de", "en"]), help="Language (default: from the configuration)."
 )
 @click.option("--print", "to_printer", is_flag=True, help="Send the PDF to the default printer.")
+@click.option(
+    "--period",
+    help="Audit evidence report (PDF) for a period: 2026-Q4, 2026-11 or 2026.",
+)
+@click.option("--from", "first", help="Evidence report from this day (07.12.2026 or 2026-12-07).")
+@click.option("--to", "last", help="Evidence report up to this day (included).")
 @pass_ctx
 def report(
-    ctx: Ctx, run_id: str | None, fmt: str, output: str | None, lang: str | None, to_printer: bool
+    ctx: Ctx,
+    run_id: str | None,
+    fmt: str,
+    output: str | None,
+    lang: str | None,
+    to_printer: bool,
+    period: str | None,
+    first: str | None,
+    last: str | None,
 ) -> None:
-    """Show the protocol of the last run (or of RUN_ID)."""
+    """Show the protocol of the last run (or of RUN_ID); with --period (or --from/--to) write
+    the audit evidence report as one PDF."""
     config = load_config(ctx.config_path)
+    if period or first or last:
+        _evidence_report(config, period, first, last, lang, output, to_printer)
+        return
     catalog = Catalog(catalog_path(config))
     if run_id:
         protocol = catalog.run(run_id)
@@ -147,6 +168,37 @@ def report(
         raise PraxisError("a PDF needs --output FILE or --print")
     else:
         click.echo(data.decode("utf-8"), nl=False)
+
+
+def _evidence_report(
+    config: Config,
+    period: str | None,
+    first: str | None,
+    last: str | None,
+    lang: str | None,
+    output: str | None,
+    to_printer: bool,
+) -> None:
+    """The audit evidence PDF (app.evidence collects, report.evidence renders)."""
+    if period and (first or last):
+        raise UsageError("use either --period or --from/--to")
+    if period:
+        start, end = parse_period(period)
+        name = period
+    else:
+        if not (first and last):
+            raise UsageError("--from needs --to (and the other way round)")
+        start, end = parse_day(first), parse_day(last)
+        name = f"{start.isoformat()}_{end.isoformat()}"
+    language = lang or config.practice.language
+    data = evidence_pdf(evidence(config, start, end, language), language)
+    if to_printer:
+        _print_pdf(data)
+        return
+    target = output or f"{text('evidence.file', language)}-{name}.pdf"
+    with open(target, "wb") as fh:
+        fh.write(data)
+    click.echo(f"written to {target}")
 
 
 def _print_pdf(data: bytes) -> None:
@@ -224,7 +276,16 @@ def serve(ctx: Ctx, once: bool) -> None:
     if once:
         protocol = scheduler.run_once()
         sys.exit(exit_code(protocol.status) if protocol else 0)
-    scheduler.loop()
+    # The status page (web/) runs beside the scheduler and ends on the same stop event.
+    companions = start_companions(
+        lambda: load_config(ctx.config_path), stop, lambda line: click.echo(line, err=True)
+    )
+    try:
+        scheduler.loop()
+    finally:
+        stop.set()
+        for companion in companions:
+            companion.join(timeout=10)
 
 
 COMMANDS += [schedule_group, serve]
