@@ -77,6 +77,13 @@ class Today:
             return YELLOW
         return GREEN
 
+    @property
+    def checked(self) -> bool:
+        """The newest run is covered by a confirmation (the page shows "done"); unlike
+        ``acknowledged`` this does not wait for the morning's deadline."""
+        last = self.last_run
+        return bool(self.last_ack and last is not None and self.last_ack[0] >= last.finished)
+
     def reasons(self) -> list[Reason]:
         """Why the light is not green, worst first, each once: a missed night, the last
         run's red and yellow findings, an open confirmation, undelivered mail, warnings."""

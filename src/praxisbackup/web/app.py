@@ -276,7 +276,8 @@ class StatusPage:
         headers.setdefault("content-security-policy", PAGE_CSP)
         headers["x-content-type-options"] = "nosniff"
         headers["x-frame-options"] = "DENY"
-        headers["referrer-policy"] = "no-referrer"
+        # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on forms.
+        headers["referrer-policy"] = "same-origin"
         headers["cache-control"] = "no-store"
         if visit.new_session:
             response.set_cookie(
@@ -430,6 +431,8 @@ class StatusPage:
             restores=restore_records(visit.config),
             drills=drills,
             periods=[quarter_of(today_), previous_quarter(today_)],
+            quarter_first=day(parse_period(quarter_of(today_))[0], visit.lang, False),
+            today=day(today_, visit.lang, False),
         )
 
     def _run(self, visit: Visit) -> Any:
