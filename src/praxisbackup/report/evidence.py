@@ -438,7 +438,7 @@ class _Writer:
                 ]
                 for e, label in moves
             ],
-            [34, 22, 26, 28, 36, w - 146],
+            [37, 22, 24, 28, 36, w - 147],
             size=8,
         )
 
@@ -506,7 +506,7 @@ class _Writer:
                     t("drill.machine"),
                     t("medium"),
                     t("restore.amount"),
-                    t("drill.duration"),
+                    t("evidence.col.duration"),
                     t("evidence.col.result"),
                 ],
                 rows,
@@ -575,6 +575,7 @@ class _Writer:
 
     def mapping(self) -> None:
         t = self.t
+        self.doc.keep_together(90)  # the table and its note on one page
         self.section("evidence.mapping")
         w = self.doc.width
         self.doc.table(
