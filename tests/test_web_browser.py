@@ -21,10 +21,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
+from io import BytesIO
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
+from pypdf import PdfReader
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -304,6 +306,27 @@ def test_every_page_in_german_and_english_without_file_names(practice: Practice)
     assert "bekommt Bernd Meier alle Meldungen direkt" in text
     screenshot(b, "abwesenheit.png")
     assert DailyCheck(practice.config).responsible_absent(datetime(2027, 1, 4).date())
+
+    # The papers behind the links and the evidence button are real PDFs.
+    for link, expected in (
+        ("/medien/plan.pdf?weeks=2", "Sicherungsplan – Praxis Dr. Muster"),
+        (f"/protokolle/{old.run_id}/pdf", "Sicherungsprotokoll – Praxis Dr. Muster"),
+        ("/nachweis.pdf?" + urlencode({"period": "2026-Q4", "doc_lang": "de"}), "Nachweis der"),
+        (
+            "/nachweis.pdf?" + urlencode({"from": "01.11.2026", "to": "30.11.2026"}),
+            "bis 30.11.2026",
+        ),
+    ):
+        answer = get(practice.local, link)
+        assert answer.status == 200 and answer.getheader("content-type") == "application/pdf"
+        pdf = PdfReader(BytesIO(answer.read()))
+        words = " ".join(" ".join(page.extract_text() for page in pdf.pages).split())
+        assert expected in words and PATIENT_FILE not in words, link
+    b.get(url + "/protokolle")
+    drill_link = b.find_element(By.CSS_SELECTOR, "a[href^='/tests/']").get_attribute("href")
+    assert drill_link is not None
+    answer = get(practice.local, drill_link.removeprefix(url))
+    assert answer.status == 200 and b"%PDF" in answer.read()[:8]
 
     b.get(url + "/?lang=en")
     text = body(b)
