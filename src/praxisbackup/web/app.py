@@ -164,7 +164,9 @@ class Problem(Exception):
         self.status, self.code, self.params = status, code, params
 
 
-class StatusPage:
+class Site:
+    """The pages and their plumbing (one per running status page)."""
+
     def __init__(self, load_config: Callable[[], Config], login: bool, session_minutes: int):
         self.configs = ConfigCache(load_config)
         self.login = login
@@ -562,10 +564,14 @@ class StatusPage:
         return response
 
 
+#: A page of this site to return to after the login (no "//host" or "/\\host" tricks).
+NEXT = re.compile(r"^/[A-Za-z0-9/_.-]*$")
+
+
 def _next(visit: Visit) -> str:
     """Where to go after the login: a path of this page, nothing else."""
     target = visit.request.query_params.get("next", "/")
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    return target if NEXT.match(target) and not target.startswith("//") else "/"
 
 
 def _drill_key(record: DrillRecord) -> str:
@@ -578,4 +584,4 @@ def create_app(
     load_config: Callable[[], Config], login: bool = False, session_minutes: int = 480
 ) -> Starlette:
     """The ASGI application (``web.server`` runs it inside ``serve``)."""
-    return Starlette(routes=StatusPage(load_config, login, session_minutes).routes())
+    return Starlette(routes=Site(load_config, login, session_minutes).routes())
