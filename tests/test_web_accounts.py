@@ -296,3 +296,26 @@ def test_today_gives_reasons_and_advice_for_a_red_night(tmp_path: Path) -> None:
         ("today.advice.no_medium", "Di")
     ]
     assert not view.checked
+
+
+def test_every_text_of_the_page_is_in_both_languages() -> None:
+    import praxisbackup
+    from praxisbackup.report.i18n import catalogue
+
+    web = Path(praxisbackup.__file__).parent / "web"
+    sources = [p.read_text(encoding="utf-8") for p in (web / "templates").glob("*.html")]
+    sources.append((web / "app.py").read_text(encoding="utf-8"))
+    used = {
+        code
+        for source in sources
+        for code in re.findall(r"""\bt\(\s*["']([a-z_.0-9-]+)["']""", source)
+    }
+    assert len(used) > 80
+    for lang in ("de", "en"):
+        known = catalogue(lang)
+        missing = sorted(
+            c
+            for c in used
+            if c not in known and not (c.endswith(".") and any(k.startswith(c) for k in known))
+        )
+        assert missing == [], lang
