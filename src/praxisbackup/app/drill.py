@@ -10,10 +10,12 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from praxisbackup import platform
+from praxisbackup.catalog.drills import Drills
 from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
@@ -33,9 +35,12 @@ def run_drill(
     scratch: str | None = None,
     check_command: str | None = None,
     register: Register | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> DrillRecord:
     """Restore, verify, check, time; the record is written to the medium (and to the local
-    register when this machine has one). A temporary scratch folder is removed afterwards."""
+    register when this machine has one). A temporary scratch folder is removed afterwards.
+    ``clock`` gives the drill's date (injectable, like the nightly job's, for tests that build
+    a history)."""
     snap = find_snapshot(repo, snapshot_ref)
     target = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="praxisbackup-drill-"))
     started = time.monotonic()
@@ -58,7 +63,7 @@ def run_drill(
         if not scratch:
             shutil.rmtree(target, ignore_errors=True)
     record = DrillRecord(
-        time=datetime.now().astimezone().isoformat(timespec="seconds"),
+        time=(clock or (lambda: datetime.now().astimezone()))().isoformat(timespec="seconds"),
         machine=platform.hostname(),
         system=f"{pyplatform.system()} {pyplatform.release()}",
         medium_id=medium.label.medium_id,
@@ -78,7 +83,10 @@ def run_drill(
     )
     repo.write_meta(record.meta_name(), record.to_json())
     if register is not None:
-        register.event(medium.label.medium_id, "drill", "attached", "", _verdict(record))
+        register.event(
+            medium.label.medium_id, "drill", "attached", "", _verdict(record), when=record.time
+        )
+        Drills(register.path).record(record)
     return record
 
 
@@ -87,9 +95,11 @@ def _verdict(record: DrillRecord) -> str:
 
 
 def import_drills(repo: Repository, register: Register, medium_id: str) -> int:
-    """Enter drills recorded on the medium (run on other machines) into the local register;
+    """Enter drills recorded on the medium (run on other machines) into the local register
+    and keep their full records (the evidence report shows machine, amount and duration);
     returns how many were new. Unreadable records are skipped (``check`` reports them)."""
     known = {h["time"] for h in register.history(medium_id) if h["kind"] == "drill"}
+    drills = Drills(register.path)
     added = 0
     for name in list(repo.list_names("meta")):
         if not name.startswith("drill-"):
@@ -98,6 +108,8 @@ def import_drills(repo: Repository, register: Register, medium_id: str) -> int:
             record = DrillRecord.from_json(repo.read_meta(name))
         except PraxisError:  # a damaged record must not stop the night; `check` reports it
             continue
+        if record.time:
+            drills.record(record)
         if record.time and record.time not in known:
             register.event(
                 medium_id, "drill", "attached", record.machine, _verdict(record), when=record.time

@@ -4,6 +4,7 @@ or one given by its folder; the snapshot a restore should start from."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Snapshot, list_snapshots
@@ -75,8 +76,16 @@ def attached_ids(config: Config) -> set[str]:
     return {m.label.medium_id for m in found}
 
 
-def move_medium(config: Config, ref: str, location: str, by: str, note: str = "") -> MediumRecord:
-    """Record where a medium is now (practice, offsite, archive, attached)."""
+def move_medium(
+    config: Config,
+    ref: str,
+    location: str,
+    by: str,
+    note: str = "",
+    now: datetime | None = None,
+) -> MediumRecord:
+    """Record where a medium is now (practice, offsite, archive, attached); ``now`` is the
+    time of the move (default: the clock; injectable for tests that build a history)."""
     register = Register(catalog_path(config))
     record = register.find(ref)
     if record.location == "retired":
@@ -89,7 +98,8 @@ def move_medium(config: Config, ref: str, location: str, by: str, note: str = ""
             code="error.medium_still_attached",
             medium=record.label,
         )
-    register.event(record.id, "moved", location, by, note)
+    when = now.isoformat(timespec="seconds") if now is not None else None
+    register.event(record.id, "moved", location, by, note, when=when)
     return register.find(record.id)
 
 

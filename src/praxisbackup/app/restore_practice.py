@@ -189,6 +189,19 @@ def restore_record(
     )
 
 
+def restore_records(config: Config) -> list[tuple[str, RestoreRecord]]:
+    """Every practice restore done on this server, newest first, with its name
+    (``restore-20261130-223000``); unreadable records are left out."""
+    folder = Path(state_dir(config)) / "restores"
+    records = []
+    for path in sorted(folder.glob("restore-*.json"), reverse=True):
+        try:
+            records.append((path.stem, RestoreRecord.from_json(path.read_bytes())))
+        except (OSError, PraxisError):
+            continue
+    return records
+
+
 def _os_user() -> str:
     try:
         return getpass.getuser()

@@ -4,6 +4,11 @@ backups and unconfirmed checks and retries undelivered mail.
 
 It waits on a :class:`threading.Event`, so a stop request (SIGTERM, the Windows service
 manager's stop, the web server shutting down) ends it within a moment, never after a sleep.
+
+Companions run in the same process beside the scheduler, so the practice installs one service:
+the status page (``web/``) is one. They are found through the ``praxisbackup.serve`` entry
+points rather than imported, because the command line and the web page are two interfaces of
+the same rank that must not depend on each other (docs/design.md, "Architecture").
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from importlib.metadata import entry_points
+from typing import Protocol
 
 from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.job import NightlyJob
@@ -24,6 +31,44 @@ from praxisbackup.platform.schedule import next_run
 
 #: Seconds between the between-runs checks (daily check, outbox).
 CHECK_EVERY = 300.0
+#: Entry-point group of the companions ``serve`` starts beside the scheduler.
+COMPANIONS = "praxisbackup.serve"
+
+
+class Companion(Protocol):
+    """A service running inside ``serve`` (the status page); it ends when the stop event
+    it was started with is set."""
+
+    @property
+    def description(self) -> str:
+        """One line for the service log, e.g. where the page is."""
+        ...
+
+    def join(self, timeout: float | None = None) -> None: ...
+
+
+#: What a ``praxisbackup.serve`` entry point names: start with the configuration loader and the
+#: stop event; None when the configuration switches the companion off.
+CompanionStarter = Callable[[Callable[[], Config], threading.Event], Companion | None]
+
+
+def start_companions(
+    load_config: Callable[[], Config], stop: threading.Event, log: Callable[[str], None]
+) -> list[Companion]:
+    """Start every installed companion; one that cannot start is logged and left out, since
+    the nightly backup must run even when the status page cannot (port taken, bad address)."""
+    started = []
+    for point in entry_points(group=COMPANIONS):
+        try:
+            starter: CompanionStarter = point.load()
+            companion = starter(load_config, stop)
+        except Exception as exc:  # noqa: BLE001 - the backups must go on without the page
+            log(f"{point.name}: not started: {exc}")
+            continue
+        if companion is not None:
+            log(companion.description)
+            started.append(companion)
+    return started
 
 
 def between_runs(config: Config, now: datetime | None = None) -> None:

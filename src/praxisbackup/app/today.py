@@ -32,6 +32,16 @@ class BringBack:
     location: str
 
 
+@dataclass(frozen=True)
+class Reason:
+    """One reason for the traffic light, as a message code with its parameters (a finding of
+    the last run, an oversight warning, or one of the ``today.reason.*`` codes)."""
+
+    level: str  # red | yellow
+    code: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class Advice:
     """What to do about last night, by its cause (a message code and its parameters)."""
@@ -82,6 +92,36 @@ class Today:
         ):
             return YELLOW
         return GREEN
+
+    @property
+    def checked(self) -> bool:
+        """The newest run is covered by a confirmation (the page shows "done"); unlike
+        ``acknowledged`` this does not wait for the morning's deadline."""
+        last = self.last_run
+        return bool(self.last_ack and last is not None and self.last_ack[0] >= last.finished)
+
+    def reasons(self) -> list[Reason]:
+        """Why the light is not green, worst first, each once: a missed night, the last
+        run's red and yellow findings, an open confirmation, undelivered mail, warnings."""
+        found: list[Reason] = []
+        if self.missed:
+            found.append(Reason(RED, "today.reason.missed"))
+        last = self.last_run
+        if last is not None:
+            found += [Reason(f.level, f.code, f.params) for f in last.findings if f.level == RED]
+            found += [Reason(f.level, f.code, f.params) for f in last.findings if f.level == YELLOW]
+        if not self.acknowledged:
+            found.append(Reason(YELLOW, "today.reason.unconfirmed"))
+        if self.undelivered:
+            found.append(
+                Reason(YELLOW, "today.reason.undelivered", {"count": len(self.undelivered)})
+            )
+        found += [Reason(YELLOW, w.code, w.params) for w in self.warnings]
+        unique: list[Reason] = []
+        for reason in found:
+            if not any(r.code == reason.code and r.params == reason.params for r in unique):
+                unique.append(reason)
+        return unique
 
     def to_json(self) -> dict[str, Any]:
         last = self.last_run
@@ -185,7 +225,8 @@ def advice(config: Config, t: Today) -> list[Advice]:
         return []
     codes = [f.code for f in last.findings if f.level == RED]
     found = {f.code: f.params for f in last.findings if f.level == RED}
-    tonight = t.next_label or last.expected_medium or "-"
+    due = str(next((p.get("expected") for p in found.values() if p.get("expected")), ""))
+    tonight = t.next_label or last.expected_medium or (due if due != "-" else "") or "-"
     if "no_medium" in codes:
         return [Advice("today.advice.no_medium", {"label": tonight})]
     if "wrong_medium" in codes:

@@ -53,6 +53,16 @@ class Catalog(SqliteStore):
             ).fetchall()
         return [RunProtocol.from_json(r[0]) for r in rows]
 
+    def runs_between(self, first: str, last: str) -> list[RunProtocol]:
+        """Runs started from ``first`` up to, not including, ``last`` (ISO times with the
+        same offset as stored), oldest first: the nights of an audit period."""
+        with self._db() as db:
+            rows = db.execute(
+                "SELECT protocol FROM runs WHERE started >= ? AND started < ? ORDER BY started",
+                (first, last),
+            ).fetchall()
+        return [RunProtocol.from_json(r[0]) for r in rows]
+
     def run(self, run_id: str) -> RunProtocol | None:
         with self._db() as db:
             rows = db.execute(

@@ -26,6 +26,7 @@ from praxisbackup.cli import (
     notify_commands,
     practice_commands,
     restore_commands,
+    web_commands,
 )
 from praxisbackup.cli.context import Ctx
 from praxisbackup.cli.demo_command import demo
@@ -227,6 +228,7 @@ for _command in (
     + media_commands.COMMANDS
     + notify_commands.COMMANDS
     + restore_commands.COMMANDS
+    + web_commands.COMMANDS
 ):
     cli.add_command(_command)
 cli.add_command(demo)

@@ -14,15 +14,18 @@ import click
 
 from praxisbackup import platform
 from praxisbackup.app import readiness
+from praxisbackup.app.evidence import evidence, parse_day, parse_period
 from praxisbackup.app.job import NightlyJob
-from praxisbackup.app.serve import Scheduler
+from praxisbackup.app.serve import Scheduler, start_companions
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.cli.context import Ctx, write_output
-from praxisbackup.errors import PraxisError
+from praxisbackup.errors import PraxisError, UsageError
+from praxisbackup.model.config import Config
 from praxisbackup.model.example import example_toml, json_schema
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RunProtocol, exit_code
 from praxisbackup.platform import schedule
+from praxisbackup.report.evidence import evidence_pdf
 from praxisbackup.report.i18n import size, text, when
 from praxisbackup.report.render import render_html, render_pdf, render_text
 
@@ -115,6 +118,12 @@ def config_check(ctx: Ctx, root: str) -> None:
 )
 @click.option("--print", "to_printer", is_flag=True, help="Send the PDF to the default printer.")
 @click.option("--list", "list_runs", is_flag=True, help="The run history (newest first).")
+@click.option(
+    "--period",
+    help="Audit evidence report (PDF) for a period: 2026-Q4, 2026-11 or 2026.",
+)
+@click.option("--from", "first", help="Evidence report from this day (07.12.2026 or 2026-12-07).")
+@click.option("--to", "last", help="Evidence report up to this day (included).")
 @pass_ctx
 def report(
     ctx: Ctx,
@@ -125,10 +134,17 @@ def report(
     lang: str | None,
     to_printer: bool,
     list_runs: bool,
+    period: str | None,
+    first: str | None,
+    last: str | None,
 ) -> None:
-    """Show the protocol of the last run (or of RUN_ID); --list shows the run history."""
+    """Show the protocol of the last run (or of RUN_ID); --list shows the run history; with
+    --period (or --from/--to) write the audit evidence report as one PDF."""
     config = ctx.config()
     language = lang or config.practice.language
+    if period or first or last:
+        _evidence_report(ctx, config, period, first, last, lang, output, force, to_printer)
+        return
     catalog = Catalog(catalog_path(config))
     if list_runs:
         _list_runs(ctx, catalog.runs(limit=400), language)
@@ -186,6 +202,37 @@ def _list_runs(ctx: Ctx, runs: list[RunProtocol], lang: str) -> None:
             f"{when(r.started, lang)}  {status:<6}  {r.medium_label or '–':<12} "
             f"{r.snapshot_id[:8] or '–':<8}  {size(new, lang):>10}  {r.run_id}"
         )
+
+
+def _evidence_report(
+    ctx: Ctx,
+    config: Config,
+    period: str | None,
+    first: str | None,
+    last: str | None,
+    lang: str | None,
+    output: str | None,
+    force: bool,
+    to_printer: bool,
+) -> None:
+    """The audit evidence PDF (app.evidence collects, report.evidence renders)."""
+    if period and (first or last):
+        raise UsageError("use either --period or --from/--to")
+    if period:
+        start, end = parse_period(period)
+        name = period
+    else:
+        if not (first and last):
+            raise UsageError("--from needs --to (and the other way round)")
+        start, end = parse_day(first), parse_day(last)
+        name = f"{start.isoformat()}_{end.isoformat()}"
+    language = lang or config.practice.language
+    data = evidence_pdf(evidence(config, start, end, language), language)
+    if to_printer:
+        _print_pdf(data)
+        return
+    target = output or f"{text('evidence.file', language)}-{name}.pdf"
+    write_output(target, data, force, ctx.lang)
 
 
 def _print_pdf(data: bytes) -> None:
@@ -264,7 +311,14 @@ def serve(ctx: Ctx, once: bool) -> None:
     if once:
         protocol = scheduler.run_once()
         sys.exit(exit_code(protocol.status) if protocol else 0)
-    scheduler.loop()
+    # The status page (web/) runs beside the scheduler and ends on the same stop event.
+    companions = start_companions(ctx.config, stop, lambda line: click.echo(line, err=True))
+    try:
+        scheduler.loop()
+    finally:
+        stop.set()
+        for companion in companions:
+            companion.join(timeout=10)
 
 
 COMMANDS += [schedule_group, serve]

@@ -40,9 +40,12 @@ def oversight(
                     {"medium": m.label, "days": (now - seen).days, "location": m.location},
                 )
             )
+        # The nightly job reads a medium completely at its first use after full_cycle_days.
+        # Warn when a use went by without that read (it failed), not while a weekly medium
+        # waits for its turn: comparing with "now" flagged media that were on schedule.
+        cycle = timedelta(days=max(config.verify.full_cycle_days, FULL_VERIFY_DAYS - 1))
         if seen and (
-            not m.last_full_verify
-            or now - datetime.fromisoformat(m.last_full_verify) > timedelta(days=FULL_VERIFY_DAYS)
+            not m.last_full_verify or seen - datetime.fromisoformat(m.last_full_verify) > cycle
         ):
             warnings.append(Warning_("medium_not_verified", {"medium": m.label}))
         # A new medium gets its first restore test within six months of registration.

@@ -6,6 +6,7 @@ it is a service partner at a practice server, not the author of this code.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 import tomllib
@@ -406,6 +407,61 @@ class ScheduleSection(_Section):
     at: str = Field(default="22:30", pattern=HHMM, description="Time of the nightly run.")
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """``"127.0.0.1:8765"`` / ``"[::1]:8765"`` / ``"0.0.0.0:8765"`` -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected ADDRESS:PORT (e.g. 127.0.0.1:8765), got {value!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+def is_local_address(host: str) -> bool:
+    """Only this computer can reach the address (loopback): the page may go without login."""
+    if host.casefold() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class WebSection(_Section):
+    """The status page for the staff (Heute, Kontrolle bestätigen, Protokolle, Medien,
+    Abwesenheit), served by 'praxisbackup serve'. Staff open it in a browser on the server:
+    http://127.0.0.1:8765/"""
+
+    enabled: bool = Field(
+        default=True, description="Serve the status page while 'praxisbackup serve' runs."
+    )
+    listen: str = Field(
+        default="127.0.0.1:8765",
+        description="Address and port of the page. 127.0.0.1 means only this computer. "
+        "Another address (e.g. '0.0.0.0:8765' for the practice network) needs login = true.",
+        examples=["127.0.0.1:8765"],
+    )
+    login: bool = Field(
+        default=False,
+        description="Ask for a name and password (accounts: 'praxisbackup web user add "
+        "NAME'). Required when the page is reachable from the network.",
+    )
+    session_minutes: int = Field(
+        default=480,
+        ge=5,
+        le=7 * 24 * 60,
+        description="A login ends after this many minutes without use.",
+    )
+
+    @model_validator(mode="after")
+    def _network_needs_login(self) -> WebSection:
+        host, _port = split_listen(self.listen)
+        if self.enabled and not self.login and not is_local_address(host):
+            raise ValueError(
+                f"listen = '{self.listen}' makes the page reachable from the network: "
+                "set login = true and add accounts with 'praxisbackup web user add NAME'"
+            )
+        return self
+
+
 class Config(_Section):
     """praxisbackup configuration (TOML). Check it with: praxisbackup config check"""
 
@@ -471,6 +527,7 @@ class Config(_Section):
     notify: NotifySection = NotifySection()
     daily_check: DailyCheckSection = DailyCheckSection()
     contacts: ContactsSection = ContactsSection()
+    web: WebSection = WebSection()
 
     #: Where the file was read from (not part of the file).
     path: str = Field(default="", exclude=True)

@@ -8,8 +8,12 @@ application fills this record; the report layer renders it (text, HTML, PDF).
 
 from __future__ import annotations
 
+import builtins
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from praxisbackup.errors import IntegrityError
 
 COMPLETE, INCOMPLETE, FAILED = "complete", "incomplete", "failed"
 
@@ -49,3 +53,18 @@ class RestoreRecord:
         doc = asdict(self)
         doc["status"] = self.status
         return json.dumps(doc, ensure_ascii=False, indent=1)
+
+    @classmethod
+    def from_json(cls, raw: str | builtins.bytes) -> RestoreRecord:
+        """Parse a stored record (``restores/*.json``); anything malformed is an
+        IntegrityError."""
+        try:
+            doc: Any = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise TypeError("not an object")
+            known = {f.name for f in fields(cls)}
+            record = cls(**{k: v for k, v in doc.items() if k in known})
+            record.renamed = [(str(a), str(b)) for a, b in record.renamed]
+            return record
+        except (ValueError, TypeError) as exc:
+            raise IntegrityError(f"a restore record is malformed: {exc}") from None

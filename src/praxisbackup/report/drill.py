@@ -8,10 +8,20 @@ expect) and whether the check command passed; the person who did it signs.
 
 from __future__ import annotations
 
+import dataclasses
+
 from praxisbackup.model.drill import DrillRecord
 from praxisbackup.report import localize
 from praxisbackup.report.i18n import number, size, text, when
 from praxisbackup.report.pdf import Cell, Document
+
+
+def without_files(r: DrillRecord) -> DrillRecord:
+    """The record for a page nobody logged in to: damaged files' paths cut to their first
+    folder, the check command's output (it may list files) left out."""
+    return dataclasses.replace(
+        r, errors=[localize.redact_paths(e) for e in r.errors], check_output=""
+    )
 
 
 def _facts(r: DrillRecord, lang: str) -> list[tuple[str, str]]:

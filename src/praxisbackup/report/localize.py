@@ -117,6 +117,35 @@ def phrase(value: str, lang: str) -> str:
     return value
 
 
+#: Where a file path begins in a lower layer's message: a drive ("C:\\"), a share ("\\\\nas")
+#: or a POSIX root, at the start or after a space, bracket, quote, "=", "," or ";".
+_PATH_START = re.compile(r"""(?:^|(?<=[\s(\"'„=,;]))(?:[A-Za-z]:[\\/]|\\\\|/(?!/))""")
+_SEPARATOR = re.compile(r"[\\/]+")
+#: Parameters whose text may name patients' files (a damaged file, an unreadable file).
+PATH_PROSE = (*PROSE, "paths")
+ELLIPSIS = "…"
+
+
+def redact_paths(value: str) -> str:
+    """``value`` without file names: the first path keeps its root and first folder
+    ("C:\\CompuMED\\…"), everything after a deeper path is cut. For pages anyone on the
+    server can open: a file's name can be a patient's name ("Befund Müller.pdf")."""
+    m = _PATH_START.search(value)
+    if m is None:
+        return value
+    rest = value[m.start() :]
+    if rest.startswith("\\\\"):  # \\server\share: the share is the first folder
+        head, parts = "\\\\", _SEPARATOR.split(rest[2:], maxsplit=2)
+    else:
+        root = m.group(0)
+        head, parts = root, _SEPARATOR.split(rest[len(root) :], maxsplit=1)
+    if len(parts) <= 1 or (len(parts) == 2 and head == "\\\\"):
+        return value
+    separator = "/" if "/" in m.group(0) and "\\" not in m.group(0) else "\\"
+    kept = separator.join(parts[:2] if head == "\\\\" else parts[:1])
+    return f"{value[: m.start()]}{head}{kept}{separator}{ELLIPSIS}"
+
+
 def path_phrase(value: str, lang: str) -> str:
     """ "<path>: <phrase>" (a drill's damaged file) with the phrase translated; the path may
     itself contain ": " (``C:\\...``), so every split is tried from the left."""
@@ -153,11 +182,14 @@ def moment(value: str, lang: str) -> str:
     return value
 
 
-def params(values: Mapping[str, Any], lang: str) -> dict[str, Any]:
+def params(values: Mapping[str, Any], lang: str, with_files: bool = True) -> dict[str, Any]:
     """A finding's parameters ready for its message: phrases translated, sizes, dates and
-    locations in the reader's form, counts with thousands separators."""
+    locations in the reader's form, counts with thousands separators; without ``with_files``
+    file names are cut from the texts that may hold them (:func:`redact_paths`)."""
     out: dict[str, Any] = {}
     for key, value in values.items():
+        if not with_files and key in PATH_PROSE and isinstance(value, str):
+            value = redact_paths(value)  # noqa: PLW2901 - the redacted text replaces it
         if isinstance(value, bool):
             out[key] = value
         elif isinstance(value, int | float):

@@ -35,9 +35,15 @@ def human_size(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
-def finding_texts(p: RunProtocol, lang: str) -> list[dict[str, str]]:
+def finding_text(code: str, params: dict[str, Any], lang: str, with_files: bool = True) -> str:
+    """One finding (or warning) as a sentence in ``lang``; without ``with_files`` the file
+    names a lower layer put into it are cut (pages anyone at the server can open)."""
+    return text(code, lang, **localize.params(params, lang, with_files))
+
+
+def finding_texts(p: RunProtocol, lang: str, with_files: bool = True) -> list[dict[str, str]]:
     return [
-        {"level": f.level, "text": text(f.code, lang, **localize.params(f.params, lang))}
+        {"level": f.level, "text": finding_text(f.code, f.params, lang, with_files)}
         for f in p.findings
     ]
 
@@ -61,6 +67,8 @@ class ProtocolView:
     problem_head: list[str]
     problems: list[tuple[str, str]]
     problems_more: int
+    #: Without file names (``with_files=False``): how many file lines were left out.
+    problems_hidden: int
     footer: str
     practice: str
     started: str
@@ -72,7 +80,11 @@ def _hook_when(h: dict[str, Any], lang: str) -> str:
     return f"{moment} {text('hook.stage.' + str(h['stage']), lang)}"
 
 
-def protocol_view(p: RunProtocol, lang: str = "de") -> ProtocolView:
+def protocol_view(p: RunProtocol, lang: str = "de", with_files: bool = True) -> ProtocolView:
+    """``with_files=False`` leaves out everything that can name a patient's file (the list of
+    skipped and changed files, hook output, paths inside messages): for the status page
+    where nobody has logged in."""
+
     def t(code: str, **params: Any) -> str:
         return text(code, lang, **params)
 
@@ -123,18 +135,19 @@ def protocol_view(p: RunProtocol, lang: str = "de") -> ProtocolView:
             _hook_when(h, lang),
             str(h["exit"]),
             f"{number(float(h['seconds']), lang)} s",
-            "\n".join(str(h.get("output", "")).strip().splitlines()[-5:]),
+            "\n".join(str(h.get("output", "")).strip().splitlines()[-5:]) if with_files else "",
         )
         for h in p.hooks
     ]
     problems_all = p.skipped + p.warnings
+    shown = problems_all if with_files else []
     return ProtocolView(
         title=f"{t('title')} – {p.practice}",
         status=p.status,
         status_text=t(f"status.{p.status}"),
         todo=t("todo." + p.status),
         facts=facts,
-        findings=[(f["level"], f["text"]) for f in finding_texts(p, lang)],
+        findings=[(f["level"], f["text"]) for f in finding_texts(p, lang, with_files)],
         source_head=[t("col.source"), t("files"), t("size"), t("new_data")],
         sources=[
             (
@@ -153,15 +166,17 @@ def protocol_view(p: RunProtocol, lang: str = "de") -> ProtocolView:
         problem_head=[t("col.file"), t("col.reason")],
         problems=[
             (str(s.get("path", "")), localize.phrase(str(s.get("reason", "")), lang))
-            for s in problems_all[:MAX_PROBLEMS]
+            for s in shown[:MAX_PROBLEMS]
         ],
-        problems_more=max(0, len(problems_all) - MAX_PROBLEMS),
+        problems_more=max(0, len(shown) - MAX_PROBLEMS),
+        problems_hidden=len(problems_all) - len(shown),
         footer=t("protocol.footer", version=p.program_version, run=p.run_id),
         practice=p.practice,
         started=p.started,
         labels={
             k: t(k) for k in ("what_to_do", "findings", "sources", "services", "hooks", "problems")
-        },
+        }
+        | {"files_hidden": t("protocol.files_hidden", count=number(len(problems_all), lang))},
     )
 
 
@@ -200,7 +215,7 @@ def render_text(p: RunProtocol, lang: str = "de") -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_html(p: RunProtocol, lang: str = "de") -> str:
+def render_html(p: RunProtocol, lang: str = "de", with_files: bool = True) -> str:
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     source = (
         resources.files("praxisbackup.report")
@@ -208,12 +223,13 @@ def render_html(p: RunProtocol, lang: str = "de") -> str:
         .read_text("utf-8")
     )
     template = env.from_string(source)
-    return template.render(v=protocol_view(p, lang), lang=lang, day=day(p.started[:10], lang))
+    view = protocol_view(p, lang, with_files)
+    return template.render(v=view, lang=lang, day=day(p.started[:10], lang))
 
 
-def render_pdf(p: RunProtocol, lang: str = "de") -> bytes:
+def render_pdf(p: RunProtocol, lang: str = "de", with_files: bool = True) -> bytes:
     """The protocol as the practice files it: status box, facts, findings, tables, signature."""
-    v = protocol_view(p, lang)
+    v = protocol_view(p, lang, with_files)
     lab = v.labels
     doc = Document(v.title, v.practice, lang)
     doc.heading(v.title)
@@ -264,6 +280,9 @@ def render_pdf(p: RunProtocol, lang: str = "de") -> bytes:
         )
         if v.problems_more:
             doc.paragraph(f"… (+{v.problems_more})")
+    if v.problems_hidden:
+        doc.section(lab["problems"])
+        doc.paragraph(lab["files_hidden"], level="info")
     doc.signature()
     doc.space(4)
     doc.paragraph(v.footer, size=7.5, level="info")

@@ -8,6 +8,7 @@ made from the same lines so they agree.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 
@@ -17,6 +18,20 @@ from praxisbackup.report.i18n import clock, number, size, text, when
 from praxisbackup.report.pdf import Cell, CellLike, Document
 
 LEVEL = {COMPLETE: "green", FAILED: "red"}  # incomplete: red as well (data is missing)
+
+
+def without_files(r: RestoreRecord) -> RestoreRecord:
+    """The record for a page nobody logged in to: the restored items are the vendor's
+    folders, but a file that failed or warned may carry a patient's name, so its path is
+    cut to its first folder (see ``localize.redact_paths``)."""
+
+    def cut(entries: list[dict[str, str]]) -> list[dict[str, str]]:
+        return [
+            {"path": localize.redact_paths(e["path"]), "reason": localize.redact_paths(e["reason"])}
+            for e in entries
+        ]
+
+    return dataclasses.replace(r, errors=cut(r.errors), warnings=cut(r.warnings))
 
 
 def _level(record: RestoreRecord) -> str:

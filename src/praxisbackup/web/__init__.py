@@ -1,0 +1,1 @@
+"""The status page for the practice staff (``praxisbackup serve`` serves it): see ``web.app``."""
