@@ -13,6 +13,7 @@ from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.browse import walk
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.pack import DATA, TREE
+from praxisbackup.engine.paths import native_path
 from praxisbackup.engine.repository import Repository
 from praxisbackup.storage import LocalBackend
 
@@ -88,7 +89,7 @@ def test_bit_flip_in_pack_is_found_named_and_repaired(
     named.add(victim_path)
     # Restore without repair: every other file comes back, the damaged one is named.
     out = run_cli("restore", "latest", "--target", str(tmp_path / "r1"), repo=repo_path)
-    assert out.returncode == 2 and victim_path in out.stderr
+    assert out.returncode == 2 and native_path(victim_path) in out.stderr  # D:\\... on Windows
     # repair drops the damaged blob from the index and lists what is lost.
     rep = run_cli("repair", repo=repo_path)
     assert rep.returncode == 5 and victim_path in rep.stdout

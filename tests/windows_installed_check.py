@@ -85,6 +85,8 @@ def main(expected_version: str) -> None:
     while "next run at" not in _text(log) and time.monotonic() < deadline:
         time.sleep(0.5)
     check("serve runs in the service and logs (next run)", "next run at" in _text(log), log)
+    page = _status_page()
+    check("the status page answers inside the service", "Datensicherung" in page, page[:200])
     started = time.monotonic()
     service.stop(timeout=60)
     check(
@@ -95,6 +97,21 @@ def main(expected_version: str) -> None:
     service.start(timeout=60)
     check("service starts again", service.state() == RUNNING)
     service.stop(timeout=60)
+
+
+def _status_page() -> str:
+    """The staff's page, served by the same service on 127.0.0.1:8765."""
+    import urllib.request
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:8765/", timeout=5) as response:
+                return str(response.read().decode("utf-8", "replace"))
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                return f"no answer: {exc}"
+            time.sleep(0.5)
 
 
 def _text(path: Path) -> str:
