@@ -28,11 +28,12 @@ from fsimages import ext4_image
 from praxisbackup import platform
 from praxisbackup.app.daily import DailyCheck
 from praxisbackup.app.drill import run_drill
-from praxisbackup.app.evidence import parse_period
+from praxisbackup.app.evidence import evidence, parse_period
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.app.medium import move_medium, open_medium
 from praxisbackup.media.selection import plan_from_config, prepare_medium
 from praxisbackup.model.config import Config, parse_config
+from praxisbackup.report.evidence import evidence_pdf
 from smtpserver import PASSWORD as SMTP_PASSWORD
 from smtpserver import USER as SMTP_USER
 from smtpserver import SmtpServer
@@ -205,6 +206,10 @@ def working_days() -> list[date]:
     return days
 
 
+def pdf_text(pdf: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(BytesIO(pdf)).pages)
+
+
 def flat(text: str) -> str:
     """The PDF's text with line breaks inside table cells joined."""
     return " ".join(text.split())
@@ -314,10 +319,11 @@ def test_a_week_by_from_and_to_with_german_dates(quarter: History) -> None:
 
 def test_wrong_periods_are_one_line_errors(quarter: History) -> None:
     for args, message in (
-        (("--period", "2026-Q5"), "not a period: '2026-Q5'"),
-        (("--from", "31.12.2026"), "--from needs --to"),
-        (("--from", "02.01.2027", "--to", "01.01.2027"), "the period ends before it starts"),
-        (("--period", "2026-Q4", "--to", "01.01.2027"), "use either --period or --from/--to"),
+        (("--period", "2026-Q5"), "„2026-Q5“ ist kein Zeitraum (Beispiele: 2026-Q4"),
+        (("--from", "31.12.2026"), "--from und --to gehören zusammen"),
+        (("--from", "02.01.2027", "--to", "01.01.2027"), "Der Zeitraum endet, bevor er beginnt."),
+        (("--period", "2026-Q4", "--to", "01.01.2027"), "entweder --period oder --from/--to"),
+        (("--from", "32.12.2026", "--to", "01.01.2027"), "„32.12.2026“ ist kein Datum"),
     ):
         out = run_cli("-c", str(quarter.config_path), "report", *args, env=quarter.env)
         assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
@@ -328,3 +334,19 @@ def test_periods() -> None:
     assert parse_period("2027-q1") == (date(2027, 1, 1), date(2027, 3, 31))
     assert parse_period("2028-02") == (date(2028, 2, 1), date(2028, 2, 29))
     assert parse_period("2026") == (date(2026, 1, 1), date(2026, 12, 31))
+
+
+def test_nights_that_are_not_over_are_not_reported_as_missing(quarter: History) -> None:
+    """A report made on 13 January at 10:00 for all of January lists the nights up to the
+    12th (all without a backup: the history ends in December), not tonight or later ones."""
+    now = datetime(2027, 1, 13, 10, 0).astimezone()
+    ev = evidence(quarter.config, date(2027, 1, 1), date(2027, 1, 31), now=now)
+    assert [n.day for n in ev.nights] == [date(2027, 1, d) for d in range(1, 13)]
+    public = holidays.Germany(subdiv="NW", years=2027)
+    working = [n.day for n in ev.nights if n.day.weekday() < 5 and n.day not in public]
+    assert working == [date(2027, 1, d) for d in (4, 5, 6, 7, 8, 11, 12)]
+    assert [n.day for n in ev.nights_without_backup] == working
+    words = flat(pdf_text(evidence_pdf(ev, "de")))
+    assert "Die Nächte ab Mi, 13.01.2027 sind noch nicht vorbei" in words
+    assert "Di, 12.01.2027 Di FEHLT" in words
+    assert "13.01.2027 Mi" not in words and "14.01.2027" not in words

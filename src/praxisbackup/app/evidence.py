@@ -45,7 +45,11 @@ def parse_day(value: str) -> date:
             return date(int(m[3]), int(m[2]), int(m[1]))
         return date.fromisoformat(value)
     except ValueError:
-        raise UsageError(f"not a date: {value!r} (expected e.g. 07.12.2026)") from None
+        raise UsageError(
+            f"not a date: {value!r} (expected e.g. 07.12.2026)",
+            code="error.not_a_date",
+            value=value,
+        ) from None
 
 
 def parse_period(value: str) -> tuple[date, date]:
@@ -60,7 +64,11 @@ def parse_period(value: str) -> tuple[date, date]:
         return date(year, month, 1), _month_last(year, month)
     if m := _YEAR.match(value):
         return date(int(m[1]), 1, 1), date(int(m[1]), 12, 31)
-    raise UsageError(f"not a period: {value!r} (expected e.g. 2026-Q4, 2026-11 or 2026)")
+    raise UsageError(
+        f"not a period: {value!r} (expected e.g. 2026-Q4, 2026-11 or 2026)",
+        code="error.not_a_period",
+        value=value,
+    )
 
 
 def quarter_of(day: date) -> str:
@@ -92,7 +100,7 @@ def evidence(
 ) -> Evidence:
     """Collect the period's facts (``first`` to ``last``, both included)."""
     if last < first:
-        raise UsageError("the period ends before it starts")
+        raise UsageError("the period ends before it starts", code="error.period_backwards")
     now = now or datetime.now().astimezone()
     db = catalog_path(config)
     catalog, register, check = Catalog(db), Register(db), DailyCheck(config)
@@ -105,12 +113,14 @@ def evidence(
         if first <= backup_day(_local(r.started)) <= last
     ]
     escalations = [e for e in check.escalations() if _within(e["time"], first, last)]
+    # Nights after this one are not over (a clock behind the recorded runs goes by the runs).
+    current = max([backup_day(now)] + [backup_day(_local(r.started)) for r in runs])
     ev = Evidence(
         config=config,
         first=first,
         last=last,
         created=now.isoformat(timespec="seconds"),
-        nights=_nights(config, first, last, runs, escalations, lang),
+        nights=_nights(config, first, last, runs, escalations, lang, current),
         acks=[a for a in check.acks() if _within(a["time"], first, last)],
         escalations=escalations,
         media=_media(register, first, last, runs),
@@ -146,15 +156,20 @@ def _nights(
     runs: list[RunProtocol],
     escalations: list[dict[str, str]],
     lang: str,
+    current: date,
 ) -> list[Night]:
+    """One entry per night up to the last one that is over (``current`` only if it ran)."""
     plan = plan_from_config(config)
     calendar = WorkingCalendar(
         config.practice.state, tuple(config.rotation.closed) if config.rotation else ()
     )
     nights = []
     day = first
-    while day <= last:
+    while day <= min(last, current):
         night = Night(day)
+        night.runs = [r for r in runs if backup_day(_local(r.started)) == day]
+        if day == current and not night.runs:
+            break  # tonight is not over: nothing to report yet
         if plan is not None:
             slot = plan.slot(day)
             night.working = slot is not None
@@ -166,7 +181,6 @@ def _nights(
             night.day_off = (
                 "weekend" if day.weekday() >= 5 else calendar.holiday_name(day, lang) or "closed"
             )
-        night.runs = [r for r in runs if backup_day(_local(r.started)) == day]
         # The "no backup" alert for a night is queued the next working morning.
         following = [
             e["time"]

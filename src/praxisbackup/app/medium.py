@@ -64,7 +64,7 @@ def latest_green(repo: Repository) -> Snapshot:
     """The newest snapshot whose run protocol on the medium is green (else the newest)."""
     snaps = list_snapshots(repo)
     if not snaps:
-        raise PraxisError("the medium holds no snapshot")
+        raise PraxisError("the medium holds no snapshot", code="error.medium_empty")
     green = green_snapshot_ids(repo)
     chosen = [s for s in snaps if s.id in green]
     return chosen[-1] if chosen else snaps[-1]

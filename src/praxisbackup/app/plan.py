@@ -23,7 +23,7 @@ def plan_rows(config: Config, first: date, days: int, lang: str = "de") -> list[
     """The nights from ``first``; holiday names in ``lang``."""
     rotation = plan_from_config(config)
     if rotation is None:
-        raise PraxisError("no [rotation] section in the configuration")
+        raise PraxisError("no [rotation] section in the configuration", code="error.no_rotation")
     rows = []
     for i in range(days):
         day = first + timedelta(days=i)

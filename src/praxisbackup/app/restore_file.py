@@ -26,7 +26,9 @@ def restore_into(repo: Repository, snap: Snapshot, path: str, folder: str) -> Re
     spath = normalize_snapshot_path(path)
     name = spath.rstrip("/").rsplit("/", 1)[-1]
     if not name:
-        raise PraxisError("name a file or folder inside the snapshot, not its root")
+        raise PraxisError(
+            "name a file or folder inside the snapshot, not its root", code="error.restore_root"
+        )
     folder = os.path.abspath(folder)
     created = not os.path.isdir(folder)
     os.makedirs(folder, exist_ok=True)

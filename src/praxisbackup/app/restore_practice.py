@@ -104,7 +104,7 @@ def default_root(snap: Snapshot) -> str:
             if sys.platform == "win32":  # pragma: no cover - Windows only
                 return base[0] + ":\\" + "\\".join(base[1:])
             return "/" + "/".join(base)
-    raise PraxisError("the snapshot holds no CompuMED folder")
+    raise PraxisError("the snapshot holds no CompuMED folder", code="error.no_compumed")
 
 
 def prepare(

@@ -220,7 +220,7 @@ def plan(
     override = config.rotation.override_reason if config.rotation is not None else ""
     if fmt == "pdf":
         if not output:
-            raise PraxisError("a PDF needs --output FILE")
+            raise PraxisError("a PDF needs --output FILE", code="error.pdf_needs_file")
         pdf = plan_pdf(rows, config.practice.name, language, override or "")
         write_output(output, pdf, force, ctx.lang)
         return

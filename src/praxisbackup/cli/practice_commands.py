@@ -172,7 +172,7 @@ def report(
     if output:
         write_output(output, data, force, ctx.lang)
     elif fmt == "pdf":
-        raise PraxisError("a PDF needs --output FILE or --print")
+        raise PraxisError("a PDF needs --output FILE or --print", code="error.pdf_needs_output")
     else:
         click.echo(data.decode("utf-8"), nl=False)
 
@@ -217,13 +217,15 @@ def _evidence_report(
 ) -> None:
     """The audit evidence PDF (app.evidence collects, report.evidence renders)."""
     if period and (first or last):
-        raise UsageError("use either --period or --from/--to")
+        raise UsageError("use either --period or --from/--to", code="error.period_or_range")
     if period:
         start, end = parse_period(period)
         name = period
     else:
         if not (first and last):
-            raise UsageError("--from needs --to (and the other way round)")
+            raise UsageError(
+                "--from needs --to (and the other way round)", code="error.from_needs_to"
+            )
         start, end = parse_day(first), parse_day(last)
         name = f"{start.isoformat()}_{end.isoformat()}"
     language = lang or config.practice.language
@@ -246,7 +248,8 @@ def _print_pdf(data: bytes) -> None:
         return
     proc = subprocess.run(["lp", fh.name], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise PraxisError(f"printing failed: {proc.stderr.strip() or 'lp not available'}")
+        reason = proc.stderr.strip() or "lp not available"
+        raise PraxisError(f"printing failed: {reason}", code="error.print_failed", reason=reason)
 
 
 COMMANDS = [run, config_group, report]

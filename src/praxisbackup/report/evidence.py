@@ -12,7 +12,7 @@ appear (messages are cut to their first folder).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from praxisbackup.model.evidence import Evidence, Night
 from praxisbackup.model.protocol import RED, YELLOW, RunProtocol
@@ -302,6 +302,11 @@ class _Writer:
         )
         if weekends:
             doc.paragraph(t("evidence.weekends", count=self.number_of(weekends)), size=8.5)
+        reported = ev.nights[-1].day if ev.nights else ev.first - timedelta(days=1)
+        if reported < ev.last:
+            doc.paragraph(
+                t("evidence.not_yet", day=day(reported + timedelta(days=1), self.lang)), size=8.5
+            )
 
     def day_off(self, reason: str) -> str:
         return text(reason, self.lang) if reason in ("weekend", "closed") else reason
