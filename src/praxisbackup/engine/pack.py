@@ -19,8 +19,9 @@ whole file. Because the header lists every blob, the index can be rebuilt from p
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import blake3
 
@@ -67,6 +68,12 @@ class FinishedPack:
     entries: list[PackEntry]
 
 
+class Sealer(Protocol):
+    """Anything that encrypts a pack header (:class:`~praxisbackup.engine.crypto.Cipher`)."""
+
+    def seal(self, plaintext: bytes | memoryview, ad: bytes) -> bytes: ...
+
+
 class PackBuilder:
     """Collects sealed blobs and produces a pack file."""
 
@@ -87,7 +94,22 @@ class PackBuilder:
         self._parts.append(sealed)
         self.size += len(sealed)
 
-    def finish(self, cipher: Cipher) -> FinishedPack:
+    def add_parts(
+        self,
+        blob_type: int,
+        flags: int,
+        blob_id: bytes,
+        parts: Sequence[bytes],
+        raw_length: int,
+    ) -> None:
+        """Like :meth:`add`, for a sealed blob given in pieces (nonce, ciphertext): saves
+        joining them."""
+        length = sum(len(p) for p in parts)
+        self._entries.append(PackEntry(blob_type, flags, blob_id, self.size, length, raw_length))
+        self._parts.extend(parts)
+        self.size += length
+
+    def finish(self, cipher: Cipher | Sealer) -> FinishedPack:
         header = bytearray(_COUNT.pack(HEADER_MAGIC, HEADER_VERSION, len(self._entries)))
         for e in self._entries:
             header += _ENTRY.pack(e.type, e.flags, e.id, e.length, e.raw_length)

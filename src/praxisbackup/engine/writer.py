@@ -1,10 +1,11 @@
 """Writing blobs: compress, encrypt, pack, store, index - on both CPU cores.
 
-The caller (archiver) reads, chunks and hashes on its own thread and hands each chunk to
-:meth:`BlobWriter.add`. Chunks the repository already has are dropped right there. New ones
-are compressed and encrypted by a pool of worker threads (zstd, AES-GCM and BLAKE3 release the
-GIL), appended to an open pack, and full packs go to a single writer thread that stores them
-(fsync + rename) and then records them in the index. An index file is written every
+A backup's file data arrives as whole packs from the worker processes
+(:mod:`.pipeline`, :meth:`BlobWriter.add_pack`); trees, and the blobs prune copies, are handed
+over one by one (:meth:`BlobWriter.add`): chunks the repository already has are dropped right
+there, new ones are compressed and encrypted by a pool of threads (zstd, AES-GCM and BLAKE3
+release the GIL) and appended to an open pack. Full packs go to a single writer thread that
+stores them (fsync + rename) and then records them in the index. An index file is written every
 :data:`INDEX_FLUSH_PACKS` packs and at the end, so an interrupted backup leaves indexed packs
 that the next run reuses.
 
@@ -96,6 +97,18 @@ class BlobWriter:
             batch = self._take_batch()
         self._submit(batch)
         return True
+
+    def add_pack(self, pack: FinishedPack) -> None:
+        """Store a pack a backup worker assembled (its blobs are new to the repository, or
+        were new to the worker). Blocks while the pack before it is still being stored."""
+        self._raise_if_failed()
+        with self._lock:
+            for e in pack.entries:
+                self._pending[e.type].add(e.id)
+            self.stats.blobs_new += len(pack.entries)
+            self.stats.bytes_new_raw += sum(e.raw_length for e in pack.entries)
+            self.stats.bytes_new_stored += sum(e.length for e in pack.entries)
+        self._queue.put(pack)
 
     def _take_batch(self) -> list[tuple[int, bytes, bytes]]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
