@@ -487,6 +487,7 @@ class Archiver:
                 pack_size=self.repo.config.pack_size,
                 drop_cache=self.options.drop_source_cache,
                 known=b"".join(known),
+                location=self.repo.backend.location,
             )
         return self._params
 
@@ -562,6 +563,8 @@ class Archiver:
         elif kind == "flushed":
             worker.outstanding -= 1
             self._flushing -= 1
+        elif kind == "praxis-error":
+            raise msg[1]
         elif kind == "error":
             raise PraxisError(f"a backup worker process failed:\n{msg[1]}")
         else:  # eof

@@ -66,6 +66,9 @@ class FinishedPack:
     parts: list[bytes]  # the file's bytes in order (not joined: saves a 16 MiB copy)
     size: int
     entries: list[PackEntry]
+    #: Set when a backup worker already wrote the pack under this temporary name
+    #: (``Backend.stage``); it then only needs ``Backend.commit``.
+    staged: str | None = None
 
 
 class Sealer(Protocol):

@@ -4,11 +4,13 @@ compress, encrypt and pack.
 The archiver's process walks the sources and decides which files must be read (new or
 changed); the reading itself - open, read, chunk, keyed BLAKE3, zstd, AES-GCM, assembling a
 16 MiB pack and hashing it - runs in worker processes, one per core, each holding no lock and
-no Python state the others need, so nothing serialises on the interpreter lock. A worker sends
-back a finished pack (its bytes, id and header entries) and, per file, the chunk ids, the size
-and the times it read. Only the archiver's process touches the repository: it stores the packs
-through the backend (temporary file, fsync, rename), indexes them and writes trees and the
-snapshot - the write order and the crash guarantees stay in one place.
+no Python state the others need, so nothing serialises on the interpreter lock. A worker writes
+each finished pack to the medium under a temporary name and fsyncs it (``Backend.stage``), and
+sends back its id and header entries and, per file, the chunk ids, the size and the times it
+read. The archiver's process gives the pack its name (``Backend.commit``: rename, fsync of the
+folder), indexes it and writes trees, index files and the snapshot - the write order
+(pack, then index file naming it, then snapshot) and the crash guarantees stay in one place; a
+staged pack that is never committed is an ignored temporary file that prune removes.
 
 Workers are started as ``python -c "...worker_main()"`` (no ``fork``: the same on
 POSIX and Windows, and no copy of the parent's threads) and talk over their standard input and
@@ -37,9 +39,9 @@ import subprocess
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import blake3
 import zstandard
@@ -48,6 +50,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from praxisbackup import platform
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.engine.pack import COMPRESSED, DATA, FinishedPack, PackBuilder, blob_ad
+from praxisbackup.errors import PraxisError
+from praxisbackup.storage import Backend, open_backend
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
@@ -76,6 +80,9 @@ class PackerParams:
     drop_cache: bool
     #: Sorted, concatenated 32-byte ids of the data blobs the repository holds intact.
     known: bytes
+    #: Where worker processes stage their packs (the backend's location); the archiver's
+    #: process commits them.
+    location: str = ""
 
 
 @dataclass
@@ -208,9 +215,11 @@ class FilePacker:
                 parts.append(block)
                 size += len(block)
             data = b"".join(parts) if len(parts) != 1 else parts[0]
-            chunks = self._chunker.chunks_of(data)
+            chunks: Iterator[bytes | memoryview] = self._chunker.views_of(data)
         else:
-            chunks = self._chunker.chunks(io.FileIO(fd, closefd=False))
+            chunks = self._chunker.views(io.FileIO(fd, closefd=False))
+        # Each chunk is hashed, and sealed if new, before the next is cut: the views point
+        # into the chunker's buffer.
         for chunk in chunks:
             cid = blake3.blake3(chunk, key=self._key).digest()
             if cid not in self._mine and cid not in self._known:
@@ -222,8 +231,8 @@ class FilePacker:
         return ids, total, new
 
     # -- blobs and packs -----------------------------------------------------------------
-    def _add(self, blob_id: bytes, data: bytes) -> None:
-        payload: bytes = data
+    def _add(self, blob_id: bytes, data: bytes | memoryview) -> None:
+        payload: bytes | memoryview = data
         flags = 0
         worth_trying = True
         if len(data) > SAMPLE * 2:
@@ -307,9 +316,12 @@ def worker_main() -> None:
     out = io.FileIO(1, "wb", closefd=False)
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     packer: FilePacker | None = None
+    backend: Backend | None = None
 
     def emit(pack: FinishedPack) -> None:
-        send(out, ("pack", pack.id, pack.size, pack.entries), pack.parts)
+        assert backend is not None
+        staged = backend.stage("data", pack.id, pack.parts)
+        send(out, ("pack", pack.id, pack.size, pack.entries, staged))
 
     while True:
         try:
@@ -319,6 +331,7 @@ def worker_main() -> None:
         try:
             kind = msg[0]
             if kind == "init":
+                backend = open_backend(msg[1].location)
                 packer = FilePacker(msg[1], emit)
             elif kind == "files":
                 assert packer is not None
@@ -330,6 +343,9 @@ def worker_main() -> None:
                 send(out, ("flushed",))
             elif kind == "stop":
                 return
+        except PraxisError as exc:  # the medium is full, read-only, gone: the archiver's error
+            send(out, ("praxis-error", exc))
+            return
         except BaseException:  # noqa: BLE001 - reported to the archiver, which stops
             send(out, ("error", traceback.format_exc()))
             return
@@ -379,12 +395,12 @@ class _Worker:
                 self._results.put((self.index, ("error", f"reading from it: {exc!r}"), bytearray()))
                 return
             if msg[0] == "pack":
-                # Stored from this thread: a full writer queue holds up this worker only.
-                _kind, pack_id, size, entries = msg
+                # Committed from this thread: a full writer queue holds up this worker only.
+                _kind, pack_id, size, entries, staged = msg
                 try:
                     handler = self._pool.on_pack
                     assert handler is not None
-                    handler(FinishedPack(pack_id, [cast(bytes, payload)], size, entries))
+                    handler(FinishedPack(pack_id, [], size, entries, staged))
                 except BaseException as exc:  # noqa: BLE001 - handed to the archiver
                     self._results.put((self.index, ("error", f"storing a pack: {exc!r}"), payload))
                     return

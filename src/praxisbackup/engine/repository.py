@@ -44,7 +44,7 @@ REPO_VERSION = 1
 #: Names of the damage records check writes into ``meta/``.
 DAMAGE_PREFIX = "damage-"
 DEFAULT_PACK_SIZE = 16 << 20
-DEFAULT_COMPRESSION_LEVEL = 3
+DEFAULT_COMPRESSION_LEVEL = 1
 
 
 @dataclass(frozen=True)

@@ -222,7 +222,10 @@ class BlobWriter:
 
     def _store(self, pack: FinishedPack) -> None:
         self.repo.check_lock()
-        self.repo.backend.write("data", pack.id, pack.parts)
+        if pack.staged is not None:
+            self.repo.backend.commit("data", pack.id, pack.staged)
+        else:
+            self.repo.backend.write("data", pack.id, pack.parts)
         record = PackRecord(pack.id, pack.size, pack.entries)
         with self._lock:
             self.repo.index.add_pack(pack.id, pack.size, pack.entries)

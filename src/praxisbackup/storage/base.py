@@ -57,6 +57,16 @@ class Backend(Protocol):
         ``data`` may be a sequence of parts, written in order (avoids joining large packs)."""
         ...
 
+    def stage(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> str:
+        """Write the data durably under a temporary name (never listed); returns that name.
+        ``stage`` + ``commit`` is ``write`` split in two: a backup worker process stages a
+        pack, the process that indexes it commits it."""
+        ...
+
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """Give a staged object its name, atomically and durably."""
+        ...
+
     def delete(self, kind: str, name: str) -> None:
         """Remove an object; removing a missing object is not an error."""
         ...

@@ -258,6 +258,12 @@ class LocalBackend:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
+        self.commit(kind, name, self.stage(kind, name, data))
+
+    def stage(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> str:
+        """First half of :meth:`write`: the data in a durable temporary file next to its final
+        place (never listed, removed by prune if it is never committed). Returns its name.
+        Backup workers stage packs; the process that indexes them commits."""
         final = self._path(kind, name)
         directory = os.path.dirname(final)
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
@@ -274,11 +280,25 @@ class LocalBackend:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, final)
-            platform.fsync_directory(directory)
         except OSError as exc:
             # The temp file may not exist or the medium may be gone; a leftover is harmless
             # (never listed) and is removed by clean_temporary.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise self._error("write", kind, name, exc) from exc
+        return os.path.basename(tmp)
+
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """Second half of :meth:`write`: rename the staged file to its name, durably."""
+        final = self._path(kind, name)
+        directory = os.path.dirname(final)
+        if not staged.startswith(TEMP_PREFIX) or "/" in staged or "\\" in staged:
+            raise ValueError(f"invalid staged name {staged!r}")
+        tmp = os.path.join(directory, staged)
+        try:
+            os.replace(tmp, final)
+            platform.fsync_directory(directory)
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise self._error("write", kind, name, exc) from exc

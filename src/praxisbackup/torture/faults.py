@@ -59,6 +59,15 @@ class CrashingBackend(LocalBackend):
         os.replace(tmp, final)
         self._step(renamed=final, tmp=tmp)
 
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """A pack staged by a backup worker: killed between temporary file and rename, or
+        after the rename (with power loss: the rename undone)."""
+        self._step()
+        final = self._path(kind, name)
+        tmp = os.path.join(os.path.dirname(final), staged)
+        os.replace(tmp, final)
+        self._step(renamed=final, tmp=tmp)
+
     def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
         """Reads are counted too, so a restore can be killed in the middle of its work."""
         self.reads += 1
