@@ -194,7 +194,7 @@ class Archiver:
         self._params: pipeline.PackerParams | None = None
         self._reads: dict[int, _Read] = {}
         self._next_token = 0
-        self._batch: list[tuple[int, str]] = []
+        self._batch: list[tuple[int, str, int]] = []
         self._batch_bytes = 0
         self._inline_bytes = 0
         self._inline_files = 0
@@ -497,7 +497,7 @@ class Archiver:
         self._reads[token] = read
         if size > pipeline.SMALL_FILE:
             self._submit_batch()
-        self._batch.append((token, read.path))
+        self._batch.append((token, read.path, size))
         self._batch_bytes += size
         if (
             size > pipeline.SMALL_FILE
@@ -535,12 +535,12 @@ class Archiver:
             self._handle_one()
         self._pool.submit(batch)
 
-    def _read_inline(self, batch: list[tuple[int, str]]) -> None:
+    def _read_inline(self, batch: list[tuple[int, str, int]]) -> None:
         assert self._writer is not None
         if self._inline is None:
             self._inline = pipeline.FilePacker(self._packer_params(), self._writer.add_pack)
-        for token, path in batch:
-            self._file_done(token, self._inline.read_file(path))
+        for token, result in self._inline.read_batch(batch):
+            self._file_done(token, result)
 
     def _handle_one(self) -> None:
         """Wait for the next message from a worker and act on it."""

@@ -159,12 +159,39 @@ class FilePacker:
         self._header_cipher = _HeaderCipher(self._aead)
 
     # -- files ----------------------------------------------------------------------------
-    def read_file(self, path: str) -> FileRead:
-        """Read and chunk a file; read it once more if it changed meanwhile."""
+    def read_batch(self, batch: Sequence[tuple[int, str, int]]) -> list[tuple[int, FileRead]]:
+        """Read a batch of (token, path, size seen by the walk). The small files are opened
+        first and the kernel is asked to read them all at once (:func:`platform.prefetch`), so
+        cold reads overlap; then each is read in turn."""
+        opened: dict[int, int | OSError] = {}
+        try:
+            for token, path, size in batch:
+                if 0 < size <= SMALL_FILE and len(batch) > 1:
+                    try:
+                        fd = open_source(path)
+                    except OSError as exc:
+                        opened[token] = exc
+                        continue
+                    opened[token] = fd
+                    platform.prefetch(fd)
+            results = []
+            for token, path, _size in batch:
+                results.append((token, self.read_file(path, opened.pop(token, None))))
+            return results
+        finally:
+            for left in opened.values():
+                if isinstance(left, int):
+                    os.close(left)
+
+    def read_file(self, path: str, first: int | OSError | None = None) -> FileRead:
+        """Read and chunk a file; read it once more if it changed meanwhile. ``first`` is the
+        file already opened (or the error opening it gave)."""
         changed = False
         for attempt in (1, 2):
             try:
-                fd = open_source(path)
+                if isinstance(first, OSError):
+                    raise first
+                fd = first if first is not None else open_source(path)
             except FileNotFoundError:
                 return FileRead("vanished", [])
             except OSError as exc:
@@ -173,6 +200,7 @@ class FilePacker:
                     [],
                     reason=f"cannot open: {exc.strerror or exc} [errno {exc.errno}]",
                 )
+            first = None
             try:
                 before = os.fstat(fd)
                 ids, size, new = self._chunk_fd(fd, before.st_size)
@@ -335,8 +363,7 @@ def worker_main() -> None:
                 packer = FilePacker(msg[1], emit)
             elif kind == "files":
                 assert packer is not None
-                results = [(token, packer.read_file(path)) for token, path in msg[1]]
-                send(out, ("files", results))
+                send(out, ("files", packer.read_batch(msg[1])))
             elif kind == "flush":
                 assert packer is not None
                 packer.flush()
@@ -451,8 +478,8 @@ class WorkerPool:
             w.send(("init", params))
         self.ready = True
 
-    def submit(self, batch: list[tuple[int, str]]) -> None:
-        """Give a batch of (token, path) to the least busy worker."""
+    def submit(self, batch: list[tuple[int, str, int]]) -> None:
+        """Give a batch of (token, path, size) to the least busy worker."""
         worker = min(self.workers, key=lambda w: w.outstanding)
         worker.outstanding += 1
         worker.send(("files", batch))

@@ -26,6 +26,7 @@ file_attributes = _impl.file_attributes
 set_birthtime_ns = _impl.set_birthtime_ns
 set_file_attributes = _impl.set_file_attributes
 drop_cache = _impl.drop_cache
+prefetch = _impl.prefetch
 fsync_directory = _impl.fsync_directory
 owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner
@@ -75,6 +76,7 @@ __all__ = [
     "hostname",
     "owner_names",
     "pread",
+    "prefetch",
     "program_data",
     "protect_secret",
     "restore_owner",

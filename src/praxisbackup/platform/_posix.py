@@ -51,6 +51,18 @@ def drop_cache(fd: int) -> None:
             return
 
 
+def prefetch(fd: int) -> None:
+    """Ask the kernel to start reading a whole file now (``POSIX_FADV_WILLNEED``): a backup
+    worker does this for every small file of a batch before reading the first, so the disk
+    sees many reads at once instead of one at a time (cold caches, tens of thousands of
+    documents). Advice only: errors are ignored."""
+    if hasattr(os, "posix_fadvise"):
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            return
+
+
 def fsync_directory(path: str) -> None:
     """Make a rename or create inside ``path`` durable."""
     fd = os.open(path, os.O_RDONLY)

@@ -90,6 +90,10 @@ def drop_cache(fd: int) -> None:
     """
 
 
+def prefetch(fd: int) -> None:
+    """No read-ahead advice on Windows (the cache manager reads ahead on its own)."""
+
+
 def fsync_directory(path: str) -> None:
     """NTFS journals renames; directory handles cannot be flushed with os.fsync."""
 
