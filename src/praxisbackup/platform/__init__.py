@@ -32,6 +32,7 @@ owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner
 can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
+pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
@@ -79,6 +80,7 @@ __all__ = [
     "prefetch",
     "program_data",
     "protect_secret",
+    "pwrite",
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",

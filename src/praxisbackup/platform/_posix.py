@@ -108,6 +108,11 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     return os.pread(fd, length, offset)
 
 
+def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+    """Positional write that does not move a shared file offset."""
+    return os.pwrite(fd, data, offset)
+
+
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 

@@ -122,6 +122,13 @@ def pread(fd: int, length: int, offset: int) -> bytes:
         return os.read(fd, length)
 
 
+def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+    """Windows has no os.pwrite: seek and write under a lock."""
+    with _pread_lock:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.write(fd, data)
+
+
 def tune_memory() -> None:
     """The Windows heap needs no tuning."""
 

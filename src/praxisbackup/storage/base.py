@@ -47,6 +47,13 @@ class Backend(Protocol):
         """Read part of an object; a short read is an error."""
         ...
 
+    def read_ranges(
+        self, kind: str, name: str, ranges: Sequence[tuple[int, int]]
+    ) -> Sequence[bytes | memoryview]:
+        """Several (offset, length) parts of one object, in the order given, with as few reads
+        as the medium allows (a restore reads each pack once)."""
+        ...
+
     def read_uncached(self, kind: str, name: str) -> bytes:
         """Read a whole object from the medium itself, bypassing the OS page cache if possible."""
         ...
