@@ -37,7 +37,7 @@ import os
 import stat
 import threading
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import zstandard
@@ -49,7 +49,7 @@ from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.objects import decompressor
 from praxisbackup.engine.pack import DATA, TREE, blob_ad
 from praxisbackup.engine.paths import normalize_snapshot_path
-from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot
 from praxisbackup.engine.target import Parts, TargetTree
@@ -243,6 +243,11 @@ class Restorer:
         self._target: TargetTree | None = None
         self._window: list[_FileJob] = []
         self._window_bytes = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._windows: ThreadPoolExecutor | None = None
+        self._window_running: Future[None] | None = None
+        #: Each worker thread reads packs into its own buffer, reused (no fresh pages per read).
+        self._buffers = threading.local()
         #: Files with sub-second times that must read back exactly before the target counts
         #: as precise; -1 once any difference was seen (then every file is measured).
         self._precision_checks_left = 64
@@ -313,6 +318,26 @@ class Restorer:
         return self.result
 
     def _run(self) -> None:
+        workers = max(1, self.options.workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
+        # Windows are written by this thread while the walk plans the next one.
+        self._windows = ThreadPoolExecutor(1, thread_name_prefix="restore-window")
+        try:
+            with quiet_gc():
+                self._write_all()
+                self._wait_window()
+            self._link_hardlinks()
+            self._wait_window()
+        finally:
+            self._windows.shutdown(wait=True)
+            self._pool.shutdown(wait=True)
+        self._finish_dirs()
+        self._report_refused_links()
+        self.progress.close()
+        if self.options.verify:
+            self._verify()
+
+    def _write_all(self) -> None:
         walker = self.walk(self.snapshot.tree_id)
         item = next(walker, None)
         while item is not None:
@@ -323,12 +348,6 @@ class Restorer:
             except StopIteration:
                 item = None
         self._run_window()
-        self._link_hardlinks()
-        self._finish_dirs()
-        self._report_refused_links()
-        self.progress.close()
-        if self.options.verify:
-            self._verify()
 
     def _error(self, spath: str, reason: str) -> None:
         with self._lock:
@@ -456,12 +475,22 @@ class Restorer:
 
     # -- writing, pack by pack ------------------------------------------------------------
     def _run_window(self) -> None:
+        """Hand the planned files over for writing (after the window before them is done)."""
+        window, self._window, self._window_bytes = self._window, [], 0
+        self._wait_window()
+        if window:
+            assert self._windows is not None
+            self._window_running = self._windows.submit(self._write_window, window)
+
+    def _wait_window(self) -> None:
+        running, self._window_running = self._window_running, None
+        if running is not None:
+            running.result()
+
+    def _write_window(self, window: list[_FileJob]) -> None:
         """Write the planned files: every pack they need is read once (nearby blobs in one
         read), its blobs decrypted and decompressed by the workers and written into every file
         that needs them; a file is finished by whoever writes its last chunk."""
-        window, self._window, self._window_bytes = self._window, [], 0
-        if not window:
-            return
         packs: dict[str, dict[bytes, _Need]] = {}
         empty = []
         for job in window:
@@ -480,15 +509,10 @@ class Restorer:
             self._open_job(job)
             self._chunk_done(job, None, None, count=0)
         tasks = [sorted(needs.values(), key=lambda n: n.loc.offset) for needs in packs.values()]
-        workers = max(1, self.options.workers)
+        assert self._pool is not None
         try:
-            if workers == 1 or len(tasks) == 1:
-                for task in tasks:
-                    self._restore_pack(task)
-            else:
-                with ThreadPoolExecutor(workers, thread_name_prefix="restore") as pool:
-                    for _ in pool.map(self._restore_pack, tasks):
-                        pass
+            for _ in self._pool.map(self._restore_pack, tasks):
+                pass
         finally:
             for job in window:
                 if job.fd >= 0:  # left open by an error that stopped the restore
@@ -500,10 +524,13 @@ class Restorer:
         self.repo.check_lock()
         pack_id = needs[0].loc.pack_id
         sealed: list[bytes | memoryview | None]
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = bytearray()
         try:
             sealed = list(
                 self.repo.backend.read_ranges(
-                    "data", pack_id, [(n.loc.offset, n.loc.length) for n in needs]
+                    "data", pack_id, [(n.loc.offset, n.loc.length) for n in needs], buffer
                 )
             )
         except StorageError:
@@ -612,7 +639,10 @@ class Restorer:
                 # real name is complete in content *and* dates even after a crash.
                 if folder.metadata_by_fd:
                     self._apply_metadata(folder, job.tmp, fd, node, job.spath)
-                    stored = os.fstat(fd).st_mtime_ns
+                    # (read back only while renames are being checked for keeping times)
+                    stored = (
+                        os.fstat(fd).st_mtime_ns if self._rename_checks_left > 0 else node.mtime_ns
+                    )
                     os.close(fd)
                     fd = -1
                 else:  # Windows: attributes and times are set by path once the file is closed
@@ -659,6 +689,7 @@ class Restorer:
                 if job is not None:
                     self._window.append(job)
                     self._run_window()
+                    self._wait_window()
             finally:
                 self.target.release(parts)
         self._hardlinks = []

@@ -32,6 +32,7 @@ owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner
 can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
+pread_into = _impl.pread_into
 pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
@@ -77,6 +78,7 @@ __all__ = [
     "hostname",
     "owner_names",
     "pread",
+    "pread_into",
     "prefetch",
     "program_data",
     "protect_secret",

@@ -122,6 +122,13 @@ def pread(fd: int, length: int, offset: int) -> bytes:
         return os.read(fd, length)
 
 
+def pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Windows has no preadv: read (seek and read under a lock), then copy."""
+    data = pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
 def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
     """Windows has no os.pwrite: seek and write under a lock."""
     with _pread_lock:

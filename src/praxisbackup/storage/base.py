@@ -48,10 +48,15 @@ class Backend(Protocol):
         ...
 
     def read_ranges(
-        self, kind: str, name: str, ranges: Sequence[tuple[int, int]]
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
     ) -> Sequence[bytes | memoryview]:
         """Several (offset, length) parts of one object, in the order given, with as few reads
-        as the medium allows (a restore reads each pack once)."""
+        as the medium allows (a restore reads each pack once). With a ``buffer`` the parts may
+        be views into it, valid until the buffer is used again."""
         ...
 
     def read_uncached(self, kind: str, name: str) -> bytes:

@@ -115,6 +115,10 @@ class _HandleCache:
             self._entries.clear()
 
 
+def _region(buffer: bytearray, start: int, length: int) -> memoryview:
+    return memoryview(buffer)[start : start + length]
+
+
 class LocalBackend:
     """Backend for a folder on a mounted file system."""
 
@@ -232,13 +236,29 @@ class LocalBackend:
         return data
 
     def read_ranges(
-        self, kind: str, name: str, ranges: Sequence[tuple[int, int]]
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
     ) -> Sequence[memoryview]:
         """Several (offset, length) parts of one object, in the order given, read with as few
-        calls as possible: ranges no more than :data:`SPAN_GAP` apart share one read."""
+        calls as possible: ranges no more than :data:`SPAN_GAP` apart share one read. With a
+        ``buffer`` (grown as needed) the parts are views into it, valid until its next use."""
+        if not ranges:
+            return []
         order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
         out: dict[int, memoryview] = {}
         path = self._path(kind, name)
+        used = 0
+        if buffer is not None:
+            need = sum(length for _offset, length in ranges) + SPAN_GAP * len(ranges)
+            span = max((o + n for o, n in ranges), default=0) - min(
+                (o for o, _ in ranges), default=0
+            )
+            need = min(need, span)
+            if len(buffer) < need:
+                buffer.extend(bytes(need - len(buffer)))
         try:
             with self._handles.use(path) as fd:
                 i = 0
@@ -249,13 +269,18 @@ class LocalBackend:
                     while j < len(order) and ranges[order[j]][0] <= end + SPAN_GAP:
                         end = max(end, ranges[order[j]][0] + ranges[order[j]][1])
                         j += 1
-                    data = platform.pread(fd, end - start, start)
-                    if len(data) != end - start:
+                    if buffer is None:
+                        data = platform.pread(fd, end - start, start)
+                        got, view = len(data), memoryview(data)
+                    else:
+                        view = _region(buffer, used, end - start)
+                        got = platform.pread_into(fd, view, start)
+                        used += end - start
+                    if got != end - start:
                         raise StorageError(
                             f"{kind}/{name} in {self._root} is shorter than expected "
-                            f"(wanted {end - start} bytes at offset {start}, got {len(data)})"
+                            f"(wanted {end - start} bytes at offset {start}, got {got})"
                         )
-                    view = memoryview(data)
                     for k in order[i:j]:
                         offset, length = ranges[k]
                         out[k] = view[offset - start : offset - start + length]

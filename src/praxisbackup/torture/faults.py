@@ -76,13 +76,17 @@ class CrashingBackend(LocalBackend):
         return super().read_range(kind, name, offset, length)
 
     def read_ranges(
-        self, kind: str, name: str, ranges: Sequence[tuple[int, int]]
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
     ) -> Sequence[memoryview]:
         """Every blob of a pack read counts as one read, as with read_range."""
         self.reads += len(ranges)
         if self.kill_at_read and self.reads >= self.kill_at_read:
             os.kill(os.getpid(), signal.SIGKILL)
-        return super().read_ranges(kind, name, ranges)
+        return super().read_ranges(kind, name, ranges, buffer)
 
     def delete(self, kind: str, name: str) -> None:
         self._step()
