@@ -127,7 +127,7 @@ class PackBuilder:
         return FinishedPack(hasher.hexdigest(), parts, size, self._entries)
 
 
-def header_span(pack_size: int, trailer: bytes, what: str) -> tuple[int, int]:
+def header_span(pack_size: int, trailer: bytes | memoryview, what: str) -> tuple[int, int]:
     """(offset, length) of the sealed header, from the pack size and its last 4 bytes."""
     if pack_size < _TRAILER.size + OVERHEAD or len(trailer) != _TRAILER.size:
         raise IntegrityError(f"{what} is too short to be a pack")
@@ -138,7 +138,7 @@ def header_span(pack_size: int, trailer: bytes, what: str) -> tuple[int, int]:
 
 
 def parse_header(
-    cipher: Cipher, sealed_header: bytes, header_offset: int, what: str
+    cipher: Cipher, sealed_header: bytes | memoryview, header_offset: int, what: str
 ) -> list[PackEntry]:
     """Decrypt and parse a pack header; check that the blobs exactly fill the space before it."""
     header = cipher.open(sealed_header, HEADER_AD, f"header of {what}")
@@ -164,7 +164,7 @@ def parse_header(
     return entries
 
 
-def parse_pack(cipher: Cipher, data: bytes, what: str) -> list[PackEntry]:
+def parse_pack(cipher: Cipher, data: bytes | memoryview, what: str) -> list[PackEntry]:
     """Parse the header of a whole pack held in memory."""
     offset, length = header_span(len(data), data[-_TRAILER.size :], what)
     return parse_header(cipher, data[offset : offset + length], offset, what)

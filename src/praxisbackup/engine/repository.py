@@ -401,7 +401,7 @@ class Repository:
         self,
         blob_type: int,
         blob_id: bytes,
-        sealed: bytes,
+        sealed: bytes | memoryview,
         raw_length: int,
         compressed: bool,
         what: str,

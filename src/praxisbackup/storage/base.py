@@ -59,8 +59,11 @@ class Backend(Protocol):
         be views into it, valid until the buffer is used again."""
         ...
 
-    def read_uncached(self, kind: str, name: str) -> bytes:
-        """Read a whole object from the medium itself, bypassing the OS page cache if possible."""
+    def read_uncached(
+        self, kind: str, name: str, buffer: bytearray | None = None
+    ) -> bytes | memoryview:
+        """Read a whole object from the medium itself, bypassing the OS page cache if possible
+        (into ``buffer`` if given: then a view, valid until the buffer is used again)."""
         ...
 
     def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:

@@ -289,7 +289,11 @@ class LocalBackend:
             raise self._error("read", kind, name, exc) from exc
         return [out[k] for k in range(len(ranges))]
 
-    def read_uncached(self, kind: str, name: str) -> bytes:
+    def read_uncached(
+        self, kind: str, name: str, buffer: bytearray | None = None
+    ) -> bytes | memoryview:
+        """The whole object from the medium (cached pages dropped before and after). With a
+        ``buffer`` (grown as needed) the result is a view into it, valid until its next use."""
         path = self._path(kind, name)
         try:
             fd = os.open(path, _OPEN_FLAGS_READ)
@@ -297,6 +301,22 @@ class LocalBackend:
             raise self._error("read", kind, name, exc) from exc
         try:
             platform.drop_cache(fd)
+            if buffer is not None:
+                size = os.fstat(fd).st_size
+                if len(buffer) < size + 1:
+                    buffer.extend(bytes(size + 1 - len(buffer)))
+                view = memoryview(buffer)
+                got = 0
+                while True:  # to the end, even if the file grew since fstat
+                    n = platform.pread_into(fd, view[got : got + (8 << 20)], got)
+                    if n == 0:
+                        break
+                    got += n
+                    if got == len(view):
+                        buffer.extend(bytes(8 << 20))
+                        view = memoryview(buffer)
+                platform.drop_cache(fd)
+                return view[:got]
             chunks = []
             while True:
                 block = os.read(fd, 8 << 20)
