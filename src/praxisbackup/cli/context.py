@@ -6,19 +6,28 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from praxisbackup.app.medium import open_attached
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError
-from praxisbackup.model.config import Config, load_config, resolve_config_path
-from praxisbackup.report.render import human_size
 from praxisbackup.storage import open_backend
 
+if TYPE_CHECKING:
+    from praxisbackup.model.config import Config
+
 __all__ = ["Ctx", "human_size"]
+
+
+def human_size(n: float) -> str:
+    """See :func:`praxisbackup.report.render.human_size` (imported on use: the engine commands
+    should not pay for loading the document renderer)."""
+    from praxisbackup.report.render import human_size as render  # noqa: PLC0415
+
+    return render(n)
+
 
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
 
@@ -56,6 +65,9 @@ class Ctx:
         location = self.repo_location or os.environ.get(ENV_REPOSITORY)
         if location:
             return Repository.open(open_backend(location), self.passphrase())
+        from praxisbackup.app.medium import open_attached  # noqa: PLC0415 - configured runs only
+        from praxisbackup.model.config import load_config, resolve_config_path  # noqa: PLC0415
+
         config_file = resolve_config_path(self.config_path)
         if not config_file.exists():
             raise UsageError(

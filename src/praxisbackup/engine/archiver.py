@@ -21,6 +21,7 @@ import fnmatch
 import os
 import queue
 import stat
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -143,6 +144,36 @@ def node_from_stat(name: str, st: os.stat_result) -> Node:
     )
 
 
+_prewalk_stop = threading.Event()
+
+
+def prepare(paths: list[str]) -> None:
+    """Start what a backup of ``paths`` needs before the repository is opened (the key
+    derivation takes a good part of a second and leaves the interpreter free): the worker
+    processes, and a walk that brings the sources' folder listings and file metadata into the
+    cache. The walk stops when the backup's own walk starts."""
+    pipeline.prestart()
+    sources = [absolute_source(p) for p in paths if "\x00" not in p]
+    _prewalk_stop.clear()
+    threading.Thread(target=_prewalk, args=(sources,), daemon=True, name="prewalk").start()
+
+
+def _prewalk(sources: list[str]) -> None:
+    stack = list(sources)
+    while stack and not _prewalk_stop.is_set():
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if _prewalk_stop.is_set():
+                        return
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # the backup itself reports what cannot be read
+
+
 class _Dir:
     """A folder whose tree is stored once every entry is known (files being read, sub-folders
     not yet complete are ``missing``; the walk itself holds one until it has listed it)."""
@@ -249,6 +280,7 @@ class Archiver:
 
     # -- the walk -------------------------------------------------------------------------
     def run(self) -> BackupResult:
+        _prewalk_stop.set()
         started = time.monotonic()
         start_time = datetime.now().astimezone()
         bad = [p for p in self.options.paths if "\x00" in p]
