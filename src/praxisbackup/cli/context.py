@@ -22,11 +22,13 @@ __all__ = ["Ctx", "human_size"]
 
 
 def human_size(n: float) -> str:
-    """See :func:`praxisbackup.report.render.human_size` (imported on use: the engine commands
-    should not pay for loading the document renderer)."""
-    from praxisbackup.report.render import human_size as render  # noqa: PLC0415
-
-    return render(n)
+    """Size in binary units, as :func:`praxisbackup.report.render.human_size` writes it (kept
+    here too: the engine commands do not load the document renderer and its fonts)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
 
 
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"

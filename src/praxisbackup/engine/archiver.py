@@ -17,6 +17,7 @@ source before the tree above it.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import os
 import queue
@@ -24,6 +25,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,7 +34,7 @@ from praxisbackup import __version__, platform
 from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import absolute_source, snapshot_path, split_source
-from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot, Summary, list_snapshots, save_snapshot
 from praxisbackup.engine.tree import (
@@ -45,7 +47,8 @@ from praxisbackup.engine.tree import (
     SOCKET,
     SYMLINK,
     Node,
-    decode_tree,
+    ParentEntry,
+    decode_parent_tree,
     encode_tree,
 )
 from praxisbackup.engine.writer import BlobWriter
@@ -54,8 +57,11 @@ from praxisbackup.errors import IntegrityError, PraxisError, SourceError, Storag
 #: A batch for a worker holds up to this many files or bytes (a larger file goes alone).
 BATCH_FILES = 48
 BATCH_BYTES = 8 << 20
-#: Batches a worker may have waiting (keeps it busy while its results travel back).
+#: Batches a worker may have waiting (keeps it busy while its results travel back) ...
 OUTSTANDING = 2
+#: ... and batches that may wait for a worker before the walk waits too (bounds the files
+#: held in memory while the workers are busy with large files).
+WAITING = 64
 #: Reading up to this much is done in this process; past it, worker processes are started
 #: (unless they were started early, see :func:`pipeline.prestart`).
 INLINE_BYTES = 16 << 20
@@ -95,7 +101,36 @@ class BackupResult:
         return bool(self.snapshot.skipped or self.snapshot.warnings)
 
 
-def _same_metadata(old: Node, st: os.stat_result) -> bool:
+def _same_file(old: ParentEntry, st: os.stat_result) -> bool:
+    """A regular file without further links whose every recorded field equals the previous
+    snapshot's entry (so its node would encode to the same bytes)."""
+    doc = old.doc
+    if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and doc.get("type") == FILE):
+        return False
+    user, group = platform.owner_names(st.st_uid, st.st_gid)
+    return (
+        doc.get("mode") == stat.S_IMODE(st.st_mode)
+        and doc.get("mtime_ns") == st.st_mtime_ns
+        and doc.get("atime_ns") == st.st_atime_ns
+        and doc.get("ctime_ns") == st.st_ctime_ns
+        and doc.get("size") == st.st_size
+        and doc.get("inode") == st.st_ino
+        and doc.get("device") == st.st_dev
+        and doc.get("links") == st.st_nlink
+        and doc.get("uid") == st.st_uid
+        and doc.get("gid") == st.st_gid
+        and doc.get("user", "") == user
+        and doc.get("group", "") == group
+        and doc.get("btime_ns") == platform.birthtime_ns(st)
+        and doc.get("attributes") == platform.file_attributes(st)
+        and not doc.get("rdev")
+        and "target" not in doc
+        and "link" not in doc
+        and "subtree" not in doc
+    )
+
+
+def _same_metadata(old: ParentEntry, st: os.stat_result) -> bool:
     return (
         old.type == FILE
         and old.size == st.st_size
@@ -174,6 +209,28 @@ def _prewalk(sources: list[str]) -> None:
             continue  # the backup itself reports what cannot be read
 
 
+#: Threads that list folders (and lstat their entries) ahead of the walk: on cold caches
+#: listing a folder waits for the disk, and thousands of small folders are the common case.
+LISTERS = 3
+Listing = list[tuple[str, str, "os.stat_result | OSError"]]
+
+
+def _list_folder(path: str) -> Listing | OSError:
+    """A folder's entries sorted by name, each with its lstat (or the error it gave)."""
+    try:
+        with os.scandir(path) as it:
+            names = sorted((e.name, e.path) for e in it)
+    except OSError as exc:
+        return exc
+    out: Listing = []
+    for name, child in names:
+        try:
+            out.append((name, child, os.lstat(child)))
+        except OSError as exc:
+            out.append((name, child, exc))
+    return out
+
+
 class _Dir:
     """A folder whose tree is stored once every entry is known (files being read, sub-folders
     not yet complete are ``missing``; the walk itself holds one until it has listed it)."""
@@ -230,6 +287,11 @@ class Archiver:
         self._inline_bytes = 0
         self._inline_files = 0
         self._flushing = 0
+        self._lister = ThreadPoolExecutor(LISTERS, thread_name_prefix="list")
+        self._warn_lock = threading.Lock()
+        self._listings: dict[str, Future[tuple[Listing | OSError, dict[str, ParentEntry]]]] = {}
+        #: Batches waiting for a worker with room (the walk goes on meanwhile).
+        self._waiting: collections.deque[list[tuple[int, str, int]]] = collections.deque()
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
@@ -249,17 +311,21 @@ class Archiver:
 
         return excluded
 
-    def _parent_tree(self, tree_id: bytes | None) -> dict[str, Node]:
+    def _parent_tree(self, tree_id: bytes | None) -> dict[str, ParentEntry]:
         if tree_id is None:
             return {}
         try:
-            nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}")
-        except (IntegrityError, StorageError) as exc:
-            self.warnings.append(
-                Skipped("(parent snapshot)", f"parent tree unreadable, files are read again: {exc}")
+            return decode_parent_tree(
+                self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
             )
+        except (IntegrityError, StorageError) as exc:
+            with self._warn_lock:  # also called by the lister threads
+                self.warnings.append(
+                    Skipped(
+                        "(parent snapshot)", f"parent tree unreadable, files are read again: {exc}"
+                    )
+                )
             return {}
-        return {n.name: n for n in nodes}
 
     def _store_tree(self, nodes: list[Node]) -> bytes:
         assert self._writer is not None
@@ -317,11 +383,15 @@ class Archiver:
             self._writer = writer
             failed = True
             try:
-                root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
-                self._finish_reading()
+                with quiet_gc():
+                    root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
+                    self._finish_reading()
                 writer.flush()
                 failed = False
             finally:
+                for pending in self._listings.values():
+                    pending.cancel()
+                self._lister.shutdown(wait=True)
                 if self._pool is not None:
                     self._pool.close(kill=failed)
                     self._pool = None
@@ -384,11 +454,21 @@ class Archiver:
         return "/" + "/".join(comps)
 
     def _archive_path(
-        self, folder: _Dir, path: str, name: str, spath: str, old: Node | None
+        self,
+        folder: _Dir,
+        path: str,
+        name: str,
+        spath: str,
+        old: ParentEntry | None,
+        st: os.stat_result | OSError | None = None,
     ) -> None:
-        """Add the entry at ``path`` to ``folder`` (now, or once it has been read)."""
+        """Add the entry at ``path`` (``st``: its lstat, if already taken) to ``folder`` (now,
+        or once it has been read)."""
         try:
-            st = os.lstat(path)
+            if st is None:
+                st = os.lstat(path)
+            elif isinstance(st, OSError):
+                raise st
         except FileNotFoundError:
             self._warn(spath, "vanished during the backup")
             return
@@ -419,21 +499,88 @@ class Archiver:
             return
         self._archive_file(folder, path, spath, st, node, old)
 
+    def _list_with_parent(
+        self, path: str, parent_tree: bytes | None
+    ) -> tuple[Listing | OSError, dict[str, ParentEntry]]:
+        """A folder's listing and its previous tree (run by the lister threads)."""
+        listing = _list_folder(path)
+        if isinstance(listing, OSError):
+            return listing, {}
+        return listing, self._parent_tree(parent_tree)
+
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
-        try:
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            self._skip(spath, f"cannot list folder: {exc.strerror or exc}")
+        future = self._listings.pop(path, None)
+        listing, old = (
+            future.result() if future is not None else self._list_with_parent(path, parent_tree)
+        )
+        if isinstance(listing, OSError):
+            self._skip(spath, f"cannot list folder: {listing.strerror or listing}")
             self._release(folder)
             return
-        old = self._parent_tree(parent_tree)
-        for entry in entries:
-            child_spath = spath + "/" + entry.name
-            if self._exclude(child_spath, entry.name):
+        entries = []
+        for name, child, st in listing:
+            child_spath = spath + "/" + name
+            if self._exclude(child_spath, name):
                 continue
-            self._archive_path(folder, entry.path, entry.name, child_spath, old.get(entry.name))
+            entries.append((name, child, child_spath, st))
+            if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
+                # Sub-folders are listed (and their previous trees read) by the lister threads
+                # while this one is walked.
+                before = old.get(name)
+                subtree = before.subtree if before is not None and before.type == DIR else None
+                self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+        if parent_tree is not None and self._unchanged_leaf(folder, entries, old, parent_tree):
+            return
+        for name, child, child_spath, st in entries:
+            self._archive_path(folder, child, name, child_spath, old.get(name), st)
         self._release(folder)
+
+    def _unchanged_leaf(
+        self,
+        folder: _Dir,
+        entries: list[tuple[str, str, str, os.stat_result | OSError]],
+        old: dict[str, ParentEntry],
+        old_tree: bytes,
+    ) -> bool:
+        """A folder of regular files that all look exactly as in the previous snapshot (every
+        recorded field: type, mode, times, owner and names, size, inode, device, links) has a
+        byte-identical tree: its previous tree is taken over, without building the entries
+        again. The nightly run's common case (thousands of folders of unchanged documents)."""
+        if self.options.force or len(entries) != len(old) or not entries:
+            return False
+        assert self._writer is not None and self._source is not None
+        writer = self._writer
+        if not writer.has(TREE, old_tree):
+            return False
+        checked = []
+        for name, _child, _spath, st in entries:
+            entry = old.get(name)
+            if entry is None or not isinstance(st, os.stat_result) or not _same_file(entry, st):
+                return False
+            try:
+                content = entry.content
+            except ValueError:
+                return False
+            if not all(writer.has(DATA, c) for c in content):
+                return False
+            checked.append(st.st_size)
+        source = self._source
+        s = self.summary
+        s.total_files += len(checked)
+        s.files_unmodified += len(checked)
+        s.total_bytes += sum(checked)
+        source.files += len(checked)
+        source.bytes += sum(checked)
+        self.progress.advance(files=len(checked))
+        folder.nodes = []
+        folder.missing -= 1
+        assert folder.missing == 0
+        folder.tree_id = old_tree
+        if folder.node is not None:
+            folder.node.subtree = old_tree
+        if folder.parent is not None:
+            self._release(folder.parent)
+        return True
 
     def _release(self, folder: _Dir) -> None:
         """One missing entry of ``folder`` is known: store the trees that are now complete."""
@@ -469,7 +616,13 @@ class Archiver:
         self.progress.advance(files=1)
 
     def _archive_file(
-        self, folder: _Dir, path: str, spath: str, st: os.stat_result, node: Node, old: Node | None
+        self,
+        folder: _Dir,
+        path: str,
+        spath: str,
+        st: os.stat_result,
+        node: Node,
+        old: ParentEntry | None,
     ) -> None:
         assert self._writer is not None and self._source is not None
         source = self._source
@@ -483,13 +636,16 @@ class Archiver:
                 folder.nodes.append(node)
                 return
         writer = self._writer
-        if (
-            not self.options.force
-            and old is not None
-            and _same_metadata(old, st)
-            and all(writer.has(DATA, c) for c in old.content)
-        ):
-            node.content = old.content
+        content = None
+        if not self.options.force and old is not None and _same_metadata(old, st):
+            try:
+                content = old.content
+            except ValueError:
+                content = None  # a malformed previous entry: the file is read again
+            if content is not None and not all(writer.has(DATA, c) for c in content):
+                content = None
+        if content is not None:
+            node.content = content
             self._count_file(node, source, "unmodified")
             if key is not None:
                 self._hardlinks[key] = (spath, node.content, node.size)
@@ -563,9 +719,30 @@ class Archiver:
         if not self._pool.ready:
             assert self._writer is not None
             self._pool.init(self._packer_params(), self._writer.add_pack)
-        while all(w.outstanding >= OUTSTANDING for w in self._pool.workers):
+        self._waiting.append(batch)
+        self._pump()
+        while len(self._waiting) > WAITING:
             self._handle_one()
-        self._pool.submit(batch)
+        self._poll()
+
+    def _pump(self) -> None:
+        """Hand waiting batches to workers that have room."""
+        assert self._pool is not None
+        while self._waiting:
+            worker = min(self._pool.workers, key=lambda w: w.outstanding)
+            if worker.outstanding >= OUTSTANDING:
+                return
+            self._pool.submit(self._waiting.popleft())
+
+    def _poll(self) -> None:
+        """Act on the worker messages that have arrived, without waiting."""
+        assert self._pool is not None
+        while True:
+            try:
+                index, msg, payload = self._pool.results.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(index, msg, payload)
 
     def _read_inline(self, batch: list[tuple[int, str, int]]) -> None:
         assert self._writer is not None
@@ -590,6 +767,7 @@ class Archiver:
         worker = self._pool.workers[index]
         if kind == "files":
             worker.outstanding -= 1
+            self._pump()
             for token, result in msg[1]:
                 self._file_done(token, result)
         elif kind == "flushed":
