@@ -6,7 +6,7 @@ exec, so measuring directly from the large benchmark process would report its ow
 
 Two memory figures: ``maxrss_kib`` is what the kernel reports for the command (the largest
 single process of its tree), ``rss_sum_kib`` the largest *sum* of the resident sizes of the
-command and all its descendants, sampled every 20 ms - the honest figure for a program that
+command and all its descendants, sampled every 50 ms - the honest figure for a program that
 runs worker processes (praxisbackup's backup).
 
 Usage: python rusage_exec.py RESULT_FILE CWD COMMAND...
@@ -20,19 +20,20 @@ import sys
 import time
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (started by any of its threads)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for tid in tasks:
         try:
-            with open(f"/proc/{entry}/stat", "rb") as fh:
-                stat = fh.read()
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as fh:
+                found.extend(int(c) for c in fh.read().split())
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
-        tree.setdefault(ppid, []).append(int(entry))
-    return tree
+    return found
 
 
 def _rss_kib(pid: int) -> int:
@@ -47,12 +48,11 @@ def _rss_kib(pid: int) -> int:
 
 
 def tree_rss_kib(root: int) -> int:
-    tree = _children()
     total, stack = 0, [root]
     while stack:
         pid = stack.pop()
         total += _rss_kib(pid)
-        stack.extend(tree.get(pid, []))
+        stack.extend(_children(pid))
     return total
 
 
@@ -69,7 +69,7 @@ def main() -> None:
         if done:
             break
         peak_sum = max(peak_sum, tree_rss_kib(pid))
-        time.sleep(0.02)
+        time.sleep(0.05)
     elapsed = time.monotonic() - start
     with open(result_file, "w") as fh:
         json.dump(

@@ -668,8 +668,11 @@ class Restorer:
             with self._lock:
                 self.result.files += 1
                 self.result.bytes += node.size
-                self._restored[job.spath] = (job.parts, job.name)
-                self._done_files.append((job.parts, job.name, node, job.spath))
+                # Kept only as far as needed: a million files' nodes would be a lot of memory.
+                if node.links > 1:  # may be the first occurrence of a hard link
+                    self._restored[job.spath] = (job.parts, job.name)
+                if self.options.verify:
+                    self._done_files.append((job.parts, job.name, node, job.spath))
             self.progress.advance(files=1)
         finally:
             self.target.release(job.parts)
