@@ -73,7 +73,7 @@ TEMP_SUFFIX = ".praxisbackup-tmp"
 DAMAGED_SUFFIX = ".praxisbackup-damaged"
 #: Files are planned in windows of this many files or bytes; each window's data is read pack
 #: by pack (every needed pack once, nearby blobs in one read) and written by the workers.
-WINDOW_FILES = 512
+WINDOW_FILES = 256
 WINDOW_BYTES = 512 << 20
 #: setuid and setgid: restored only with ``special``.
 SETID_BITS = stat.S_ISUID | stat.S_ISGID
@@ -409,6 +409,10 @@ class Restorer:
     def _may_write(
         self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
     ) -> bool:
+        if parts and parts in self.target.fresh:
+            # A folder this restore created holds only what it put there (and a file that
+            # appears meanwhile is still never replaced with "never": the rename refuses).
+            return True
         try:
             st = folder.lstat(name)
         except OSError as exc:
