@@ -137,6 +137,10 @@ class _FileJob:
     chunks: list[tuple[bytes, int]] = field(default_factory=list)
     damaged: bool = False
     fd: int = -1
+    #: End of the last byte written (the file is truncated up to its size if shorter).
+    end: int = 0
+    #: Created with its final mode (no chmod needed).
+    mode_set: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -155,11 +159,13 @@ _SPARSE_BLOCK = 64 * 1024
 _ZEROS = bytes(_SPARSE_BLOCK)
 
 
-def write_sparse(fd: int, pos: int, data: bytes | memoryview) -> None:
+def write_sparse(fd: int, pos: int, data: bytes | memoryview) -> int:
     """Write ``data`` at ``pos`` but leave 64 KiB blocks of zeros unwritten, so holes of sparse
-    files (and zero-filled database regions) stay holes. The caller truncates to the final size."""
+    files (and zero-filled database regions) stay holes. The caller truncates to the final size.
+    Returns the end of the last byte written (``pos`` if nothing was)."""
     view = memoryview(data)
     run_start = None
+    last_end: int | None = None
     size = len(data)
     for start in range(0, size, _SPARSE_BLOCK):
         end = min(start + _SPARSE_BLOCK, size)
@@ -167,11 +173,14 @@ def write_sparse(fd: int, pos: int, data: bytes | memoryview) -> None:
         if zero:
             if run_start is not None:
                 _write_at(fd, pos + run_start, view[run_start:start])
+                last_end = pos + start
                 run_start = None
         elif run_start is None:
             run_start = start
     if run_start is not None:
         _write_at(fd, pos + run_start, view[run_start:])
+        return pos + size
+    return pos if last_end is None else last_end
 
 
 def _write_at(fd: int, offset: int, view: memoryview) -> None:
@@ -179,6 +188,13 @@ def _write_at(fd: int, offset: int, view: memoryview) -> None:
         written = platform.pwrite(fd, view, offset)
         view = view[written:]
         offset += written
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back, before any thread runs)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def damaged_name(name: str) -> str:
@@ -255,6 +271,8 @@ class Restorer:
         self._rename_checks_left = 64
         self._rename_resets_times = False
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
+        self._pid = os.getpid()
+        self._umask = _umask()
 
     @property
     def target(self) -> TargetTree:
@@ -432,7 +450,7 @@ class Restorer:
 
     def _temp_name(self) -> str:
         # Short: the real name may already use all 255 bytes.
-        return f".praxisbackup-{os.getpid()}-{next(self._tmp_counter)}{TEMP_SUFFIX}"
+        return f".praxisbackup-{self._pid}-{next(self._tmp_counter)}{TEMP_SUFFIX}"
 
     def _restore_file(self, place: tuple[Parts, str], node: Node, spath: str) -> None:
         parts, name = place
@@ -579,8 +597,20 @@ class Restorer:
         """Create the file's temporary name (under the job's lock); False if that failed."""
         if job.fd >= 0 or job.damaged:
             return job.fd >= 0
+        mode = 0o600
+        node = job.node
+        if (
+            job.folder.metadata_by_fd
+            and not node.mode & ~0o777
+            and not node.mode & self._umask
+            and not (self._chown and (node.uid, node.gid) != self._own_ids)
+        ):
+            # Its final mode from the start (no setuid/setgid bits, nothing the umask drops, and
+            # already its final owner, so nobody reads it who could not read the finished
+            # file): saves the chmod; the fd stays writable whatever the mode says.
+            mode, job.mode_set = node.mode, True
         try:
-            job.fd = job.folder.open(job.tmp, _NEW_FILE, 0o600)
+            job.fd = job.folder.open(job.tmp, _NEW_FILE, mode)
         except OSError as exc:
             job.damaged = True
             self._error(job.spath, f"not restored, cannot open for writing: {_describe(exc)}")
@@ -593,7 +623,7 @@ class Restorer:
         with job.lock:
             if data is not None and self._open_job(job):
                 try:
-                    write_sparse(job.fd, offset, data)
+                    job.end = max(job.end, write_sparse(job.fd, offset, data))
                 except OSError as exc:
                     error = f"write error: {_describe(exc)}"
                 else:
@@ -619,7 +649,7 @@ class Restorer:
             fd, job.fd = job.fd, -1
         if fd >= 0 and not job.damaged:
             try:
-                if os.fstat(fd).st_size != job.node.size:
+                if job.end != job.node.size:
                     os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
             except OSError as exc:
                 job.damaged = True
@@ -642,7 +672,7 @@ class Restorer:
                 # Everything, times included, is set before the rename, so a file under its
                 # real name is complete in content *and* dates even after a crash.
                 if folder.metadata_by_fd:
-                    self._apply_metadata(folder, job.tmp, fd, node, job.spath)
+                    self._apply_metadata(folder, job.tmp, fd, node, job.spath, job.mode_set)
                     # (read back only while renames are being checked for keeping times)
                     stored = (
                         os.fstat(fd).st_mtime_ns if self._rename_checks_left > 0 else node.mtime_ns
@@ -790,9 +820,11 @@ class Restorer:
         fd: int | None,
         node: Node,
         spath: str,
+        mode_set: bool = False,
     ) -> None:
-        """Owner, mode, attributes, then times (last, since the others change ctime only),
-        through the open file ``fd`` where there is one, else without following a link.
+        """Owner, mode (unless ``mode_set``: the file was created with it), attributes, then
+        times (last, since the others change ctime only), through the open file ``fd`` where
+        there is one, else without following a link.
 
         Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
         one warning says so. Times are essential (the M1 update check relies on file dates),
@@ -803,7 +835,7 @@ class Restorer:
             chowned = self._chown and (node.uid, node.gid) != self._own_ids
             if chowned:
                 folder.chown(name, fd, node.uid, node.gid)
-            if not is_link:
+            if not is_link and not mode_set:
                 folder.chmod(name, fd, self._mode(node, spath))
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:
