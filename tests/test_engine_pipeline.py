@@ -71,10 +71,11 @@ def test_worker_processes_back_up_exactly_and_leave_no_staged_file(
     small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)  # workers from the first batch
-    src = make_source(tmp_path)
+    src = make_source(tmp_path, folders=24, files=4)  # more folders than are listed ahead
     repo = reopen(small_repo)
     result = Archiver(repo, BackupOptions([str(src)], workers=2)).run()
-    assert result.snapshot.summary.files_new == 6 * 12 + 1
+    assert result.snapshot.summary.files_new == 24 * 4 + 1
+    assert result.snapshot.summary.dirs == 24 + 1
     packs = list((small_repo / "data").rglob("*"))
     assert not [p for p in packs if p.name.startswith(".tmp-")], "a staged pack was left"
     assert len([p for p in packs if p.is_file()]) > 3  # 1 MiB packs from both workers

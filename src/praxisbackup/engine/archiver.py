@@ -212,6 +212,8 @@ def _prewalk(sources: list[str]) -> None:
 #: Threads that list folders (and lstat their entries) ahead of the walk: on cold caches
 #: listing a folder waits for the disk, and thousands of small folders are the common case.
 LISTERS = 3
+#: Sub-folders of a folder listed ahead of the walk.
+LOOKAHEAD = 16
 Listing = list[tuple[str, str, "os.stat_result | OSError"]]
 
 
@@ -290,6 +292,7 @@ class Archiver:
         self._lister = ThreadPoolExecutor(LISTERS, thread_name_prefix="list")
         self._warn_lock = threading.Lock()
         self._listings: dict[str, Future[tuple[Listing | OSError, dict[str, ParentEntry]]]] = {}
+        self._ahead: dict[str, tuple[str, bytes | None]] = {}
         #: Batches waiting for a worker with room (the walk goes on meanwhile).
         self._waiting: collections.deque[list[tuple[int, str, int]]] = collections.deque()
 
@@ -508,8 +511,16 @@ class Archiver:
             return listing, {}
         return listing, self._parent_tree(parent_tree)
 
+    def _list_next(self, path: str) -> None:
+        """The listing of ``path`` was taken: request the one LOOKAHEAD folders after it."""
+        ahead = self._ahead.pop(path, None)
+        if ahead is not None:
+            child, subtree = ahead
+            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
         future = self._listings.pop(path, None)
+        self._list_next(path)
         listing, old = (
             future.result() if future is not None else self._list_with_parent(path, parent_tree)
         )
@@ -518,17 +529,23 @@ class Archiver:
             self._release(folder)
             return
         entries = []
+        subfolders: list[tuple[str, bytes | None]] = []
         for name, child, st in listing:
             child_spath = spath + "/" + name
             if self._exclude(child_spath, name):
                 continue
             entries.append((name, child, child_spath, st))
             if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
-                # Sub-folders are listed (and their previous trees read) by the lister threads
-                # while this one is walked.
                 before = old.get(name)
                 subtree = before.subtree if before is not None and before.type == DIR else None
-                self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+                subfolders.append((child, subtree))
+        # Sub-folders are listed (and their previous trees read) by the lister threads while
+        # this one is walked - a few ahead of the walk, so a folder of thousands of folders
+        # is not held in memory all at once: taking one listing requests the next.
+        for i in range(len(subfolders) - LOOKAHEAD):
+            self._ahead[subfolders[i][0]] = subfolders[i + LOOKAHEAD]
+        for child, subtree in subfolders[:LOOKAHEAD]:
+            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
         if parent_tree is not None and self._unchanged_leaf(folder, entries, old, parent_tree):
             return
         for name, child, child_spath, st in entries:
