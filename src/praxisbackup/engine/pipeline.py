@@ -59,6 +59,9 @@ SMALL_FILE = 1 << 20
 SAMPLE = 64 * 1024
 #: ... which it is if level 1 makes the sample at most this fraction of its size.
 INCOMPRESSIBLE_RATIO = 0.97
+#: A pack is finished at the repository's pack size or with this many blobs (tiny files: the
+#: entries of a 16 MiB pack of 100-byte files would hold a worker's memory).
+MAX_PACK_BLOBS = 20_000
 #: Stream reads of large files in blocks of this size.
 READ_BLOCK = 4 << 20
 _FRAME = struct.Struct("<IQ")
@@ -273,7 +276,7 @@ class FilePacker:
         nonce = os.urandom(_NONCE)
         sealed = self._aead.encrypt(nonce, payload, blob_ad(DATA, blob_id))
         self._builder.add_parts(DATA, flags, blob_id, (nonce, sealed), len(data))
-        if self._builder.size >= self.params.pack_size:
+        if self._builder.size >= self.params.pack_size or len(self._builder) >= MAX_PACK_BLOBS:
             self.flush()
 
     def flush(self) -> None:

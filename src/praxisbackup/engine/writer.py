@@ -27,6 +27,9 @@ from praxisbackup.engine.pack import COMPRESSED, DATA, TREE, FinishedPack, PackB
 from praxisbackup.engine.repository import Repository
 
 INDEX_FLUSH_PACKS = 32
+#: ... or once the packs not yet in an index file hold this many blobs (tiny files: one pack
+#: can hold a hundred thousand blobs, and their entries wait in memory until written).
+INDEX_FLUSH_BLOBS = 50_000
 #: Blobs are passed to the compression workers in batches of this many bytes or blobs.
 BATCH_BYTES = 1 << 20
 BATCH_COUNT = 64
@@ -60,6 +63,7 @@ class BlobWriter:
         self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
         self._queue: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=1)
         self._unflushed: list[PackRecord] = []
+        self._unflushed_blobs = 0
         self._batch: list[tuple[int, bytes, bytes]] = []
         self._batch_bytes = 0
         self._error: BaseException | None = None
@@ -232,14 +236,19 @@ class BlobWriter:
             for e in pack.entries:
                 self._pending[e.type].discard(e.id)
             self._unflushed.append(record)
+            self._unflushed_blobs += len(record.entries)
             self.stats.packs_written += 1
-            flush_now = len(self._unflushed) >= INDEX_FLUSH_PACKS
+            flush_now = (
+                len(self._unflushed) >= INDEX_FLUSH_PACKS
+                or self._unflushed_blobs >= INDEX_FLUSH_BLOBS
+            )
         if flush_now:
             self._flush_index()
 
     def _flush_index(self) -> None:
         with self._lock:
             records, self._unflushed = self._unflushed, []
+            self._unflushed_blobs = 0
         if records:
             name = self.repo.write_index(IndexFile(packs=records))
             with self._lock:
