@@ -27,7 +27,9 @@ PHASES = ("backup1", "backup2", "restore", "check")
 @dataclass
 class Measure:
     seconds: float
-    peak_rss_mib: float
+    peak_rss_mib: float  # the largest single process (what the kernel reports)
+    peak_rss_sum_mib: float = 0.0  # the command and all its worker processes together
+    load: float = 0.0  # the machine's 1-minute load average when the phase started
 
 
 @dataclass
@@ -51,6 +53,7 @@ def drop_caches() -> bool:
 
 def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> Measure:
     """Run a command through rusage_exec.py (see there why) and return time and peak RSS."""
+    load = os.getloadavg()[0]
     log = Path(env.get("BENCH_LOG", "/tmp/praxisbackup-bench.log"))
     result = log.with_suffix(".rusage.json")
     helper = [sys.executable, "-S", str(Path(__file__).with_name("rusage_exec.py"))]
@@ -66,7 +69,12 @@ def run_measured(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -
     doc = json.loads(result.read_text())
     if doc["code"] not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed with {doc['code']}; see {log}")
-    return Measure(round(doc["seconds"], 2), round(doc["maxrss_kib"] / 1024, 1))
+    return Measure(
+        round(doc["seconds"], 2),
+        round(doc["maxrss_kib"] / 1024, 1),
+        round(doc["rss_sum_kib"] / 1024, 1),
+        round(load, 2),
+    )
 
 
 def dir_size(path: Path) -> int:
@@ -242,14 +250,22 @@ def main() -> None:
         )
 
 
+#: scrypt's memory (n = 2^17, r = 8): the key derivation of every praxisbackup command.
+KDF_MIB = 128
+
+
 def report(results: dict[str, ToolResult], total: int, total_after: int, cold: bool) -> None:
+    """Memory is the peak of the summed resident sizes of each tool's processes (praxisbackup's
+    backup runs worker processes); for praxisbackup also without scrypt's 128 MiB."""
     mb = total / 1e6
     print()
     print(
         f"data set: {total / 2**30:.2f} GiB ({mb:.0f} MB); "
-        f"caches dropped between phases: {'yes' if cold else 'no'}"
+        f"caches dropped between phases: {'yes' if cold else 'no'}; "
+        f"{os.cpu_count()} cores"
     )
-    header = f"{'phase':<10}" + "".join(f"{t:>26}" for t in results) + f"{'praxis/restic':>16}"
+    header = f"{'phase':<10}" + "".join(f"{t:>30}" for t in results) + f"{'praxis/restic':>15}"
+    header += f"{'praxis-KDF':>12}{'load':>7}"
     print(header)
     print("-" * len(header))
     for phase in PHASES:
@@ -258,17 +274,25 @@ def report(results: dict[str, ToolResult], total: int, total_after: int, cold: b
             m = res.phases[phase]
             size = total_after if phase in ("restore", "check", "backup2") else total
             rate = size / 1e6 / m.seconds
-            row += f"{m.seconds:>8.2f} s {rate:>6.0f} MB/s {m.peak_rss_mib:>5.0f} MiB"
+            row += f"{m.seconds:>8.2f} s {rate:>6.0f} MB/s {m.peak_rss_sum_mib:>6.0f} MiB  "
         if "praxisbackup" in results and "restic" in results:
             ratio = (
                 results["restic"].phases[phase].seconds
                 / results["praxisbackup"].phases[phase].seconds
             )
-            row += f"{ratio:>12.2f}x fast"
+            row += f"{ratio:>10.2f}x fast"
+        if "praxisbackup" in results:
+            m = results["praxisbackup"].phases[phase]
+            row += f"{m.peak_rss_sum_mib - KDF_MIB:>8.0f} MiB"
+        loads = [res.phases[phase].load for res in results.values()]
+        row += f"{max(loads):>7.2f}"
         print(row)
     row = f"{'repo size':<10}"
     for res in results.values():
-        row += f"{res.repo_bytes / 2**20:>22.0f} MiB"
+        row += f"{res.repo_bytes / 2**20:>24.0f} MiB  "
+    if "praxisbackup" in results and "restic" in results:
+        ratio = results["praxisbackup"].repo_bytes / results["restic"].repo_bytes
+        row += f"{ratio:>10.3f}x size"
     print(row)
     for res in results.values():
         print(f"  {res.tool}: {res.version.splitlines()[0]}")

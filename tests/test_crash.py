@@ -25,8 +25,10 @@ from praxisbackup.storage import LocalBackend
 CHILD_MODULE = "praxisbackup.torture.child"
 
 
-def child(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def child(repo: Path, *args: str, workers: bool = False) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PRAXISBACKUP_KDF_N="1024")
+    if workers:
+        env["PRAXISBACKUP_CHILD_WORKERS"] = "1"
     return subprocess.run(
         [sys.executable, "-m", CHILD_MODULE, str(repo), PASSWORD, *args],
         capture_output=True,
@@ -72,14 +74,17 @@ def base_repo(tmp_path: Path) -> tuple[Path, Path, dict[str, dict[str, tuple[obj
     return repo_path, src, {snap_id: tree_state(src, with_atime=False)}
 
 
+@pytest.mark.parametrize("workers", [False, True], ids=["in-process", "worker-processes"])
 def test_backup_killed_at_every_storage_step(
-    base_repo: tuple[Path, Path, dict], tmp_path: Path
-) -> None:  # type: ignore[type-arg]
+    base_repo: tuple[Path, Path, dict],  # type: ignore[type-arg]
+    tmp_path: Path,
+    workers: bool,
+) -> None:
     repo_path, src, expected = base_repo
     make_source(tmp_path, seed=2)  # new data for the interrupted backups
     pristine = tmp_path / "pristine"
     shutil.copytree(repo_path, pristine)
-    full = child(repo_path, "backup", "0", str(src))
+    full = child(repo_path, "backup", "0", str(src), workers=workers)
     assert full.returncode == 0, full.stderr
     total_steps = int(full.stdout.split("steps=")[1])
     rnd = random.Random(7)
@@ -89,18 +94,20 @@ def test_backup_killed_at_every_storage_step(
     for kill_at in points:
         shutil.rmtree(repo_path)
         shutil.copytree(pristine, repo_path)
-        proc = child(repo_path, "backup", str(kill_at), str(src))
+        proc = child(repo_path, "backup", str(kill_at), str(src), workers=workers)
         # Parallel compression fills packs in a different order under load: a run may need
-        # one pack (three steps) fewer than the counting run, so a point near the end can lie
-        # after it - then the backup completes, which is as sound.
-        completed = proc.returncode == 0 and kill_at > total_steps - 4
+        # one pack (three steps) fewer than the counting run - with worker processes, which
+        # each end with a pack of their own, a few - so a point near the end can lie after it;
+        # then the backup completes, which is as sound.
+        completed = proc.returncode == 0 and kill_at > total_steps - (10 if workers else 4)
         assert completed or proc.returncode == -signal.SIGKILL, (kill_at, proc.stderr)
         assert_repository_sound(repo_path, expected, tmp_path)
     # Killed just before the snapshot is written: the next backup completes and reuses the
     # data the killed run stored instead of writing it again.
     shutil.rmtree(repo_path)
     shutil.copytree(pristine, repo_path)
-    assert child(repo_path, "backup", "snapshot", str(src)).returncode == -signal.SIGKILL
+    killed = child(repo_path, "backup", "snapshot", str(src), workers=workers)
+    assert killed.returncode == -signal.SIGKILL
     assert_repository_sound(repo_path, expected, tmp_path)
     out = json.loads(run_cli("--json", "backup", str(src), repo=repo_path, check=True).stdout)
     assert out["snapshot"]["summary"]["data_added"] < out["snapshot"]["summary"]["bytes_read"] / 10

@@ -52,7 +52,8 @@ from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.model.protocol import RED, YELLOW, RunProtocol, SourceResult
 from praxisbackup.platform.private import open_private, private_dir
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.report.render import human_size, render_text
+from praxisbackup.report.render import render_text
+from praxisbackup.report.units import human_size
 from praxisbackup.services import ServiceBackend, ServiceSequence, make_service
 from praxisbackup.storage import LocalBackend
 

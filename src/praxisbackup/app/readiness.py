@@ -31,7 +31,7 @@ from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path, state_dir
 from praxisbackup.platform import schedule
 from praxisbackup.practice import profiles, recovery
-from praxisbackup.report.render import human_size
+from praxisbackup.report.units import human_size
 from praxisbackup.services import ServiceError, make_service
 from praxisbackup.services.windows import WindowsService
 from praxisbackup.storage import LocalBackend

@@ -6,20 +6,19 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from praxisbackup import platform
-from praxisbackup.app.medium import open_attached
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import UsageError
-from praxisbackup.model.config import Config, load_config, resolve_config_path
-from praxisbackup.platform.private import write_private_file
-from praxisbackup.report.i18n import text
-from praxisbackup.report.render import human_size
+from praxisbackup.report.units import human_size
 from praxisbackup.storage import open_backend
+
+if TYPE_CHECKING:  # the engine commands run without the configuration model and the catalogue
+    from praxisbackup.model.config import Config
 
 __all__ = ["Ctx", "human_size"]
 
@@ -41,6 +40,8 @@ class Ctx:
 
     def config(self) -> Config:
         """The configuration; from now on messages (errors included) speak its language."""
+        from praxisbackup.model.config import load_config  # noqa: PLC0415 - pydantic loads slowly
+
         config = load_config(self.config_path)
         self.lang = config.practice.language
         return config
@@ -56,6 +57,8 @@ class Ctx:
         only when a person is at a console: a scheduled run never waits for input."""
 
         def prompt() -> str:
+            from praxisbackup.report.i18n import text  # noqa: PLC0415 - only at a console
+
             value: str = click.prompt(
                 text("prompt.passphrase", self.lang),
                 hide_input=True,
@@ -73,6 +76,9 @@ class Ctx:
         location = self.repo_location or os.environ.get(ENV_REPOSITORY)
         if location:
             return Repository.open(open_backend(location), self.passphrase())
+        from praxisbackup.app.medium import open_attached  # noqa: PLC0415 - configured runs only
+        from praxisbackup.model.config import load_config, resolve_config_path  # noqa: PLC0415
+
         config_file = resolve_config_path(self.config_path)
         if not config_file.exists():
             raise UsageError(
@@ -108,6 +114,9 @@ def check_output(path: str, force: bool) -> None:
 def write_output(path: str, data: bytes, force: bool, lang: str, say: bool = True) -> None:
     """Write a document the user asked for (see :func:`check_output`), readable only by this
     account: documents name patients' files, the emergency sheet holds the recovery key."""
+    from praxisbackup.platform.private import write_private_file  # noqa: PLC0415
+    from praxisbackup.report.i18n import text  # noqa: PLC0415
+
     check_output(path, force)
     if force and os.path.lexists(path):
         os.unlink(path)

@@ -17,6 +17,7 @@ from praxisbackup import platform
 from praxisbackup.cli.context import Ctx, human_size, printable
 from praxisbackup.credentials import read_secret_file
 from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.archiver import prepare as prepare_backup
 from praxisbackup.engine.browse import compute_stats, diff_trees, walk_from
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.crypto import generate_recovery_key
@@ -130,6 +131,7 @@ def backup(
     parent: str | None,
 ) -> None:
     """Back up PATHS into a new snapshot."""
+    prepare_backup(list(paths))  # worker processes and a metadata walk during key derivation
     repo = ctx.open()
     with lock_repository(repo, exclusive=False, command="backup"):
         repo.load_index()

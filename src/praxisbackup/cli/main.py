@@ -20,19 +20,23 @@ from typing import Any
 import click
 
 from praxisbackup import __version__, platform
-from praxisbackup.cli import (
-    engine_commands,
-    media_commands,
-    notify_commands,
-    practice_commands,
-    restore_commands,
-    web_commands,
-)
 from praxisbackup.cli.context import Ctx
-from praxisbackup.cli.demo_command import demo
-from praxisbackup.cli.setup_command import setup
 from praxisbackup.errors import ExitCode, PraxisError
-from praxisbackup.report.i18n import text
+
+#: The repository commands (cli/engine_commands.py): run without loading the practice, media,
+#: notification and document modules (their imports cost more than a small backup).
+ENGINE_COMMANDS = frozenset(
+    {"init", "backup", "snapshots", "ls", "diff", "restore", "check", "forget", "prune"}
+    | {"stats", "repair", "key"}
+)
+
+
+def text(code: str, lang: str, **params: Any) -> str:
+    """A message from the catalogue (loaded only when there is one to show: Babel and the
+    catalogues cost the engine commands more than a small backup)."""
+    from praxisbackup.report.i18n import text as catalogue_text  # noqa: PLC0415
+
+    return catalogue_text(code, lang, **params)
 
 
 def crash_log_dir() -> str:
@@ -103,7 +107,61 @@ class PraxisGroup(click.Group):
     X``, as restic users type it); every exception becomes one line and its exit code (no
     traceback)."""
 
+    _engine_loaded = False
+    _all_loaded = False
+
+    def _load(self, names: list[str]) -> None:
+        """Register the commands: only the engine's when the command line names one of them
+        (or nothing that could be another command), else all of them."""
+        first = next(
+            (a for i, a in enumerate(names) if not a.startswith("-") and not _is_value(names, i)),
+            None,
+        )
+        if not self._engine_loaded:
+            from praxisbackup.cli import engine_commands  # noqa: PLC0415
+
+            engine_commands.register(self)
+            self._engine_loaded = True
+        if first is not None and first not in ENGINE_COMMANDS:
+            self._load_all()
+
+    def _load_all(self) -> None:
+        if self._all_loaded:
+            return
+        self._all_loaded = True
+        from praxisbackup.cli import (  # noqa: PLC0415
+            media_commands,
+            notify_commands,
+            practice_commands,
+            restore_commands,
+            web_commands,
+        )
+        from praxisbackup.cli.demo_command import demo  # noqa: PLC0415
+        from praxisbackup.cli.setup_command import setup  # noqa: PLC0415
+
+        for command in (
+            practice_commands.COMMANDS
+            + media_commands.COMMANDS
+            + notify_commands.COMMANDS
+            + restore_commands.COMMANDS
+            + web_commands.COMMANDS
+        ):
+            self.add_command(command)
+        self.add_command(demo)
+        self.add_command(setup)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load([])
+        self._load_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._load_all()
+        return super().get_command(ctx, cmd_name)
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        self._load(args)
         return super().parse_args(ctx, self._hoist_global_options(args))
 
     def _hoist_global_options(self, args: list[str]) -> list[str]:
@@ -220,19 +278,6 @@ def cli(
     from the command line.
     """
     ctx.obj = Ctx(repo, password_file, as_json, quiet, config_path)
-
-
-engine_commands.register(cli)
-for _command in (
-    practice_commands.COMMANDS
-    + media_commands.COMMANDS
-    + notify_commands.COMMANDS
-    + restore_commands.COMMANDS
-    + web_commands.COMMANDS
-):
-    cli.add_command(_command)
-cli.add_command(demo)
-cli.add_command(setup)
 
 
 def main() -> None:

@@ -13,11 +13,14 @@ import base64
 import os
 import stat
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from praxisbackup import platform
 from praxisbackup.errors import PraxisError, UsageError, WrongPasswordError
-from praxisbackup.model.config import Config, SmtpSection
 from praxisbackup.platform.private import write_private_file
+
+if TYPE_CHECKING:  # only in annotations: the configuration model (pydantic) loads slowly
+    from praxisbackup.model.config import Config, SmtpSection
 
 #: Credential-store entries: (service, user).
 REPOSITORY_CREDENTIAL = ("praxisbackup", "repository")

@@ -8,13 +8,19 @@ content list is taken over after checking that every chunk is still in the index
 A file that changes while it is read (size, mtime or ctime differ before and after) is read
 once more; if it changes again the second reading is kept and a warning is recorded. A file
 that cannot be read is recorded in ``skipped`` with the OS error, and the backup goes on.
+
+Files that must be read are handed to worker processes in batches (:mod:`.pipeline`); the walk
+goes on meanwhile. A folder's tree is stored when its last entry is known, so the walk never
+waits for a folder's files - only the hard links' first occurrences are waited for, and every
+source before the tree above it.
 """
 
 from __future__ import annotations
 
+import collections
 import fnmatch
-import io
 import os
+import queue
 import stat
 import threading
 import time
@@ -22,13 +28,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from praxisbackup import __version__, platform
-from praxisbackup.engine import crypto
-from praxisbackup.engine.chunking import Chunker
+from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import absolute_source, snapshot_path, split_source
-from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot, Summary, list_snapshots, save_snapshot
 from praxisbackup.engine.tree import (
@@ -41,19 +47,25 @@ from praxisbackup.engine.tree import (
     SOCKET,
     SYMLINK,
     Node,
-    decode_tree,
+    ParentEntry,
+    decode_parent_tree,
     encode_tree,
 )
 from praxisbackup.engine.writer import BlobWriter
-from praxisbackup.errors import IntegrityError, SourceError, StorageError
+from praxisbackup.errors import IntegrityError, PraxisError, SourceError, StorageError
 
-#: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
-SMALL_FILE = 1 << 20
-#: Files read in parallel: overlaps I/O latency (cold caches, USB and network disks) with CPU.
-READERS = 2
-_O_BINARY = getattr(os, "O_BINARY", 0)
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
+#: A batch for a worker holds up to this many files or bytes (a larger file goes alone).
+BATCH_FILES = 48
+BATCH_BYTES = 8 << 20
+#: Batches a worker may have waiting (keeps it busy while its results travel back) ...
+OUTSTANDING = 2
+#: ... and batches that may wait for a worker before the walk waits too (bounds the files
+#: held in memory while the workers are busy with large files).
+WAITING = 64
+#: Reading up to this much is done in this process; past it, worker processes are started
+#: (unless they were started early, see :func:`pipeline.prestart`).
+INLINE_BYTES = 16 << 20
+INLINE_FILES = 200
 
 
 @dataclass
@@ -65,6 +77,8 @@ class BackupOptions:
     force: bool = False
     parent: str | None = None  # snapshot id; None = latest with the same host and paths
     drop_source_cache: bool = True
+    #: Worker processes for reading files; None = one per core (at least two), 0 = none.
+    workers: int | None = None
 
 
 @dataclass
@@ -87,19 +101,36 @@ class BackupResult:
         return bool(self.snapshot.skipped or self.snapshot.warnings)
 
 
-def _open_source(path: str) -> int:
-    """Open a source file for reading without touching its access time where the OS allows
-    (O_NOATIME needs ownership or root on Linux; without it the open is retried plainly)."""
-    flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW
-    if _O_NOATIME:
-        try:
-            return os.open(path, flags | _O_NOATIME)
-        except PermissionError:
-            pass  # not the owner: fall through to a plain open, which may update atime
-    return os.open(path, flags)
+def _same_file(old: ParentEntry, st: os.stat_result) -> bool:
+    """A regular file without further links whose every recorded field equals the previous
+    snapshot's entry (so its node would encode to the same bytes)."""
+    doc = old.doc
+    if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and doc.get("type") == FILE):
+        return False
+    user, group = platform.owner_names(st.st_uid, st.st_gid)
+    return (
+        doc.get("mode") == stat.S_IMODE(st.st_mode)
+        and doc.get("mtime_ns") == st.st_mtime_ns
+        and doc.get("atime_ns") == st.st_atime_ns
+        and doc.get("ctime_ns") == st.st_ctime_ns
+        and doc.get("size") == st.st_size
+        and doc.get("inode") == st.st_ino
+        and doc.get("device") == st.st_dev
+        and doc.get("links") == st.st_nlink
+        and doc.get("uid") == st.st_uid
+        and doc.get("gid") == st.st_gid
+        and doc.get("user", "") == user
+        and doc.get("group", "") == group
+        and doc.get("btime_ns") == platform.birthtime_ns(st)
+        and doc.get("attributes") == platform.file_attributes(st)
+        and not doc.get("rdev")
+        and "target" not in doc
+        and "link" not in doc
+        and "subtree" not in doc
+    )
 
 
-def _same_metadata(old: Node, st: os.stat_result) -> bool:
+def _same_metadata(old: ParentEntry, st: os.stat_result) -> bool:
     return (
         old.type == FILE
         and old.size == st.st_size
@@ -107,10 +138,6 @@ def _same_metadata(old: Node, st: os.stat_result) -> bool:
         and old.ctime_ns == st.st_ctime_ns
         and old.inode == st.st_ino
     )
-
-
-def _changed(a: os.stat_result, b: os.stat_result) -> bool:
-    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) != (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
 
 
 def node_from_stat(name: str, st: os.stat_result) -> Node:
@@ -152,6 +179,89 @@ def node_from_stat(name: str, st: os.stat_result) -> Node:
     )
 
 
+_prewalk_stop = threading.Event()
+
+
+def prepare(paths: list[str]) -> None:
+    """Start what a backup of ``paths`` needs before the repository is opened (the key
+    derivation takes a good part of a second and leaves the interpreter free): the worker
+    processes, and a walk that brings the sources' folder listings and file metadata into the
+    cache. The walk stops when the backup's own walk starts."""
+    pipeline.prestart()
+    sources = [absolute_source(p) for p in paths if "\x00" not in p]
+    _prewalk_stop.clear()
+    threading.Thread(target=_prewalk, args=(sources,), daemon=True, name="prewalk").start()
+
+
+def _prewalk(sources: list[str]) -> None:
+    stack = list(sources)
+    while stack and not _prewalk_stop.is_set():
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    if _prewalk_stop.is_set():
+                        return
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    else:
+                        entry.stat(follow_symlinks=False)
+        except OSError:
+            continue  # the backup itself reports what cannot be read
+
+
+#: Threads that list folders (and lstat their entries) ahead of the walk: on cold caches
+#: listing a folder waits for the disk, and thousands of small folders are the common case.
+LISTERS = 3
+#: Sub-folders of a folder listed ahead of the walk.
+LOOKAHEAD = 16
+Listing = list[tuple[str, str, "os.stat_result | OSError"]]
+
+
+def _list_folder(path: str) -> Listing | OSError:
+    """A folder's entries sorted by name, each with its lstat (or the error it gave)."""
+    try:
+        with os.scandir(path) as it:
+            names = sorted((e.name, e.path) for e in it)
+    except OSError as exc:
+        return exc
+    out: Listing = []
+    for name, child in names:
+        try:
+            out.append((name, child, os.lstat(child)))
+        except OSError as exc:
+            out.append((name, child, exc))
+    return out
+
+
+class _Dir:
+    """A folder whose tree is stored once every entry is known (files being read, sub-folders
+    not yet complete are ``missing``; the walk itself holds one until it has listed it)."""
+
+    __slots__ = ("missing", "node", "nodes", "parent", "tree_id")
+
+    def __init__(self, parent: _Dir | None, node: Node | None) -> None:
+        self.nodes: list[Node | None] = []
+        self.missing = 1
+        self.parent = parent
+        self.node = node  # the folder's entry in its parent, which gets the subtree id
+        self.tree_id: bytes | None = None
+
+
+@dataclass
+class _Read:
+    """A file handed to a worker."""
+
+    path: str
+    spath: str
+    node: Node
+    folder: _Dir
+    slot: int
+    source: SourceStats
+    kind: str
+    hardlink: tuple[int, int] | None = None
+    done: bool = False
+
+
 class Archiver:
     """Runs one backup. Not reusable."""
 
@@ -164,14 +274,27 @@ class Archiver:
         self.summary = Summary()
         self.skipped: list[Skipped] = []
         self.warnings: list[Skipped] = []
-        self._local = threading.local()
-        self._stats_lock = threading.Lock()
-        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="read")
-        self._read_slots = threading.BoundedSemaphore(READERS * 2)
         self._hardlinks: dict[tuple[int, int], tuple[str, list[bytes], int]] = {}
         self._writer: BlobWriter | None = None
         self._source: SourceStats | None = None
         self._exclude = self._compile_excludes(options.excludes)
+        # Reading: batches for the workers, reads in flight by token.
+        self._pool: pipeline.WorkerPool | None = None
+        self._inline: pipeline.FilePacker | None = None
+        self._params: pipeline.PackerParams | None = None
+        self._reads: dict[int, _Read] = {}
+        self._next_token = 0
+        self._batch: list[tuple[int, str, int]] = []
+        self._batch_bytes = 0
+        self._inline_bytes = 0
+        self._inline_files = 0
+        self._flushing = 0
+        self._lister = ThreadPoolExecutor(LISTERS, thread_name_prefix="list")
+        self._warn_lock = threading.Lock()
+        self._listings: dict[str, Future[tuple[Listing | OSError, dict[str, ParentEntry]]]] = {}
+        self._ahead: dict[str, tuple[str, bytes | None]] = {}
+        #: Batches waiting for a worker with room (the walk goes on meanwhile).
+        self._waiting: collections.deque[list[tuple[int, str, int]]] = collections.deque()
 
     # -- helpers ------------------------------------------------------------------------
     @staticmethod
@@ -191,17 +314,21 @@ class Archiver:
 
         return excluded
 
-    def _parent_tree(self, tree_id: bytes | None) -> dict[str, Node]:
+    def _parent_tree(self, tree_id: bytes | None) -> dict[str, ParentEntry]:
         if tree_id is None:
             return {}
         try:
-            nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}")
-        except (IntegrityError, StorageError) as exc:
-            self.warnings.append(
-                Skipped("(parent snapshot)", f"parent tree unreadable, files are read again: {exc}")
+            return decode_parent_tree(
+                self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
             )
+        except (IntegrityError, StorageError) as exc:
+            with self._warn_lock:  # also called by the lister threads
+                self.warnings.append(
+                    Skipped(
+                        "(parent snapshot)", f"parent tree unreadable, files are read again: {exc}"
+                    )
+                )
             return {}
-        return {n.name: n for n in nodes}
 
     def _store_tree(self, nodes: list[Node]) -> bytes:
         assert self._writer is not None
@@ -222,6 +349,7 @@ class Archiver:
 
     # -- the walk -------------------------------------------------------------------------
     def run(self) -> BackupResult:
+        _prewalk_stop.set()
         started = time.monotonic()
         start_time = datetime.now().astimezone()
         bad = [p for p in self.options.paths if "\x00" in p]
@@ -252,13 +380,24 @@ class Archiver:
                 raise SourceError(f"source {src} is given twice or overlaps another source")
             level[comps[-1]] = (src, st)
 
+        if self.options.workers != 0:
+            self._pool = pipeline.take_prestarted()
         with BlobWriter(self.repo) as writer:
             self._writer = writer
+            failed = True
             try:
-                root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
+                with quiet_gc():
+                    root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
+                    self._finish_reading()
                 writer.flush()
+                failed = False
             finally:
-                self._readers.shutdown(wait=True)
+                for pending in self._listings.values():
+                    pending.cancel()
+                self._lister.shutdown(wait=True)
+                if self._pool is not None:
+                    self._pool.close(kill=failed)
+                    self._pool = None
                 self.progress.close()
             self.summary.blobs_new = writer.stats.blobs_new
             self.summary.data_added = writer.stats.bytes_new_raw
@@ -285,7 +424,7 @@ class Archiver:
     ) -> bytes:
         """A directory above the sources: only the components leading to sources are kept."""
         old = self._parent_tree(parent_tree)
-        nodes = []
+        folder = _Dir(None, None)
         for name, child in sorted(level.items()):
             old_node = old.get(name)
             if isinstance(child, dict):
@@ -299,17 +438,17 @@ class Archiver:
                 node.subtree = self._archive_virtual(
                     child, [*comps, name], old_node.subtree if old_node else None
                 )
-                nodes.append(node)
+                folder.nodes.append(node)
             else:
                 assert isinstance(child, tuple)
                 src: str = child[0]
                 self._source = child[1]
-                entry = self._archive_path(src, name, snapshot_path([*comps, name]), old_node)
-                if isinstance(entry, Future):
-                    entry = entry.result()
-                if entry is not None:
-                    nodes.append(entry)
-        return self._store_tree(nodes)
+                self._archive_path(folder, src, name, snapshot_path([*comps, name]), old_node)
+        # The tree above a source waits for everything below it.
+        self._wait_all()
+        self._release(folder)
+        assert folder.tree_id is not None
+        return folder.tree_id
 
     @staticmethod
     def _real_path(comps: list[str]) -> str:
@@ -318,195 +457,384 @@ class Archiver:
         return "/" + "/".join(comps)
 
     def _archive_path(
-        self, path: str, name: str, spath: str, old: Node | None
-    ) -> Node | Future[Node | None] | None:
+        self,
+        folder: _Dir,
+        path: str,
+        name: str,
+        spath: str,
+        old: ParentEntry | None,
+        st: os.stat_result | OSError | None = None,
+    ) -> None:
+        """Add the entry at ``path`` (``st``: its lstat, if already taken) to ``folder`` (now,
+        or once it has been read)."""
         try:
-            st = os.lstat(path)
+            if st is None:
+                st = os.lstat(path)
+            elif isinstance(st, OSError):
+                raise st
         except FileNotFoundError:
             self._warn(spath, "vanished during the backup")
-            return None
+            return
         except OSError as exc:
             self._skip(spath, f"cannot read metadata: {exc.strerror or exc}")
-            return None
+            return
         node = node_from_stat(name, st)
         if node.type == DIR:
             self.summary.dirs += 1
-            node.subtree = self._archive_dir(
-                path, spath, old.subtree if old and old.type == DIR else None
+            folder.nodes.append(node)
+            folder.missing += 1
+            self._archive_dir(
+                _Dir(folder, node), path, spath, old.subtree if old and old.type == DIR else None
             )
-            return node
+            return
         if node.type == SYMLINK:
             try:
                 node.target = os.readlink(path)
             except OSError as exc:
                 self._skip(spath, f"cannot read link: {exc.strerror or exc}")
-                return None
+                return
             self.summary.other += 1
-            return node
+            folder.nodes.append(node)
+            return
         if node.type != FILE:
             self.summary.other += 1
-            return node
-        return self._archive_file(path, spath, st, node, old)
+            folder.nodes.append(node)
+            return
+        self._archive_file(folder, path, spath, st, node, old)
 
-    def _archive_dir(self, path: str, spath: str, parent_tree: bytes | None) -> bytes:
-        results: list[Node | Future[Node | None] | None] = []
-        try:
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            self._skip(spath, f"cannot list folder: {exc.strerror or exc}")
-            return self._store_tree([])
-        old = self._parent_tree(parent_tree)
-        for entry in entries:
-            child_spath = spath + "/" + entry.name
-            if self._exclude(child_spath, entry.name):
+    def _list_with_parent(
+        self, path: str, parent_tree: bytes | None
+    ) -> tuple[Listing | OSError, dict[str, ParentEntry]]:
+        """A folder's listing and its previous tree (run by the lister threads)."""
+        listing = _list_folder(path)
+        if isinstance(listing, OSError):
+            return listing, {}
+        return listing, self._parent_tree(parent_tree)
+
+    def _list_next(self, path: str) -> None:
+        """The listing of ``path`` was taken: request the one LOOKAHEAD folders after it."""
+        ahead = self._ahead.pop(path, None)
+        if ahead is not None:
+            child, subtree = ahead
+            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+
+    def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
+        future = self._listings.pop(path, None)
+        self._list_next(path)
+        listing, old = (
+            future.result() if future is not None else self._list_with_parent(path, parent_tree)
+        )
+        if isinstance(listing, OSError):
+            self._skip(spath, f"cannot list folder: {listing.strerror or listing}")
+            self._release(folder)
+            return
+        entries = []
+        subfolders: list[tuple[str, bytes | None]] = []
+        for name, child, st in listing:
+            child_spath = spath + "/" + name
+            if self._exclude(child_spath, name):
                 continue
-            results.append(
-                self._archive_path(entry.path, entry.name, child_spath, old.get(entry.name))
-            )
-        nodes = []
-        for item in results:
-            node = item.result() if isinstance(item, Future) else item
-            if node is not None:
-                nodes.append(node)
-        return self._store_tree(nodes)
+            entries.append((name, child, child_spath, st))
+            if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
+                before = old.get(name)
+                subtree = before.subtree if before is not None and before.type == DIR else None
+                subfolders.append((child, subtree))
+        # Sub-folders are listed (and their previous trees read) by the lister threads while
+        # this one is walked - a few ahead of the walk, so a folder of thousands of folders
+        # is not held in memory all at once: taking one listing requests the next.
+        for i in range(len(subfolders) - LOOKAHEAD):
+            self._ahead[subfolders[i][0]] = subfolders[i + LOOKAHEAD]
+        for child, subtree in subfolders[:LOOKAHEAD]:
+            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+        if parent_tree is not None and self._unchanged_leaf(folder, entries, old, parent_tree):
+            return
+        for name, child, child_spath, st in entries:
+            self._archive_path(folder, child, name, child_spath, old.get(name), st)
+        self._release(folder)
 
-    # -- files (read by a pool of reader threads) ---------------------------------------
+    def _unchanged_leaf(
+        self,
+        folder: _Dir,
+        entries: list[tuple[str, str, str, os.stat_result | OSError]],
+        old: dict[str, ParentEntry],
+        old_tree: bytes,
+    ) -> bool:
+        """A folder of regular files that all look exactly as in the previous snapshot (every
+        recorded field: type, mode, times, owner and names, size, inode, device, links) has a
+        byte-identical tree: its previous tree is taken over, without building the entries
+        again. The nightly run's common case (thousands of folders of unchanged documents)."""
+        if self.options.force or len(entries) != len(old) or not entries:
+            return False
+        assert self._writer is not None and self._source is not None
+        writer = self._writer
+        if not writer.has(TREE, old_tree):
+            return False
+        checked = []
+        for name, _child, _spath, st in entries:
+            entry = old.get(name)
+            if entry is None or not isinstance(st, os.stat_result) or not _same_file(entry, st):
+                return False
+            try:
+                content = entry.content
+            except ValueError:
+                return False
+            if not all(writer.has(DATA, c) for c in content):
+                return False
+            checked.append(st.st_size)
+        source = self._source
+        s = self.summary
+        s.total_files += len(checked)
+        s.files_unmodified += len(checked)
+        s.total_bytes += sum(checked)
+        source.files += len(checked)
+        source.bytes += sum(checked)
+        self.progress.advance(files=len(checked))
+        folder.nodes = []
+        folder.missing -= 1
+        assert folder.missing == 0
+        folder.tree_id = old_tree
+        if folder.node is not None:
+            folder.node.subtree = old_tree
+        if folder.parent is not None:
+            self._release(folder.parent)
+        return True
+
+    def _release(self, folder: _Dir) -> None:
+        """One missing entry of ``folder`` is known: store the trees that are now complete."""
+        current: _Dir | None = folder
+        while current is not None:
+            current.missing -= 1
+            if current.missing:
+                return
+            current.tree_id = self._store_tree([n for n in current.nodes if n is not None])
+            if current.node is not None:
+                current.node.subtree = current.tree_id
+            current = current.parent
+
+    # -- files --------------------------------------------------------------------------
     def _skip(self, spath: str, reason: str) -> None:
-        with self._stats_lock:
-            self.skipped.append(Skipped(spath, reason))
+        self.skipped.append(Skipped(spath, reason))
 
     def _warn(self, spath: str, reason: str) -> None:
-        with self._stats_lock:
-            self.warnings.append(Skipped(spath, reason))
+        self.warnings.append(Skipped(spath, reason))
 
     def _count_file(self, node: Node, source: SourceStats, kind: str) -> None:
-        with self._stats_lock:
-            s = self.summary
-            s.total_files += 1
-            s.total_bytes += node.size
-            if kind == "unmodified":
-                s.files_unmodified += 1
-            elif kind == "new":
-                s.files_new += 1
-            elif kind == "changed":
-                s.files_changed += 1
-            source.files += 1
-            source.bytes += node.size
+        s = self.summary
+        s.total_files += 1
+        s.total_bytes += node.size
+        if kind == "unmodified":
+            s.files_unmodified += 1
+        elif kind == "new":
+            s.files_new += 1
+        elif kind == "changed":
+            s.files_changed += 1
+        source.files += 1
+        source.bytes += node.size
         self.progress.advance(files=1)
 
     def _archive_file(
-        self, path: str, spath: str, st: os.stat_result, node: Node, old: Node | None
-    ) -> Node | Future[Node | None] | None:
+        self,
+        folder: _Dir,
+        path: str,
+        spath: str,
+        st: os.stat_result,
+        node: Node,
+        old: ParentEntry | None,
+    ) -> None:
         assert self._writer is not None and self._source is not None
         source = self._source
-        if st.st_nlink > 1:
-            first = self._hardlinks.get((st.st_dev, st.st_ino))
+        key = (st.st_dev, st.st_ino) if st.st_nlink > 1 else None
+        if key is not None:
+            first = self._hardlinks.get(key)
             if first is not None:
                 node.type = HARDLINK
                 node.link, node.content, node.size = first
                 self._count_file(node, source, "link")
-                return node
+                folder.nodes.append(node)
+                return
         writer = self._writer
-        if (
-            not self.options.force
-            and old is not None
-            and _same_metadata(old, st)
-            and all(writer.has(DATA, c) for c in old.content)
-        ):
-            node.content = old.content
+        content = None
+        if not self.options.force and old is not None and _same_metadata(old, st):
+            try:
+                content = old.content
+            except ValueError:
+                content = None  # a malformed previous entry: the file is read again
+            if content is not None and not all(writer.has(DATA, c) for c in content):
+                content = None
+        if content is not None:
+            node.content = content
             self._count_file(node, source, "unmodified")
-            if st.st_nlink > 1:
-                self._hardlinks[(st.st_dev, st.st_ino)] = (spath, node.content, node.size)
-            return node
+            if key is not None:
+                self._hardlinks[key] = (spath, node.content, node.size)
+            folder.nodes.append(node)
+            return
         kind = "new" if old is None else "changed"
-        if st.st_nlink > 1:
-            # Hard-linked files are read right away: later links need their content list.
-            result = self._read_job(path, spath, node, source, kind)
-            if result is not None:
-                self._hardlinks[(st.st_dev, st.st_ino)] = (spath, result.content, result.size)
-            return result
-        self._read_slots.acquire()
-        future = self._readers.submit(self._read_job, path, spath, node, source, kind)
-        future.add_done_callback(lambda _f: self._read_slots.release())
-        return future
+        folder.nodes.append(node)
+        folder.missing += 1
+        read = _Read(path, spath, node, folder, len(folder.nodes) - 1, source, kind, key)
+        self._queue_read(read, st.st_size)
+        if key is not None:
+            # Later links need the content list of the first occurrence: wait for it.
+            self._submit_batch()
+            while not read.done:
+                self._handle_one()
 
-    def _read_job(
-        self, path: str, spath: str, node: Node, source: SourceStats, kind: str
-    ) -> Node | None:
-        content = self._read_file(path, spath, node, source)
-        if content is None:
-            return None
-        node.content = content
-        self._count_file(node, source, kind)
-        return node
+    # -- reading in workers -----------------------------------------------------------------
+    def _packer_params(self) -> pipeline.PackerParams:
+        if self._params is None:
+            index = self.repo.index
+            known = sorted(b for b in index.blob_ids(DATA) if index.has_good(DATA, b))
+            self._params = pipeline.PackerParams(
+                encryption_key=self.repo.key.encryption,
+                chunk_id_key=self.repo.key.chunk_id,
+                chunker=self.repo.config.chunker,
+                compression_level=self.repo.config.compression_level,
+                pack_size=self.repo.config.pack_size,
+                drop_cache=self.options.drop_source_cache,
+                known=b"".join(known),
+                location=self.repo.backend.location,
+            )
+        return self._params
 
-    def _chunker(self) -> Chunker:
-        chunker: Chunker | None = getattr(self._local, "chunker", None)
-        if chunker is None:
-            chunker = Chunker(self.repo.config.chunker)
-            self._local.chunker = chunker
-        return chunker
+    def _queue_read(self, read: _Read, size: int) -> None:
+        token = self._next_token
+        self._next_token += 1
+        self._reads[token] = read
+        if size > pipeline.SMALL_FILE:
+            self._submit_batch()
+        self._batch.append((token, read.path, size))
+        self._batch_bytes += size
+        if (
+            size > pipeline.SMALL_FILE
+            or len(self._batch) >= BATCH_FILES
+            or self._batch_bytes >= BATCH_BYTES
+        ):
+            self._submit_batch()
 
-    def _read_file(
-        self, path: str, spath: str, node: Node, source: SourceStats
-    ) -> list[bytes] | None:
-        """Read and chunk a file; re-read once if it changes meanwhile."""
-        for attempt in (1, 2):
+    def _start_pool(self) -> None:
+        try:
+            count = self.options.workers or pipeline.default_worker_count()
+            self._pool = pipeline.WorkerPool(count)
+        except OSError:
+            self.options.workers = 0  # cannot start processes here: read in this one
+
+    def _submit_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        size, self._batch_bytes = self._batch_bytes, 0
+        if not batch:
+            return
+        if self._pool is None:
+            self._inline_bytes += size
+            self._inline_files += len(batch)
+            if (
+                self._inline_bytes > INLINE_BYTES or self._inline_files > INLINE_FILES
+            ) and self.options.workers != 0:
+                self._start_pool()
+        if self._pool is None:
+            self._read_inline(batch)
+            return
+        if not self._pool.ready:
+            assert self._writer is not None
+            self._pool.init(self._packer_params(), self._writer.add_pack)
+        self._waiting.append(batch)
+        self._pump()
+        while len(self._waiting) > WAITING:
+            self._handle_one()
+        self._poll()
+
+    def _pump(self) -> None:
+        """Hand waiting batches to workers that have room."""
+        assert self._pool is not None
+        while self._waiting:
+            worker = min(self._pool.workers, key=lambda w: w.outstanding)
+            if worker.outstanding >= OUTSTANDING:
+                return
+            self._pool.submit(self._waiting.popleft())
+
+    def _poll(self) -> None:
+        """Act on the worker messages that have arrived, without waiting."""
+        assert self._pool is not None
+        while True:
             try:
-                fd = _open_source(path)
-            except FileNotFoundError:
-                self._warn(spath, "vanished during the backup")
-                return None
-            except OSError as exc:
-                self._skip(spath, f"cannot open: {exc.strerror or exc} [errno {exc.errno}]")
-                return None
-            try:
-                before = os.fstat(fd)
-                ids, size = self._chunk_fd(fd, before.st_size, source)
-                after = os.fstat(fd)
-                if self.options.drop_source_cache:
-                    platform.drop_cache(fd)
-            except OSError as exc:
-                self._skip(spath, f"read error: {exc.strerror or exc} [errno {exc.errno}]")
-                return None
-            finally:
-                os.close(fd)
-            if not _changed(before, after) and size == after.st_size:
-                break
-            if attempt == 2:
-                self._warn(spath, "changed while being read (kept the second reading)")
-        node.size = size
-        node.mtime_ns, node.ctime_ns = after.st_mtime_ns, after.st_ctime_ns
-        node.atime_ns = before.st_atime_ns
-        return ids
+                index, msg, payload = self._pool.results.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(index, msg, payload)
 
-    def _chunk_fd(self, fd: int, expected: int, source: SourceStats) -> tuple[list[bytes], int]:
+    def _read_inline(self, batch: list[tuple[int, str, int]]) -> None:
         assert self._writer is not None
-        writer, key, progress = self._writer, self.repo.key, self.progress
-        chunker = self._chunker()
-        ids: list[bytes] = []
-        if expected <= SMALL_FILE:
-            parts = []
-            size = 0
-            while True:
-                block = os.read(fd, max(expected + 1 - size, 65536))
-                if not block:
-                    break
-                parts.append(block)
-                size += len(block)
-            chunks = chunker.chunks_of(b"".join(parts) if len(parts) != 1 else parts[0])
+        if self._inline is None:
+            self._inline = pipeline.FilePacker(self._packer_params(), self._writer.add_pack)
+        for token, result in self._inline.read_batch(batch):
+            self._file_done(token, result)
+
+    def _handle_one(self) -> None:
+        """Wait for the next message from a worker and act on it."""
+        assert self._pool is not None
+        try:
+            index, msg, payload = self._pool.results.get(timeout=1.0)
+        except queue.Empty:
+            self.repo.check_lock()
+            return
+        self._handle(index, msg, payload)
+
+    def _handle(self, index: int, msg: Any, payload: bytearray) -> None:
+        assert self._pool is not None and self._writer is not None
+        kind = msg[0]
+        worker = self._pool.workers[index]
+        if kind == "files":
+            worker.outstanding -= 1
+            self._pump()
+            for token, result in msg[1]:
+                self._file_done(token, result)
+        elif kind == "flushed":
+            worker.outstanding -= 1
+            self._flushing -= 1
+        elif kind == "praxis-error":
+            raise msg[1]
+        elif kind == "error":
+            raise PraxisError(f"a backup worker process failed:\n{msg[1]}")
+        else:  # eof
+            raise PraxisError("a backup worker process ended unexpectedly")
+
+    def _file_done(self, token: int, result: pipeline.FileRead) -> None:
+        read = self._reads.pop(token)
+        read.done = True
+        node = read.node
+        if result.status != "ok":
+            if result.status == "vanished":
+                self._warn(read.spath, "vanished during the backup")
+            else:
+                self._skip(read.spath, result.reason)
+            read.folder.nodes[read.slot] = None
         else:
-            chunks = chunker.chunks(io.FileIO(fd, closefd=False))
-        total = new = 0
-        for chunk in chunks:
-            cid = crypto.blob_id(key, chunk)
-            if writer.add(DATA, cid, chunk):
-                new += len(chunk)
-            ids.append(cid)
-            total += len(chunk)
-            progress.advance(size=len(chunk))
-        with self._stats_lock:
-            source.new_bytes += new
-            self.summary.bytes_read += total
-        return ids, total
+            if result.changed:
+                self._warn(read.spath, "changed while being read (kept the second reading)")
+            node.content = result.ids
+            node.size = result.size
+            node.mtime_ns, node.ctime_ns = result.mtime_ns, result.ctime_ns
+            node.atime_ns = result.atime_ns
+            read.source.new_bytes += result.bytes_new
+            self.summary.bytes_read += result.size
+            self.progress.advance(size=result.size)
+            self._count_file(node, read.source, read.kind)
+            if read.hardlink is not None:
+                self._hardlinks[read.hardlink] = (read.spath, node.content, node.size)
+        self._release(read.folder)
+
+    def _wait_all(self) -> None:
+        """Read everything queued so far."""
+        self._submit_batch()
+        while self._reads:
+            self._handle_one()
+
+    def _finish_reading(self) -> None:
+        """Every file is read: the packs still being filled are completed and stored."""
+        self._wait_all()
+        if self._inline is not None:
+            self._inline.flush()
+        if self._pool is not None and self._pool.ready:
+            self._flushing = len(self._pool.workers)
+            self._pool.flush_all()
+            while self._flushing:
+                self._handle_one()

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from praxisbackup.engine import crypto
 from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE, parse_pack
-from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.engine.tree import DIR, FILE, HARDLINK, Node, decode_tree
 from praxisbackup.errors import IntegrityError, StorageError, UsageError
+
+#: Packs read at once: one thread can wait for the medium while the others verify.
+READERS = 3
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Checker:
         self.result = CheckResult()
         self._lock = threading.Lock()
         self._tree_memo: dict[bytes, list[str]] = {}
+        #: Each reader thread reads packs into its own buffer, reused.
+        self._buffers = threading.local()
         self._recorded: set[tuple[str, int, bytes]] = set()
 
     def run(
@@ -225,7 +230,7 @@ class Checker:
         sizes = dict(self.repo.index.packs())
         self.progress.set_total(len(packs), sum(sizes[p] for p in packs))
         counts = self.repo.index.blob_counts()
-        with ThreadPoolExecutor(2, thread_name_prefix="check") as pool:
+        with quiet_gc(), ThreadPoolExecutor(READERS, thread_name_prefix="check") as pool:
             for _ in pool.map(lambda p: self._read_pack(p, counts.get(p, 0)), packs):
                 pass
 
@@ -235,8 +240,12 @@ class Checker:
         bad: set[tuple[int, bytes]] = set()
         blobs = 0
         self.repo.check_lock()
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = bytearray()
+        raw: bytes | memoryview
         try:
-            raw = self.repo.backend.read_uncached("data", pack_id)
+            raw = self.repo.backend.read_uncached("data", pack_id, buffer)
         except StorageError as exc:
             errors.append(Problem("pack", pack_id, str(exc)))
             raw = b""

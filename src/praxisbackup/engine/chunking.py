@@ -43,6 +43,21 @@ class Chunker:
         for chunk in self._cdc.cut_stream(stream):
             yield bytes(chunk.data)
 
+    def views(self, stream: BinaryIO) -> Iterator[memoryview]:
+        """Like :meth:`chunks` without the copy: each view is valid only until the next one
+        is requested (it points into the chunker's read buffer)."""
+        for chunk in self._cdc.cut_stream(stream):
+            yield chunk.data
+
+    def views_of(self, data: bytes) -> Iterator[bytes | memoryview]:
+        """Like :meth:`chunks_of` without copies (views into ``data``)."""
+        if len(data) <= self.params.min_size:
+            if data:
+                yield data
+            return
+        for chunk in self._cdc.cut_buf(data):
+            yield chunk.data
+
     def chunks_of(self, data: bytes) -> Iterator[bytes]:
         """Chunk an in-memory buffer (small files)."""
         if len(data) <= self.params.min_size:

@@ -81,14 +81,14 @@ class Cipher:
 
     def seal(self, plaintext: bytes | memoryview, ad: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_SIZE)
-        return nonce + self._aead.encrypt(nonce, bytes(plaintext), ad)
+        return nonce + self._aead.encrypt(nonce, plaintext, ad)
 
     def open(self, sealed: bytes | memoryview, ad: bytes, what: str) -> bytes:
         if len(sealed) < OVERHEAD:
             raise IntegrityError(f"{what} is truncated ({len(sealed)} bytes)")
         view = memoryview(sealed)
         try:
-            return self._aead.decrypt(bytes(view[:NONCE_SIZE]), bytes(view[NONCE_SIZE:]), ad)
+            return self._aead.decrypt(view[:NONCE_SIZE], view[NONCE_SIZE:], ad)
         except InvalidTag:
             raise IntegrityError(f"{what} failed authentication (damaged or tampered)") from None
 

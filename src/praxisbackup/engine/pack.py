@@ -19,8 +19,9 @@ whole file. Because the header lists every blob, the index can be rebuilt from p
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import blake3
 
@@ -65,6 +66,15 @@ class FinishedPack:
     parts: list[bytes]  # the file's bytes in order (not joined: saves a 16 MiB copy)
     size: int
     entries: list[PackEntry]
+    #: Set when a backup worker already wrote the pack under this temporary name
+    #: (``Backend.stage``); it then only needs ``Backend.commit``.
+    staged: str | None = None
+
+
+class Sealer(Protocol):
+    """Anything that encrypts a pack header (:class:`~praxisbackup.engine.crypto.Cipher`)."""
+
+    def seal(self, plaintext: bytes | memoryview, ad: bytes) -> bytes: ...
 
 
 class PackBuilder:
@@ -87,7 +97,22 @@ class PackBuilder:
         self._parts.append(sealed)
         self.size += len(sealed)
 
-    def finish(self, cipher: Cipher) -> FinishedPack:
+    def add_parts(
+        self,
+        blob_type: int,
+        flags: int,
+        blob_id: bytes,
+        parts: Sequence[bytes],
+        raw_length: int,
+    ) -> None:
+        """Like :meth:`add`, for a sealed blob given in pieces (nonce, ciphertext): saves
+        joining them."""
+        length = sum(len(p) for p in parts)
+        self._entries.append(PackEntry(blob_type, flags, blob_id, self.size, length, raw_length))
+        self._parts.extend(parts)
+        self.size += length
+
+    def finish(self, cipher: Cipher | Sealer) -> FinishedPack:
         header = bytearray(_COUNT.pack(HEADER_MAGIC, HEADER_VERSION, len(self._entries)))
         for e in self._entries:
             header += _ENTRY.pack(e.type, e.flags, e.id, e.length, e.raw_length)
@@ -102,7 +127,7 @@ class PackBuilder:
         return FinishedPack(hasher.hexdigest(), parts, size, self._entries)
 
 
-def header_span(pack_size: int, trailer: bytes, what: str) -> tuple[int, int]:
+def header_span(pack_size: int, trailer: bytes | memoryview, what: str) -> tuple[int, int]:
     """(offset, length) of the sealed header, from the pack size and its last 4 bytes."""
     if pack_size < _TRAILER.size + OVERHEAD or len(trailer) != _TRAILER.size:
         raise IntegrityError(f"{what} is too short to be a pack")
@@ -113,7 +138,7 @@ def header_span(pack_size: int, trailer: bytes, what: str) -> tuple[int, int]:
 
 
 def parse_header(
-    cipher: Cipher, sealed_header: bytes, header_offset: int, what: str
+    cipher: Cipher, sealed_header: bytes | memoryview, header_offset: int, what: str
 ) -> list[PackEntry]:
     """Decrypt and parse a pack header; check that the blobs exactly fill the space before it."""
     header = cipher.open(sealed_header, HEADER_AD, f"header of {what}")
@@ -139,7 +164,7 @@ def parse_header(
     return entries
 
 
-def parse_pack(cipher: Cipher, data: bytes, what: str) -> list[PackEntry]:
+def parse_pack(cipher: Cipher, data: bytes | memoryview, what: str) -> list[PackEntry]:
     """Parse the header of a whole pack held in memory."""
     offset, length = header_span(len(data), data[-_TRAILER.size :], what)
     return parse_header(cipher, data[offset : offset + length], offset, what)

@@ -6,6 +6,24 @@ silent default otherwise.
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def quiet_gc() -> Iterator[None]:
+    """No cyclic garbage collection during a long engine loop: it makes tens of thousands of
+    short-lived objects per second, none of them in reference cycles, and every full
+    collection would walk the whole heap (the index, the trees) again. Collected at the end."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
 
 class Progress:
     """Silent progress sink; subclasses render it."""

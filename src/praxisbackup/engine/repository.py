@@ -44,7 +44,7 @@ REPO_VERSION = 1
 #: Names of the damage records check writes into ``meta/``.
 DAMAGE_PREFIX = "damage-"
 DEFAULT_PACK_SIZE = 16 << 20
-DEFAULT_COMPRESSION_LEVEL = 3
+DEFAULT_COMPRESSION_LEVEL = 1
 
 
 @dataclass(frozen=True)
@@ -291,27 +291,36 @@ class Repository:
     def load_index(self, tolerate_damage: bool = False) -> IndexLoadReport:
         """Read every index file. Damage raises unless ``tolerate_damage`` (check, repair)."""
         report = IndexLoadReport()
-        docs: dict[str, IndexFile] = {}
         names = sorted(info.name for info in self.backend.list("index"))
+        # One pass, each file's packs indexed as it is read (never every file's entries in
+        # memory at once: a million blobs would double the index's size while loading).
+        loaded: list[str] = []
+        superseded: set[str] = set()
+        self.index = Index()
         for name in names:
             try:
-                docs[name] = self.read_index_file(name)
+                doc = self.read_index_file(name)
             except IntegrityError as exc:
                 if not tolerate_damage:
                     raise IntegrityError(
                         f"{exc}; run 'praxisbackup repair' to rebuild the index"
                     ) from None
                 report.damaged[name] = str(exc)
-        superseded = {sid for doc in docs.values() for sid in doc.supersedes}
-        self.index = Index()
-        self.index_files = []
-        for name, doc in docs.items():
-            if name in superseded:
-                report.superseded.append(name)
                 continue
-            self.index_files.append(name)
+            loaded.append(name)
+            superseded.update(doc.supersedes)
             for pack in doc.packs:
                 self.index.add_pack(pack.pack_id, pack.size, pack.entries)
+        if superseded.intersection(loaded):
+            # Files a later one supersedes are still there (a prune or repair was interrupted
+            # before deleting them; rare): index again without them.
+            self.index = Index()
+            for name in loaded:
+                if name not in superseded:
+                    for pack in self.read_index_file(name).packs:
+                        self.index.add_pack(pack.pack_id, pack.size, pack.entries)
+        self.index_files = [name for name in loaded if name not in superseded]
+        report.superseded = [name for name in loaded if name in superseded]
         report.files = len(self.index_files)
         self.load_damage_records()
         return report
@@ -403,7 +412,7 @@ class Repository:
         self,
         blob_type: int,
         blob_id: bytes,
-        sealed: bytes,
+        sealed: bytes | memoryview,
         raw_length: int,
         compressed: bool,
         what: str,

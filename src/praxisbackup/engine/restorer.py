@@ -32,21 +32,24 @@ import contextlib
 import dataclasses
 import errno
 import fnmatch
-import functools
 import itertools
 import os
 import stat
 import threading
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+import zstandard
 
 from praxisbackup import platform
 from praxisbackup.engine import crypto
+from praxisbackup.engine.index import BlobLocation
 from praxisbackup.engine.lock import lock_repository
-from praxisbackup.engine.pack import DATA, TREE
+from praxisbackup.engine.objects import decompressor
+from praxisbackup.engine.pack import DATA, TREE, blob_ad
 from praxisbackup.engine.paths import normalize_snapshot_path
-from praxisbackup.engine.progress import Progress
+from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot
 from praxisbackup.engine.target import Parts, TargetTree
@@ -68,11 +71,10 @@ from praxisbackup.platform.targetdir import TargetDir
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
 TEMP_SUFFIX = ".praxisbackup-tmp"
 DAMAGED_SUFFIX = ".praxisbackup-damaged"
-#: Chunks per write job; large files are split into several jobs that run in parallel.
-SEGMENT_CHUNKS = 8
-#: Small files are handed to the workers in batches of this many files or bytes.
-BATCH_FILES = 32
-BATCH_BYTES = 4 << 20
+#: Files are planned in windows of this many files or bytes; each window's data is read pack
+#: by pack (every needed pack once, nearby blobs in one read) and written by the workers.
+WINDOW_FILES = 256
+WINDOW_BYTES = 512 << 20
 #: setuid and setgid: restored only with ``special``.
 SETID_BITS = stat.S_ISUID | stat.S_ISGID
 SPECIAL_HINT = "use --special-files to restore it"
@@ -119,7 +121,9 @@ class RestoreResult:
 
 @dataclass
 class _FileJob:
-    """A file being written, possibly by several segment jobs."""
+    """A file being written; its chunks may come from several packs, written by several
+    workers. ``remaining`` counts the chunks not yet written; the worker that writes the last
+    one finishes the file (metadata, rename)."""
 
     node: Node
     folder: TargetDir
@@ -129,8 +133,24 @@ class _FileJob:
     spath: str
     remaining: int
     replace: bool
+    #: (chunk id, offset in the file) of every chunk.
+    chunks: list[tuple[bytes, int]] = field(default_factory=list)
     damaged: bool = False
+    fd: int = -1
+    #: End of the last byte written (the file is truncated up to its size if shorter).
+    end: int = 0
+    #: Created with its final mode (no chmod needed).
+    mode_set: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Need:
+    """One blob a window needs from a pack, and where it goes."""
+
+    blob_id: bytes
+    loc: BlobLocation
+    targets: list[tuple[_FileJob, int]]
 
 
 #: errno values meaning "this file system cannot store that" (FAT has no modes or owners).
@@ -139,11 +159,13 @@ _SPARSE_BLOCK = 64 * 1024
 _ZEROS = bytes(_SPARSE_BLOCK)
 
 
-def write_sparse(fd: int, pos: int, data: bytes) -> None:
+def write_sparse(fd: int, pos: int, data: bytes | memoryview) -> int:
     """Write ``data`` at ``pos`` but leave 64 KiB blocks of zeros unwritten, so holes of sparse
-    files (and zero-filled database regions) stay holes. The caller truncates to the final size."""
+    files (and zero-filled database regions) stay holes. The caller truncates to the final size.
+    Returns the end of the last byte written (``pos`` if nothing was)."""
     view = memoryview(data)
     run_start = None
+    last_end: int | None = None
     size = len(data)
     for start in range(0, size, _SPARSE_BLOCK):
         end = min(start + _SPARSE_BLOCK, size)
@@ -151,26 +173,28 @@ def write_sparse(fd: int, pos: int, data: bytes) -> None:
         if zero:
             if run_start is not None:
                 _write_at(fd, pos + run_start, view[run_start:start])
+                last_end = pos + start
                 run_start = None
         elif run_start is None:
             run_start = start
     if run_start is not None:
         _write_at(fd, pos + run_start, view[run_start:])
+        return pos + size
+    return pos if last_end is None else last_end
 
 
 def _write_at(fd: int, offset: int, view: memoryview) -> None:
-    os.lseek(fd, offset, os.SEEK_SET)
     while view:
-        written = os.write(fd, view)
+        written = platform.pwrite(fd, view, offset)
         view = view[written:]
+        offset += written
 
 
-def _run_all(jobs: list[Callable[[], None]]) -> Callable[[], None]:
-    def run() -> None:
-        for job in jobs:
-            job()
-
-    return run
+def _umask() -> int:
+    """The process's umask (read by setting it and putting it back, before any thread runs)."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def damaged_name(name: str) -> str:
@@ -233,10 +257,13 @@ class Restorer:
         self._tmp_counter = itertools.count()
         self._chown = platform.can_restore_owner()
         self._target: TargetTree | None = None
+        self._window: list[_FileJob] = []
+        self._window_bytes = 0
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: set[Future[None]] = set()
-        self._batch: list[Callable[[], None]] = []
-        self._batch_bytes = 0
+        self._windows: ThreadPoolExecutor | None = None
+        self._window_running: Future[None] | None = None
+        #: Each worker thread reads packs into its own buffer, reused (no fresh pages per read).
+        self._buffers = threading.local()
         #: Files with sub-second times that must read back exactly before the target counts
         #: as precise; -1 once any difference was seen (then every file is measured).
         self._precision_checks_left = 64
@@ -244,6 +271,8 @@ class Restorer:
         self._rename_checks_left = 64
         self._rename_resets_times = False
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
+        self._pid = os.getpid()
+        self._umask = _umask()
 
     @property
     def target(self) -> TargetTree:
@@ -307,38 +336,36 @@ class Restorer:
         return self.result
 
     def _run(self) -> None:
-        self._pool = ThreadPoolExecutor(self.options.workers, thread_name_prefix="restore")
+        workers = max(1, self.options.workers)
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
+        # Windows are written by this thread while the walk plans the next one.
+        self._windows = ThreadPoolExecutor(1, thread_name_prefix="restore-window")
         try:
-            walker = self.walk(self.snapshot.tree_id)
-            item = next(walker, None)
-            while item is not None:
-                spath, node, full = item
-                enter = self._restore_entry(spath, node, full)
-                try:
-                    item = walker.send(enter)
-                except StopIteration:
-                    item = None
-            if self._batch:
-                self._submit(_run_all(self._batch))
-                self._batch = []
-            for f in self._pending:
-                f.result()
+            with quiet_gc():
+                self._write_all()
+                self._wait_window()
+            self._link_hardlinks()
+            self._wait_window()
         finally:
+            self._windows.shutdown(wait=True)
             self._pool.shutdown(wait=True)
-        self._link_hardlinks()
         self._finish_dirs()
         self._report_refused_links()
         self.progress.close()
         if self.options.verify:
             self._verify()
 
-    def _submit(self, job: Callable[[], None]) -> None:
-        assert self._pool is not None
-        self._pending.add(self._pool.submit(job))
-        if len(self._pending) > self.options.workers * 4:
-            done, self._pending = wait(self._pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                f.result()
+    def _write_all(self) -> None:
+        walker = self.walk(self.snapshot.tree_id)
+        item = next(walker, None)
+        while item is not None:
+            spath, node, full = item
+            enter = self._restore_entry(spath, node, full)
+            try:
+                item = walker.send(enter)
+            except StopIteration:
+                item = None
+        self._run_window()
 
     def _error(self, spath: str, reason: str) -> None:
         with self._lock:
@@ -400,6 +427,10 @@ class Restorer:
     def _may_write(
         self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
     ) -> bool:
+        if parts and parts in self.target.fresh:
+            # A folder this restore created holds only what it put there (and a file that
+            # appears meanwhile is still never replaced with "never": the rename refuses).
+            return True
         try:
             st = folder.lstat(name)
         except OSError as exc:
@@ -419,7 +450,7 @@ class Restorer:
 
     def _temp_name(self) -> str:
         # Short: the real name may already use all 255 bytes.
-        return f".praxisbackup-{os.getpid()}-{next(self._tmp_counter)}{TEMP_SUFFIX}"
+        return f".praxisbackup-{self._pid}-{next(self._tmp_counter)}{TEMP_SUFFIX}"
 
     def _restore_file(self, place: tuple[Parts, str], node: Node, spath: str) -> None:
         parts, name = place
@@ -433,99 +464,197 @@ class Restorer:
             self.target.release(parts)
             self._hardlinks.append((parts, name, node, spath))
             return
-        jobs = self._file_jobs(folder, parts, name, node, spath)
-        if len(jobs) == 1 and node.size < BATCH_BYTES:
-            # Small files go to the workers in batches (fewer thread hand-offs).
-            self._batch.append(jobs[0])
-            self._batch_bytes += node.size
-            if len(self._batch) < BATCH_FILES and self._batch_bytes < BATCH_BYTES:
-                return
-            jobs, self._batch, self._batch_bytes = [_run_all(self._batch)], [], 0
-        for job in jobs:
-            self._submit(job)
+        job = self._plan_file(folder, parts, name, node, spath)
+        if job is not None:
+            self._window.append(job)
+            self._window_bytes += node.size
+            if len(self._window) >= WINDOW_FILES or self._window_bytes >= WINDOW_BYTES:
+                self._run_window()
 
-    def _file_jobs(
+    def _plan_file(
         self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
-    ) -> list[Callable[[], None]]:
-        """Write jobs for one file (the caller has acquired ``folder``; the last job releases
-        it). A file of up to SEGMENT_CHUNKS chunks (nearly all files) is created, written and
-        finished by one job; a larger file is created here at its final size and filled by
-        several jobs in parallel."""
-        content = node.content
-        lengths = [self.repo.index.lookup(DATA, cid) for cid in content]
-        if all(lengths) and sum(loc.raw_length for loc in lengths if loc) != node.size:
+    ) -> _FileJob | None:
+        """The write job of one file (the caller has acquired ``folder``; finishing the file
+        releases it), or None if it must not be created."""
+        chunks = []
+        offset = 0
+        known = True
+        for cid in node.content:
+            loc = self.repo.index.lookup(DATA, cid)
+            chunks.append((cid, offset))
+            if loc is None:
+                known = False
+            else:
+                offset += loc.raw_length
+        if known and offset != node.size:
             # A crafted or damaged tree: never create a file of a size its data cannot fill.
             self.target.release(parts)
             self._error(spath, f"not restored: its size {node.size} does not match its content")
-            return []
+            return None
         tmp = self._temp_name()
-        if len(content) <= SEGMENT_CHUNKS:
-            job = _FileJob(node, folder, parts, name, tmp, spath, 1, self._replace)
-            return [functools.partial(self._write_segment, job, 0, content, True)]
-        try:
-            fd = folder.open(tmp, _NEW_FILE, 0o600)
-            try:
-                os.ftruncate(fd, node.size)
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            self.target.release(parts)
-            self._error(spath, f"cannot create file: {_describe(exc)}")
-            return []
-        segments = []
-        offset = 0
-        for start in range(0, len(content), SEGMENT_CHUNKS):
-            ids = content[start : start + SEGMENT_CHUNKS]
-            segments.append((offset, ids))
-            for cid in ids:
-                loc = self.repo.index.lookup(DATA, cid)
-                offset += loc.raw_length if loc is not None else 0
-        job = _FileJob(node, folder, parts, name, tmp, spath, len(segments), self._replace)
-        return [
-            functools.partial(self._write_segment, job, off, ids, False) for off, ids in segments
-        ]
+        job = _FileJob(node, folder, parts, name, tmp, spath, len(chunks), self._replace, chunks)
+        return job
 
-    def _write_segment(self, job: _FileJob, offset: int, ids: list[bytes], create: bool) -> None:
-        damaged_msg = None
-        fd = -1
+    # -- writing, pack by pack ------------------------------------------------------------
+    def _run_window(self) -> None:
+        """Hand the planned files over for writing (after the window before them is done)."""
+        window, self._window, self._window_bytes = self._window, [], 0
+        self._wait_window()
+        if window:
+            assert self._windows is not None
+            self._window_running = self._windows.submit(self._write_window, window)
+
+    def _wait_window(self) -> None:
+        running, self._window_running = self._window_running, None
+        if running is not None:
+            running.result()
+
+    def _write_window(self, window: list[_FileJob]) -> None:
+        """Write the planned files: every pack they need is read once (nearby blobs in one
+        read), its blobs decrypted and decompressed by the workers and written into every file
+        that needs them; a file is finished by whoever writes its last chunk."""
+        packs: dict[str, dict[bytes, _Need]] = {}
+        empty = []
+        for job in window:
+            if not job.chunks:
+                empty.append(job)
+            for cid, offset in job.chunks:
+                loc = self.repo.index.lookup(DATA, cid)
+                if loc is None:
+                    self._chunk_done(job, None, f"data blob {cid.hex()[:12]} is missing")
+                    continue
+                need = packs.setdefault(loc.pack_id, {}).get(cid)
+                if need is None:
+                    need = packs[loc.pack_id][cid] = _Need(cid, loc, [])
+                need.targets.append((job, offset))
+        for job in empty:
+            self._open_job(job)
+            self._chunk_done(job, None, None, count=0)
+        tasks = [sorted(needs.values(), key=lambda n: n.loc.offset) for needs in packs.values()]
+        assert self._pool is not None
         try:
-            if create:
-                fd = job.folder.open(job.tmp, _NEW_FILE, 0o600)
-            else:
-                fd = job.folder.open(job.tmp, os.O_WRONLY)
+            for _ in self._pool.map(self._restore_pack, tasks):
+                pass
+        finally:
+            for job in window:
+                if job.fd >= 0:  # left open by an error that stopped the restore
+                    os.close(job.fd)
+                    job.fd = -1
+
+    def _restore_pack(self, needs: list[_Need]) -> None:
+        """Read the blobs one pack holds for this window and write them where they belong."""
+        self.repo.check_lock()
+        pack_id = needs[0].loc.pack_id
+        sealed: list[bytes | memoryview | None]
+        buffer = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = bytearray()
+        try:
+            sealed = list(
+                self.repo.backend.read_ranges(
+                    "data", pack_id, [(n.loc.offset, n.loc.length) for n in needs], buffer
+                )
+            )
+        except StorageError:
+            sealed = [None] * len(needs)  # each blob is then tried at its other copies
+        dec = decompressor()
+        for need, raw in zip(needs, sealed, strict=True):
+            self.repo.check_lock()  # a lost lock stops the restore at the next blob
+            data = self._decode(need, raw, dec)
+            error = None
+            if data is None:
+                try:  # the next copy, if there is one (read_blob marks this one bad)
+                    self.repo.index.mark_bad(pack_id, DATA, need.blob_id)
+                    data = self.repo.read_blob(DATA, need.blob_id)
+                except (IntegrityError, StorageError) as exc:
+                    error = str(exc)
+            for job, offset in need.targets:
+                self._write_chunk(job, offset, data, error)
+
+    def _decode(
+        self, need: _Need, raw: bytes | memoryview | None, dec: zstandard.ZstdDecompressor
+    ) -> bytes | memoryview | None:
+        """Decrypt and decompress one blob; None if it does not authenticate or decompress.
+        AES-GCM authenticates the blob's content and binds it to its id (associated data), so
+        the id is not hashed again here (``check --read-data`` and ``--verify`` do)."""
+        if raw is None:
+            return None
+        loc = need.loc
+        try:
+            payload = self.repo.cipher.open(
+                raw, blob_ad(DATA, need.blob_id), f"data blob {need.blob_id.hex()[:12]}"
+            )
+            data = (
+                dec.decompress(payload, max_output_size=loc.raw_length)
+                if loc.compressed
+                else payload
+            )
+        except (IntegrityError, zstandard.ZstdError):
+            return None
+        return data if len(data) == loc.raw_length else None
+
+    def _open_job(self, job: _FileJob) -> bool:
+        """Create the file's temporary name (under the job's lock); False if that failed."""
+        if job.fd >= 0 or job.damaged:
+            return job.fd >= 0
+        mode = 0o600
+        node = job.node
+        if (
+            job.folder.metadata_by_fd
+            and not node.mode & ~0o777
+            and not node.mode & self._umask
+            and not (self._chown and (node.uid, node.gid) != self._own_ids)
+        ):
+            # Its final mode from the start (no setuid/setgid bits, nothing the umask drops, and
+            # already its final owner, so nobody reads it who could not read the finished
+            # file): saves the chmod; the fd stays writable whatever the mode says.
+            mode, job.mode_set = node.mode, True
+        try:
+            job.fd = job.folder.open(job.tmp, _NEW_FILE, mode)
         except OSError as exc:
-            damaged_msg = f"cannot open for writing: {_describe(exc)}"
-        else:
-            try:
-                pos = offset
-                for cid in ids:
-                    try:
-                        data = self.repo.read_blob(DATA, cid)
-                    except (IntegrityError, StorageError) as exc:
-                        damaged_msg = str(exc)
-                        loc = self.repo.index.lookup(DATA, cid)
-                        pos += loc.raw_length if loc is not None else 0
-                        continue
-                    write_sparse(fd, pos, data)
-                    pos += len(data)
+            job.damaged = True
+            self._error(job.spath, f"not restored, cannot open for writing: {_describe(exc)}")
+            return False
+        return True
+
+    def _write_chunk(
+        self, job: _FileJob, offset: int, data: bytes | memoryview | None, error: str | None
+    ) -> None:
+        with job.lock:
+            if data is not None and self._open_job(job):
+                try:
+                    job.end = max(job.end, write_sparse(job.fd, offset, data))
+                except OSError as exc:
+                    error = f"write error: {_describe(exc)}"
+                else:
                     self.progress.advance(size=len(data))
-                if create and os.fstat(fd).st_size != job.node.size:
+            self._chunk_done(job, data, error, locked=True)
+
+    def _chunk_done(
+        self,
+        job: _FileJob,
+        data: bytes | memoryview | None,
+        error: str | None,
+        count: int = 1,
+        locked: bool = False,
+    ) -> None:
+        """One chunk of ``job`` is written (or failed); the last one finishes the file."""
+        with contextlib.nullcontext() if locked else job.lock:
+            if error is not None and not job.damaged:
+                job.damaged = True
+                self._error(job.spath, f"not restored, data damaged: {error}")
+            job.remaining -= count
+            if job.remaining > 0:
+                return
+            fd, job.fd = job.fd, -1
+        if fd >= 0 and not job.damaged:
+            try:
+                if job.end != job.node.size:
                     os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
             except OSError as exc:
-                damaged_msg = f"write error: {_describe(exc)}"
-        with job.lock:
-            if damaged_msg is not None and not job.damaged:
                 job.damaged = True
-                self._error(job.spath, f"not restored, data damaged: {damaged_msg}")
-            job.remaining -= 1
-            last = job.remaining == 0
-        try:
-            if last:
-                fd, keep_open = -1, fd
-                self._finish_file(job, keep_open)
-        finally:
-            if fd >= 0:
-                os.close(fd)
+                self._error(job.spath, f"not restored, write error: {_describe(exc)}")
+        self._finish_file(job, fd)
 
     def _finish_file(self, job: _FileJob, fd: int) -> None:
         """Owner, mode and times through the open file, then the rename that makes the file
@@ -543,8 +672,11 @@ class Restorer:
                 # Everything, times included, is set before the rename, so a file under its
                 # real name is complete in content *and* dates even after a crash.
                 if folder.metadata_by_fd:
-                    self._apply_metadata(folder, job.tmp, fd, node, job.spath)
-                    stored = os.fstat(fd).st_mtime_ns
+                    self._apply_metadata(folder, job.tmp, fd, node, job.spath, job.mode_set)
+                    # (read back only while renames are being checked for keeping times)
+                    stored = (
+                        os.fstat(fd).st_mtime_ns if self._rename_checks_left > 0 else node.mtime_ns
+                    )
                     os.close(fd)
                     fd = -1
                 else:  # Windows: attributes and times are set by path once the file is closed
@@ -570,8 +702,11 @@ class Restorer:
             with self._lock:
                 self.result.files += 1
                 self.result.bytes += node.size
-                self._restored[job.spath] = (job.parts, job.name)
-                self._done_files.append((job.parts, job.name, node, job.spath))
+                # Kept only as far as needed: a million files' nodes would be a lot of memory.
+                if node.links > 1:  # may be the first occurrence of a hard link
+                    self._restored[job.spath] = (job.parts, job.name)
+                if self.options.verify:
+                    self._done_files.append((job.parts, job.name, node, job.spath))
             self.progress.advance(files=1)
         finally:
             self.target.release(job.parts)
@@ -585,10 +720,13 @@ class Restorer:
                 if self._link_one(folder, parts, name, node, spath):
                     continue
                 # The first occurrence was not restored (or cannot be linked): write a copy.
-                self.target.acquire(parts)  # released by the last write job
+                self.target.acquire(parts)  # released when the copy is finished
                 copy = dataclasses.replace(node, type=FILE)
-                for job in self._file_jobs(folder, parts, name, copy, spath):
-                    job()
+                job = self._plan_file(folder, parts, name, copy, spath)
+                if job is not None:
+                    self._window.append(job)
+                    self._run_window()
+                    self._wait_window()
             finally:
                 self.target.release(parts)
         self._hardlinks = []
@@ -682,9 +820,11 @@ class Restorer:
         fd: int | None,
         node: Node,
         spath: str,
+        mode_set: bool = False,
     ) -> None:
-        """Owner, mode, attributes, then times (last, since the others change ctime only),
-        through the open file ``fd`` where there is one, else without following a link.
+        """Owner, mode (unless ``mode_set``: the file was created with it), attributes, then
+        times (last, since the others change ctime only), through the open file ``fd`` where
+        there is one, else without following a link.
 
         Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
         one warning says so. Times are essential (the M1 update check relies on file dates),
@@ -695,7 +835,7 @@ class Restorer:
             chowned = self._chown and (node.uid, node.gid) != self._own_ids
             if chowned:
                 folder.chown(name, fd, node.uid, node.gid)
-            if not is_link:
+            if not is_link and not mode_set:
                 folder.chmod(name, fd, self._mode(node, spath))
         except OSError as exc:
             if exc.errno not in _UNSUPPORTED:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from praxisbackup.errors import PraxisError, UnsafeTargetError
 from praxisbackup.platform.targetdir import TargetDir, open_root
 
-OPEN_LIMIT = 128
+OPEN_LIMIT = 384
 Parts = tuple[str, ...]
 
 
@@ -56,8 +56,12 @@ class TargetTree:
             raise PraxisError(
                 f"cannot use {self.root} as restore target: {exc.strerror or exc}"
             ) from None
-        # parts -> open folder and its number of users; the root is never evicted.
-        self._open: collections.OrderedDict[Parts, _Entry] = collections.OrderedDict()
+        # parts -> open folder and its number of users; the root is never evicted. Folders
+        # without users wait in ``_idle`` (least recently used first) to be closed.
+        self._open: dict[Parts, _Entry] = {}
+        self._idle: collections.OrderedDict[Parts, None] = collections.OrderedDict()
+        #: Folders this restore created: nothing is in them that it did not put there.
+        self.fresh: set[Parts] = set()
         self._root_dir = root_dir
         #: Links that were refused: their path -> how many entries below them were skipped.
         self.refused: dict[str, tuple[UnsafeTargetError, int]] = {}
@@ -98,13 +102,17 @@ class TargetTree:
             folder = self._root_dir if not known else self._open[parts[:known]].folder
             for depth in range(known + 1, len(parts) + 1):
                 folder = self._open_child(folder, parts[:depth], create)
+                if folder.created:
+                    self.fresh.add(parts[:depth])
                 if depth < len(parts):
                     self._open[parts[:depth]] = _Entry(folder)  # evicted later, never now
+                    self._idle[parts[:depth]] = None
             entry = _Entry(folder)
             self._open[parts] = entry
         if entry is None:
             return self._root_dir
-        self._open.move_to_end(parts)
+        if entry.users == 0:
+            self._idle.pop(parts, None)
         entry.users += 1
         self._evict()
         return entry.folder
@@ -130,19 +138,16 @@ class TargetTree:
     def _release(self, parts: Parts) -> None:
         if not parts:
             return
-        self._open[parts].users -= 1
+        entry = self._open[parts]
+        entry.users -= 1
+        if entry.users == 0:
+            self._idle[parts] = None
         self._evict()
 
     def _evict(self) -> None:
-        if len(self._open) <= OPEN_LIMIT:
-            return
-        for parts in list(self._open):
-            if len(self._open) <= OPEN_LIMIT:
-                return
-            entry = self._open[parts]
-            if entry.users == 0:
-                del self._open[parts]
-                entry.folder.close()
+        while len(self._open) > OPEN_LIMIT and self._idle:
+            parts, _ = self._idle.popitem(last=False)
+            self._open.pop(parts).folder.close()
 
     @contextmanager
     def folder(self, parts: Parts, create: bool = True) -> Iterator[TargetDir]:
@@ -157,4 +162,5 @@ class TargetTree:
             for entry in self._open.values():
                 entry.folder.close()
             self._open.clear()
+            self._idle.clear()
             self._root_dir.close()

@@ -203,3 +203,50 @@ def decode_tree(raw: bytes, what: str) -> list[Node]:
             problem = "twice" if before == after else "out of order"
             raise IntegrityError(f"{what} is malformed: entry {node.name!r} is listed {problem}")
     return nodes
+
+
+class ParentEntry:
+    """What a backup needs of an entry of the previous snapshot: enough to tell an unchanged
+    file (type, size, times, inode) and to take over its content, or to find a folder's
+    previous tree. Decoded without the full validation of :meth:`Node.from_doc` (a backup
+    reads every folder of the previous snapshot; a restore validates what it restores)."""
+
+    __slots__ = ("_content", "ctime_ns", "doc", "inode", "mtime_ns", "size", "subtree", "type")
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.type = doc["type"]
+        self.size = doc.get("size")
+        self.mtime_ns = doc.get("mtime_ns")
+        self.ctime_ns = doc.get("ctime_ns")
+        self.inode = doc.get("inode")
+        self._content = doc.get("content", [])
+        subtree = doc.get("subtree")
+        self.subtree = _blob_id(subtree, "subtree") if subtree else None
+
+    @property
+    def content(self) -> list[bytes]:
+        """The content ids (checked when taken over; ValueError if malformed)."""
+        if not isinstance(self._content, list):
+            raise ValueError("content is not a list")
+        return [_blob_id(c, "content") for c in self._content]
+
+
+def decode_parent_tree(raw: bytes, what: str) -> dict[str, ParentEntry]:
+    """The entries of a previous snapshot's tree by name (see :class:`ParentEntry`); entries
+    that cannot be used are left out (their files are simply read again)."""
+    try:
+        docs = json.loads(raw.decode("utf-8", "surrogatepass"))["nodes"]
+        if not isinstance(docs, list):
+            raise TypeError("nodes is not a list")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{what} is malformed: {exc}") from None
+    entries: dict[str, ParentEntry] = {}
+    for doc in docs:
+        try:
+            name = doc["name"]
+            if isinstance(name, str):
+                entries[name] = ParentEntry(doc)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            continue
+    return entries

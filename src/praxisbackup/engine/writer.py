@@ -1,10 +1,11 @@
 """Writing blobs: compress, encrypt, pack, store, index - on both CPU cores.
 
-The caller (archiver) reads, chunks and hashes on its own thread and hands each chunk to
-:meth:`BlobWriter.add`. Chunks the repository already has are dropped right there. New ones
-are compressed and encrypted by a pool of worker threads (zstd, AES-GCM and BLAKE3 release the
-GIL), appended to an open pack, and full packs go to a single writer thread that stores them
-(fsync + rename) and then records them in the index. An index file is written every
+A backup's file data arrives as whole packs from the worker processes
+(:mod:`.pipeline`, :meth:`BlobWriter.add_pack`); trees, and the blobs prune copies, are handed
+over one by one (:meth:`BlobWriter.add`): chunks the repository already has are dropped right
+there, new ones are compressed and encrypted by a pool of threads (zstd, AES-GCM and BLAKE3
+release the GIL) and appended to an open pack. Full packs go to a single writer thread that
+stores them (fsync + rename) and then records them in the index. An index file is written every
 :data:`INDEX_FLUSH_PACKS` packs and at the end, so an interrupted backup leaves indexed packs
 that the next run reuses.
 
@@ -26,6 +27,9 @@ from praxisbackup.engine.pack import COMPRESSED, DATA, TREE, FinishedPack, PackB
 from praxisbackup.engine.repository import Repository
 
 INDEX_FLUSH_PACKS = 32
+#: ... or once the packs not yet in an index file hold this many blobs (tiny files: one pack
+#: can hold a hundred thousand blobs, and their entries wait in memory until written).
+INDEX_FLUSH_BLOBS = 50_000
 #: Blobs are passed to the compression workers in batches of this many bytes or blobs.
 BATCH_BYTES = 1 << 20
 BATCH_COUNT = 64
@@ -59,6 +63,7 @@ class BlobWriter:
         self._builders = {DATA: PackBuilder(), TREE: PackBuilder()}
         self._queue: queue.Queue[FinishedPack | None] = queue.Queue(maxsize=1)
         self._unflushed: list[PackRecord] = []
+        self._unflushed_blobs = 0
         self._batch: list[tuple[int, bytes, bytes]] = []
         self._batch_bytes = 0
         self._error: BaseException | None = None
@@ -96,6 +101,18 @@ class BlobWriter:
             batch = self._take_batch()
         self._submit(batch)
         return True
+
+    def add_pack(self, pack: FinishedPack) -> None:
+        """Store a pack a backup worker assembled (its blobs are new to the repository, or
+        were new to the worker). Blocks while the pack before it is still being stored."""
+        self._raise_if_failed()
+        with self._lock:
+            for e in pack.entries:
+                self._pending[e.type].add(e.id)
+            self.stats.blobs_new += len(pack.entries)
+            self.stats.bytes_new_raw += sum(e.raw_length for e in pack.entries)
+            self.stats.bytes_new_stored += sum(e.length for e in pack.entries)
+        self._queue.put(pack)
 
     def _take_batch(self) -> list[tuple[int, bytes, bytes]]:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
@@ -209,21 +226,29 @@ class BlobWriter:
 
     def _store(self, pack: FinishedPack) -> None:
         self.repo.check_lock()
-        self.repo.backend.write("data", pack.id, pack.parts)
+        if pack.staged is not None:
+            self.repo.backend.commit("data", pack.id, pack.staged)
+        else:
+            self.repo.backend.write("data", pack.id, pack.parts)
         record = PackRecord(pack.id, pack.size, pack.entries)
         with self._lock:
             self.repo.index.add_pack(pack.id, pack.size, pack.entries)
             for e in pack.entries:
                 self._pending[e.type].discard(e.id)
             self._unflushed.append(record)
+            self._unflushed_blobs += len(record.entries)
             self.stats.packs_written += 1
-            flush_now = len(self._unflushed) >= INDEX_FLUSH_PACKS
+            flush_now = (
+                len(self._unflushed) >= INDEX_FLUSH_PACKS
+                or self._unflushed_blobs >= INDEX_FLUSH_BLOBS
+            )
         if flush_now:
             self._flush_index()
 
     def _flush_index(self) -> None:
         with self._lock:
             records, self._unflushed = self._unflushed, []
+            self._unflushed_blobs = 0
         if records:
             name = self.repo.write_index(IndexFile(packs=records))
             with self._lock:

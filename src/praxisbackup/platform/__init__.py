@@ -26,11 +26,14 @@ file_attributes = _impl.file_attributes
 set_birthtime_ns = _impl.set_birthtime_ns
 set_file_attributes = _impl.set_file_attributes
 drop_cache = _impl.drop_cache
+prefetch = _impl.prefetch
 fsync_directory = _impl.fsync_directory
 owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner
 can_restore_owner = _impl.can_restore_owner
 pread = _impl.pread
+pread_into = _impl.pread_into
+pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
@@ -81,8 +84,11 @@ __all__ = [
     "hostname",
     "owner_names",
     "pread",
+    "pread_into",
+    "prefetch",
     "program_data",
     "protect_secret",
+    "pwrite",
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",

@@ -94,6 +94,10 @@ def drop_cache(fd: int) -> None:
     """
 
 
+def prefetch(fd: int) -> None:
+    """No read-ahead advice on Windows (the cache manager reads ahead on its own)."""
+
+
 def fsync_directory(path: str) -> None:
     """NTFS journals renames; directory handles cannot be flushed with os.fsync."""
 
@@ -120,6 +124,20 @@ def pread(fd: int, length: int, offset: int) -> bytes:
     with _pread_lock:
         os.lseek(fd, offset, os.SEEK_SET)
         return os.read(fd, length)
+
+
+def pread_into(fd: int, view: memoryview, offset: int) -> int:
+    """Windows has no preadv: read (seek and read under a lock), then copy."""
+    data = pread(fd, len(view), offset)
+    view[: len(data)] = data
+    return len(data)
+
+
+def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+    """Windows has no os.pwrite: seek and write under a lock."""
+    with _pread_lock:
+        os.lseek(fd, offset, os.SEEK_SET)
+        return os.write(fd, data)
 
 
 def tune_memory() -> None:

@@ -23,7 +23,6 @@ drive through a junction) are followed only when the caller allows exactly that 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import os
@@ -136,6 +135,8 @@ class FdDir:
     def __init__(self, fd: int, path: str) -> None:
         self.fd = fd
         self.path = path
+        #: This folder was created by the call that opened it.
+        self.created = False
 
     @classmethod
     def root(cls, path: str) -> FdDir:
@@ -151,14 +152,18 @@ class FdDir:
         """Open the sub-folder ``name`` (creating it if asked). A link is refused unless
         ``follow`` (then UnsafeTargetError names it); a file there is NotADirectoryError."""
         flags = os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC | (0 if follow else _O_NOFOLLOW)
+        created = False
         for attempt in (1, 2):
             try:
-                return FdDir(os.open(name, flags, dir_fd=self.fd), self.join(name))
+                opened = FdDir(os.open(name, flags, dir_fd=self.fd), self.join(name))
+                opened.created = created
+                return opened
             except FileNotFoundError:
                 if not create or attempt == 2:
                     raise
                 try:
                     os.mkdir(name, dir_fd=self.fd)
+                    created = True
                 except FileExistsError:
                     continue  # created meanwhile (by another restore thread or process)
             except OSError as exc:
@@ -260,6 +265,8 @@ class PathDir:
     def __init__(self, path: str, windows_names: bool = IS_WINDOWS) -> None:
         self.path = path
         self.windows_names = windows_names
+        #: This folder was created by the call that opened it.
+        self.created = False
 
     @classmethod
     def root(cls, path: str, windows_names: bool = IS_WINDOWS) -> PathDir:
@@ -289,13 +296,17 @@ class PathDir:
 
     def child(self, name: str, create: bool, follow: bool = False) -> PathDir:
         path = self.join(name)
+        created = False
         try:
             st = os.lstat(path)
         except FileNotFoundError:
             if not create:
                 raise
-            with contextlib.suppress(FileExistsError):  # created meanwhile: checked below
+            try:
                 os.mkdir(path)
+                created = True
+            except FileExistsError:
+                pass  # created meanwhile: checked below
             st = os.lstat(path)
         if is_link(st):
             if not follow:
@@ -304,7 +315,9 @@ class PathDir:
                 raise NotADirectoryError(errno.ENOTDIR, "is not a folder", path)
         elif not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", path)
-        return PathDir(path, self.windows_names)
+        opened = PathDir(path, self.windows_names)
+        opened.created = created and not is_link(st)
+        return opened
 
     def open(self, name: str, flags: int, mode: int = 0o600) -> int:
         path = self.join(name)

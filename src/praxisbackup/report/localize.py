@@ -96,7 +96,7 @@ _PHRASES: list[tuple[re.Pattern[str], str]] = [
 
 #: Parameters whose values are English phrases of a lower layer.
 PROSE = ("error", "problem", "reason")
-#: Parameters that hold a size as ``render.human_size`` wrote it ("1.5 MiB").
+#: Parameters that hold a size as ``units.human_size`` wrote it ("1.5 MiB").
 _SIZE = re.compile(r"(?P<n>\d+(?:\.\d+)?) (?P<unit>B|KiB|MiB|GiB|TiB)")
 _UNITS = {"B": 0, "KiB": 1, "MiB": 2, "GiB": 3, "TiB": 4}
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")

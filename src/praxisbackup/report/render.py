@@ -25,16 +25,6 @@ MAX_PROBLEMS = 200
 FAILED_ACTIONS = ("stop failed", "start failed", "query failed")
 
 
-def human_size(n: float) -> str:
-    """Size in binary units with a decimal point, for logs and stored finding parameters (the
-    documents show them the reader's way through :func:`report.i18n.size`)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def finding_text(code: str, params: dict[str, Any], lang: str, with_files: bool = True) -> str:
     """One finding (or warning) as a sentence in ``lang``; without ``with_files`` the file
     names a lower layer put into it are cut (pages anyone at the server can open)."""

@@ -47,14 +47,39 @@ class Backend(Protocol):
         """Read part of an object; a short read is an error."""
         ...
 
-    def read_uncached(self, kind: str, name: str) -> bytes:
-        """Read a whole object from the medium itself, bypassing the OS page cache if possible."""
+    def read_ranges(
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
+    ) -> Sequence[bytes | memoryview]:
+        """Several (offset, length) parts of one object, in the order given, with as few reads
+        as the medium allows (a restore reads each pack once). With a ``buffer`` the parts may
+        be views into it, valid until the buffer is used again."""
+        ...
+
+    def read_uncached(
+        self, kind: str, name: str, buffer: bytearray | None = None
+    ) -> bytes | memoryview:
+        """Read a whole object from the medium itself, bypassing the OS page cache if possible
+        (into ``buffer`` if given: then a view, valid until the buffer is used again)."""
         ...
 
     def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
         """Store an object atomically and durably (temp file, fsync, rename, dir fsync).
 
         ``data`` may be a sequence of parts, written in order (avoids joining large packs)."""
+        ...
+
+    def stage(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> str:
+        """Write the data durably under a temporary name (never listed); returns that name.
+        ``stage`` + ``commit`` is ``write`` split in two: a backup worker process stages a
+        pack, the process that indexes it commits it."""
+        ...
+
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """Give a staged object its name, atomically and durably."""
         ...
 
     def delete(self, kind: str, name: str) -> None:

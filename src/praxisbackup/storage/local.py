@@ -33,6 +33,8 @@ TEMP_PREFIX = ".tmp-"
 _OPEN_FLAGS_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _OPEN_FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _MAX_CACHED_HANDLES = 64
+#: read_ranges reads across gaps up to this size rather than issuing another read.
+SPAN_GAP = 1 << 20
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -111,6 +113,10 @@ class _HandleCache:
             for fd, _refs in self._entries.values():
                 os.close(fd)
             self._entries.clear()
+
+
+def _region(buffer: bytearray, start: int, length: int) -> memoryview:
+    return memoryview(buffer)[start : start + length]
 
 
 class LocalBackend:
@@ -229,7 +235,65 @@ class LocalBackend:
             )
         return data
 
-    def read_uncached(self, kind: str, name: str) -> bytes:
+    def read_ranges(
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
+    ) -> Sequence[memoryview]:
+        """Several (offset, length) parts of one object, in the order given, read with as few
+        calls as possible: ranges no more than :data:`SPAN_GAP` apart share one read. With a
+        ``buffer`` (grown as needed) the parts are views into it, valid until its next use."""
+        if not ranges:
+            return []
+        order = sorted(range(len(ranges)), key=lambda i: ranges[i][0])
+        out: dict[int, memoryview] = {}
+        path = self._path(kind, name)
+        used = 0
+        if buffer is not None:
+            need = sum(length for _offset, length in ranges) + SPAN_GAP * len(ranges)
+            span = max((o + n for o, n in ranges), default=0) - min(
+                (o for o, _ in ranges), default=0
+            )
+            need = min(need, span)
+            if len(buffer) < need:
+                buffer.extend(bytes(need - len(buffer)))
+        try:
+            with self._handles.use(path) as fd:
+                i = 0
+                while i < len(order):
+                    start = ranges[order[i]][0]
+                    end = start + ranges[order[i]][1]
+                    j = i + 1
+                    while j < len(order) and ranges[order[j]][0] <= end + SPAN_GAP:
+                        end = max(end, ranges[order[j]][0] + ranges[order[j]][1])
+                        j += 1
+                    if buffer is None:
+                        data = platform.pread(fd, end - start, start)
+                        got, view = len(data), memoryview(data)
+                    else:
+                        view = _region(buffer, used, end - start)
+                        got = platform.pread_into(fd, view, start)
+                        used += end - start
+                    if got != end - start:
+                        raise StorageError(
+                            f"{kind}/{name} in {self._root} is shorter than expected "
+                            f"(wanted {end - start} bytes at offset {start}, got {got})"
+                        )
+                    for k in order[i:j]:
+                        offset, length = ranges[k]
+                        out[k] = view[offset - start : offset - start + length]
+                    i = j
+        except OSError as exc:
+            raise self._error("read", kind, name, exc) from exc
+        return [out[k] for k in range(len(ranges))]
+
+    def read_uncached(
+        self, kind: str, name: str, buffer: bytearray | None = None
+    ) -> bytes | memoryview:
+        """The whole object from the medium (cached pages dropped before and after). With a
+        ``buffer`` (grown as needed) the result is a view into it, valid until its next use."""
         path = self._path(kind, name)
         try:
             fd = os.open(path, _OPEN_FLAGS_READ)
@@ -237,6 +301,22 @@ class LocalBackend:
             raise self._error("read", kind, name, exc) from exc
         try:
             platform.drop_cache(fd)
+            if buffer is not None:
+                size = os.fstat(fd).st_size
+                if len(buffer) < size + 1:
+                    buffer.extend(bytes(size + 1 - len(buffer)))
+                view = memoryview(buffer)
+                got = 0
+                while True:  # to the end, even if the file grew since fstat
+                    n = platform.pread_into(fd, view[got : got + (8 << 20)], got)
+                    if n == 0:
+                        break
+                    got += n
+                    if got == len(view):
+                        buffer.extend(bytes(8 << 20))
+                        view = memoryview(buffer)
+                platform.drop_cache(fd)
+                return view[:got]
             chunks = []
             while True:
                 block = os.read(fd, 8 << 20)
@@ -258,6 +338,12 @@ class LocalBackend:
 
     # -- writing -----------------------------------------------------------------------------
     def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
+        self.commit(kind, name, self.stage(kind, name, data))
+
+    def stage(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> str:
+        """First half of :meth:`write`: the data in a durable temporary file next to its final
+        place (never listed, removed by prune if it is never committed). Returns its name.
+        Backup workers stage packs; the process that indexes them commits."""
         final = self._path(kind, name)
         directory = os.path.dirname(final)
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
@@ -274,11 +360,25 @@ class LocalBackend:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, final)
-            platform.fsync_directory(directory)
         except OSError as exc:
             # The temp file may not exist or the medium may be gone; a leftover is harmless
             # (never listed) and is removed by clean_temporary.
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise self._error("write", kind, name, exc) from exc
+        return os.path.basename(tmp)
+
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """Second half of :meth:`write`: rename the staged file to its name, durably."""
+        final = self._path(kind, name)
+        directory = os.path.dirname(final)
+        if not staged.startswith(TEMP_PREFIX) or "/" in staged or "\\" in staged:
+            raise ValueError(f"invalid staged name {staged!r}")
+        tmp = os.path.join(directory, staged)
+        try:
+            os.replace(tmp, final)
+            platform.fsync_directory(directory)
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise self._error("write", kind, name, exc) from exc

@@ -6,15 +6,18 @@ overwrite mode) or restore-practice (ARG = target root); KILL is a step number, 
 (never), ``snapshot`` (right before the snapshot is written), ``before-<kind>`` (before the
 first write of that kind, e.g. ``before-index``), ``p<step>`` (power loss) or ``r<n>`` (at the
 n-th blob read).
-Prints ``steps=N`` when it finishes.
+Prints ``steps=N`` when it finishes. With ``PRAXISBACKUP_CHILD_WORKERS`` set, a backup reads
+with worker processes from the first file (whose packs are committed through the crashing
+backend), as the command line does.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime
 
-from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.archiver import Archiver, BackupOptions, prepare
 from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.prune import prune
 from praxisbackup.engine.repair import repair
@@ -42,6 +45,8 @@ def main(argv: list[str]) -> int:
     backend = backend_for(repo_path, spec)
     repo = Repository.open(backend, password)
     if action == "backup":
+        if os.environ.get("PRAXISBACKUP_CHILD_WORKERS"):
+            prepare([rest[0]])  # worker processes from the first file, as the CLI runs
         with lock_repository(repo, exclusive=False, command="backup"):
             repo.load_index()
             Archiver(repo, BackupOptions([rest[0]])).run()

@@ -59,12 +59,34 @@ class CrashingBackend(LocalBackend):
         os.replace(tmp, final)
         self._step(renamed=final, tmp=tmp)
 
+    def commit(self, kind: str, name: str, staged: str) -> None:
+        """A pack staged by a backup worker: killed between temporary file and rename, or
+        after the rename (with power loss: the rename undone)."""
+        self._step()
+        final = self._path(kind, name)
+        tmp = os.path.join(os.path.dirname(final), staged)
+        os.replace(tmp, final)
+        self._step(renamed=final, tmp=tmp)
+
     def read_range(self, kind: str, name: str, offset: int, length: int) -> bytes:
         """Reads are counted too, so a restore can be killed in the middle of its work."""
         self.reads += 1
         if self.kill_at_read and self.reads >= self.kill_at_read:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().read_range(kind, name, offset, length)
+
+    def read_ranges(
+        self,
+        kind: str,
+        name: str,
+        ranges: Sequence[tuple[int, int]],
+        buffer: bytearray | None = None,
+    ) -> Sequence[memoryview]:
+        """Every blob of a pack read counts as one read, as with read_range."""
+        self.reads += len(ranges)
+        if self.kill_at_read and self.reads >= self.kill_at_read:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().read_ranges(kind, name, ranges, buffer)
 
     def delete(self, kind: str, name: str) -> None:
         self._step()

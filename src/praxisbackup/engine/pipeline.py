@@ -1,0 +1,524 @@
+"""Reading files for a backup on every core: worker processes that read, chunk, hash,
+compress, encrypt and pack.
+
+The archiver's process walks the sources and decides which files must be read (new or
+changed); the reading itself - open, read, chunk, keyed BLAKE3, zstd, AES-GCM, assembling a
+16 MiB pack and hashing it - runs in worker processes, one per core, each holding no lock and
+no Python state the others need, so nothing serialises on the interpreter lock. A worker writes
+each finished pack to the medium under a temporary name and fsyncs it (``Backend.stage``), and
+sends back its id and header entries and, per file, the chunk ids, the size and the times it
+read. The archiver's process gives the pack its name (``Backend.commit``: rename, fsync of the
+folder), indexes it and writes trees, index files and the snapshot - the write order
+(pack, then index file naming it, then snapshot) and the crash guarantees stay in one place; a
+staged pack that is never committed is an ignored temporary file that prune removes.
+
+Workers are started as ``python -c "...worker_main()"`` (no ``fork``: the same on
+POSIX and Windows, and no copy of the parent's threads) and talk over their standard input and
+output: a frame is ``u32 header length || u64 payload length || pickled header || payload``.
+A worker ends when its input ends, so a killed backup never leaves one behind.
+
+Deduplication: a worker skips chunks the repository already holds (the archiver hands it the
+sorted ids of every intact data blob; looked up by bisection, 32 bytes per blob) and chunks it
+stored itself in this run. Two workers may both store a chunk that is new in this run; the
+format allows a blob in several packs, and prune keeps one.
+
+The same :class:`FilePacker` runs inside the archiver's process for small backups (starting
+processes costs more than reading a few files) and when workers cannot be started.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import io
+import os
+import pickle
+import queue
+import struct
+import subprocess
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import blake3
+import zstandard
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from praxisbackup import platform
+from praxisbackup.engine.chunking import Chunker, ChunkerParams
+from praxisbackup.engine.pack import COMPRESSED, DATA, FinishedPack, PackBuilder, blob_ad
+from praxisbackup.errors import PraxisError
+from praxisbackup.storage import Backend, open_backend
+
+#: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
+SMALL_FILE = 1 << 20
+#: Bytes sampled to decide whether a large chunk is worth compressing ...
+SAMPLE = 64 * 1024
+#: ... which it is if level 1 makes the sample at most this fraction of its size.
+INCOMPRESSIBLE_RATIO = 0.97
+#: A pack is finished at the repository's pack size or with this many blobs (tiny files: the
+#: entries of a 16 MiB pack of 100-byte files would hold a worker's memory).
+MAX_PACK_BLOBS = 20_000
+#: Stream reads of large files in blocks of this size.
+READ_BLOCK = 4 << 20
+_FRAME = struct.Struct("<IQ")
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+_NONCE = 12
+
+
+@dataclass(frozen=True)
+class PackerParams:
+    """What a worker needs to produce packs for one repository."""
+
+    encryption_key: bytes
+    chunk_id_key: bytes
+    chunker: ChunkerParams
+    compression_level: int
+    pack_size: int
+    drop_cache: bool
+    #: Sorted, concatenated 32-byte ids of the data blobs the repository holds intact.
+    known: bytes
+    #: Where worker processes stage their packs (the backend's location); the archiver's
+    #: process commits them.
+    location: str = ""
+
+
+@dataclass
+class FileRead:
+    """What reading one file gave: chunk ids and the metadata after the reading, or why not.
+
+    ``status`` is ``ok``, ``vanished`` (gone before it was opened) or ``skipped``
+    (``reason`` says why); ``changed`` means it changed during both readings (the second is
+    kept)."""
+
+    status: str
+    ids: list[bytes]
+    size: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+    atime_ns: int = 0
+    changed: bool = False
+    reason: str = ""
+    bytes_new: int = 0
+
+
+class _Known:
+    """Membership in the sorted id table, without building a set (32 bytes per blob)."""
+
+    def __init__(self, table: bytes) -> None:
+        self._table = table
+        self._count = len(table) // 32
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, i: int) -> bytes:
+        return self._table[i * 32 : i * 32 + 32]
+
+    def __contains__(self, blob_id: object) -> bool:
+        if not self._count or not isinstance(blob_id, bytes):
+            return False
+        i = bisect.bisect_left(self, blob_id)
+        return i < self._count and self[i] == blob_id
+
+
+def open_source(path: str) -> int:
+    """Open a source file for reading without touching its access time where the OS allows
+    (O_NOATIME needs ownership or root on Linux; without it the open is retried plainly)."""
+    flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW
+    if _O_NOATIME:
+        try:
+            return os.open(path, flags | _O_NOATIME)
+        except PermissionError:
+            pass  # not the owner: fall through to a plain open, which may update atime
+    return os.open(path, flags)
+
+
+def _changed(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_size, a.st_mtime_ns, a.st_ctime_ns) != (b.st_size, b.st_mtime_ns, b.st_ctime_ns)
+
+
+class FilePacker:
+    """Reads files into chunks and new chunks into packs; ``emit`` receives each full pack."""
+
+    def __init__(self, params: PackerParams, emit: Callable[[FinishedPack], None]) -> None:
+        self.params = params
+        self._emit = emit
+        self._aead = AESGCM(params.encryption_key)
+        self._key = params.chunk_id_key
+        self._chunker = Chunker(params.chunker)
+        self._known = _Known(params.known)
+        self._mine: set[bytes] = set()
+        self._comp = zstandard.ZstdCompressor(
+            level=params.compression_level, write_content_size=False
+        )
+        self._probe = zstandard.ZstdCompressor(level=1, write_content_size=False)
+        self._builder = PackBuilder()
+        self._header_cipher = _HeaderCipher(self._aead)
+
+    # -- files ----------------------------------------------------------------------------
+    def read_batch(self, batch: Sequence[tuple[int, str, int]]) -> list[tuple[int, FileRead]]:
+        """Read a batch of (token, path, size seen by the walk). The small files are opened
+        first and the kernel is asked to read them all at once (:func:`platform.prefetch`), so
+        cold reads overlap; then each is read in turn."""
+        opened: dict[int, int | OSError] = {}
+        try:
+            for token, path, size in batch:
+                if 0 < size <= SMALL_FILE and len(batch) > 1:
+                    try:
+                        fd = open_source(path)
+                    except OSError as exc:
+                        opened[token] = exc
+                        continue
+                    opened[token] = fd
+                    platform.prefetch(fd)
+            results = []
+            for token, path, _size in batch:
+                results.append((token, self.read_file(path, opened.pop(token, None))))
+            return results
+        finally:
+            for left in opened.values():
+                if isinstance(left, int):
+                    os.close(left)
+
+    def read_file(self, path: str, first: int | OSError | None = None) -> FileRead:
+        """Read and chunk a file; read it once more if it changed meanwhile. ``first`` is the
+        file already opened (or the error opening it gave)."""
+        changed = False
+        for attempt in (1, 2):
+            try:
+                if isinstance(first, OSError):
+                    raise first
+                fd = first if first is not None else open_source(path)
+            except FileNotFoundError:
+                return FileRead("vanished", [])
+            except OSError as exc:
+                return FileRead(
+                    "skipped",
+                    [],
+                    reason=f"cannot open: {exc.strerror or exc} [errno {exc.errno}]",
+                )
+            first = None
+            try:
+                before = os.fstat(fd)
+                ids, size, new = self._chunk_fd(fd, before.st_size)
+                after = os.fstat(fd)
+                if self.params.drop_cache:
+                    platform.drop_cache(fd)
+            except OSError as exc:
+                return FileRead(
+                    "skipped",
+                    [],
+                    reason=f"read error: {exc.strerror or exc} [errno {exc.errno}]",
+                )
+            finally:
+                os.close(fd)
+            if not _changed(before, after) and size == after.st_size:
+                break
+            if attempt == 2:
+                changed = True
+        return FileRead(
+            "ok",
+            ids,
+            size,
+            after.st_mtime_ns,
+            after.st_ctime_ns,
+            before.st_atime_ns,
+            changed,
+            bytes_new=new,
+        )
+
+    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int, int]:
+        ids: list[bytes] = []
+        total = new = 0
+        if expected <= SMALL_FILE:
+            parts = []
+            size = 0
+            while True:
+                block = os.read(fd, max(expected + 1 - size, 65536))
+                if not block:
+                    break
+                parts.append(block)
+                size += len(block)
+            data = b"".join(parts) if len(parts) != 1 else parts[0]
+            chunks: Iterator[bytes | memoryview] = self._chunker.views_of(data)
+        else:
+            chunks = self._chunker.views(io.FileIO(fd, closefd=False))
+        # Each chunk is hashed, and sealed if new, before the next is cut: the views point
+        # into the chunker's buffer.
+        for chunk in chunks:
+            cid = blake3.blake3(chunk, key=self._key).digest()
+            if cid not in self._mine and cid not in self._known:
+                self._mine.add(cid)
+                self._add(cid, chunk)
+                new += len(chunk)
+            ids.append(cid)
+            total += len(chunk)
+        return ids, total, new
+
+    # -- blobs and packs -----------------------------------------------------------------
+    def _add(self, blob_id: bytes, data: bytes | memoryview) -> None:
+        payload: bytes | memoryview = data
+        flags = 0
+        worth_trying = True
+        if len(data) > SAMPLE * 2:
+            sample = self._probe.compress(data[:SAMPLE])
+            worth_trying = len(sample) < SAMPLE * INCOMPRESSIBLE_RATIO
+        if worth_trying:
+            compressed = self._comp.compress(data)
+            if len(compressed) < len(data):
+                payload, flags = compressed, COMPRESSED
+        nonce = os.urandom(_NONCE)
+        sealed = self._aead.encrypt(nonce, payload, blob_ad(DATA, blob_id))
+        self._builder.add_parts(DATA, flags, blob_id, (nonce, sealed), len(data))
+        if self._builder.size >= self.params.pack_size or len(self._builder) >= MAX_PACK_BLOBS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Emit the pack in progress, if it holds anything."""
+        if len(self._builder):
+            builder, self._builder = self._builder, PackBuilder()
+            self._emit(builder.finish(self._header_cipher))
+
+
+class _HeaderCipher:
+    """The part of :class:`~praxisbackup.engine.crypto.Cipher` a pack header needs."""
+
+    def __init__(self, aead: AESGCM) -> None:
+        self._aead = aead
+
+    def seal(self, plaintext: bytes | memoryview, ad: bytes) -> bytes:
+        nonce = os.urandom(_NONCE)
+        return nonce + self._aead.encrypt(nonce, bytes(plaintext), ad)
+
+
+# -- framing -----------------------------------------------------------------------------------
+def send(out: IO[bytes], header: object, payload: Sequence[bytes | memoryview] = ()) -> None:
+    head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
+    total = sum(len(p) for p in payload)
+    out.write(_FRAME.pack(len(head), total) + head)
+    for part in payload:
+        out.write(part)
+    out.flush()
+
+
+def _read_exact(inp: IO[bytes], buf: bytearray | memoryview) -> bool:
+    view = memoryview(buf)
+    pos = 0
+    while pos < len(view):
+        n = inp.readinto(view[pos:])  # type: ignore[attr-defined]
+        if not n:
+            return False
+        pos += n
+    return True
+
+
+def receive(inp: IO[bytes]) -> tuple[Any, bytearray]:
+    """The next frame: (header, payload). EOFError when the other side is gone."""
+    head = bytearray(_FRAME.size)
+    if not _read_exact(inp, head):
+        raise EOFError
+    head_len, payload_len = _FRAME.unpack(head)
+    raw = bytearray(head_len)
+    payload = bytearray(payload_len)
+    if not _read_exact(inp, raw) or not _read_exact(inp, payload):
+        raise EOFError
+    return pickle.loads(raw), payload
+
+
+# -- the worker process -------------------------------------------------------------------------
+def worker_main() -> None:
+    """Entry point of a worker process."""
+    import signal  # noqa: PLC0415 - only in workers
+
+    # Ctrl-C reaches the whole process group: the archiver decides, the worker ends with its input.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if platform.IS_WINDOWS:  # pragma: no cover - Windows only
+        import msvcrt  # noqa: PLC0415
+
+        msvcrt.setmode(0, os.O_BINARY)  # type: ignore[attr-defined]
+        msvcrt.setmode(1, os.O_BINARY)  # type: ignore[attr-defined]
+    inp = io.FileIO(0, "rb", closefd=False)
+    out = io.FileIO(1, "wb", closefd=False)
+    sys.stdout = sys.stderr  # nothing but frames on the protocol stream
+    packer: FilePacker | None = None
+    backend: Backend | None = None
+
+    def emit(pack: FinishedPack) -> None:
+        assert backend is not None
+        staged = backend.stage("data", pack.id, pack.parts)
+        send(out, ("pack", pack.id, pack.size, pack.entries, staged))
+
+    while True:
+        try:
+            msg, _payload = receive(inp)
+        except EOFError:
+            return
+        try:
+            kind = msg[0]
+            if kind == "init":
+                backend = open_backend(msg[1].location)
+                packer = FilePacker(msg[1], emit)
+            elif kind == "files":
+                assert packer is not None
+                send(out, ("files", packer.read_batch(msg[1])))
+            elif kind == "flush":
+                assert packer is not None
+                packer.flush()
+                send(out, ("flushed",))
+            elif kind == "stop":
+                return
+        except PraxisError as exc:  # the medium is full, read-only, gone: the archiver's error
+            send(out, ("praxis-error", exc))
+            return
+        except BaseException:  # noqa: BLE001 - reported to the archiver, which stops
+            send(out, ("error", traceback.format_exc()))
+            return
+
+
+# -- the archiver's side ------------------------------------------------------------------------
+class WorkerError(Exception):
+    """A worker process failed or ended unexpectedly."""
+
+
+PackHandler = Callable[[FinishedPack], None]
+#: Imported, not run as ``__main__``: pickled results must name this module's classes.
+_WORKER_COMMAND = "from praxisbackup.engine.pipeline import worker_main; worker_main()"
+
+
+class _Worker:
+    def __init__(
+        self, index: int, results: queue.Queue[tuple[int, Any, bytearray]], pool: WorkerPool
+    ) -> None:
+        self.index = index
+        self.outstanding = 0
+        self._pool = pool
+        creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_COMMAND],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            bufsize=0,
+            creationflags=creationflags,
+        )
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.stdin: IO[bytes] = self.proc.stdin
+        self._results = results
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(self.proc.stdout,), daemon=True, name=f"worker-{index}"
+        )
+        self._reader.start()
+
+    def _read_loop(self, stdout: IO[bytes]) -> None:
+        while True:
+            try:
+                msg, payload = receive(stdout)
+            except (EOFError, OSError):
+                self._results.put((self.index, ("eof",), bytearray()))
+                return
+            except BaseException as exc:  # noqa: BLE001 - handed to the archiver
+                self._results.put((self.index, ("error", f"reading from it: {exc!r}"), bytearray()))
+                return
+            if msg[0] == "pack":
+                # Committed from this thread: a full writer queue holds up this worker only.
+                _kind, pack_id, size, entries, staged = msg
+                try:
+                    handler = self._pool.on_pack
+                    assert handler is not None
+                    handler(FinishedPack(pack_id, [], size, entries, staged))
+                except BaseException as exc:  # noqa: BLE001 - handed to the archiver
+                    self._results.put((self.index, ("error", f"storing a pack: {exc!r}"), payload))
+                    return
+                continue
+            self._results.put((self.index, msg, payload))
+
+    def send(self, header: object) -> None:
+        try:
+            send(self.stdin, header)
+        except OSError as exc:
+            raise WorkerError(f"a backup worker process ended unexpectedly ({exc})") from None
+
+    def close(self, kill: bool, timeout: float = 30.0) -> None:
+        if kill:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+        with contextlib.suppress(OSError):
+            self.stdin.close()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._reader.join(timeout)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+class WorkerPool:
+    """Worker processes of one backup; see the module docstring."""
+
+    def __init__(self, count: int) -> None:
+        self.results: queue.Queue[tuple[int, Any, bytearray]] = queue.Queue()
+        self.workers: list[_Worker] = []
+        #: Receives every finished pack, on the worker's reader thread (set before ``init``).
+        self.on_pack: PackHandler | None = None
+        self.ready = False
+        try:
+            for i in range(count):
+                self.workers.append(_Worker(i, self.results, self))
+        except OSError:
+            self.close(kill=True)
+            raise
+
+    def init(self, params: PackerParams, on_pack: PackHandler) -> None:
+        self.on_pack = on_pack
+        for w in self.workers:
+            w.send(("init", params))
+        self.ready = True
+
+    def submit(self, batch: list[tuple[int, str, int]]) -> None:
+        """Give a batch of (token, path, size) to the least busy worker."""
+        worker = min(self.workers, key=lambda w: w.outstanding)
+        worker.outstanding += 1
+        worker.send(("files", batch))
+
+    def flush_all(self) -> None:
+        for w in self.workers:
+            w.outstanding += 1
+            w.send(("flush",))
+
+    def close(self, kill: bool = False) -> None:
+        """End the workers: after their work (``kill=False``), or at once after an error."""
+        for w in self.workers:
+            w.close(kill)
+        self.workers = []
+
+
+_prestarted: WorkerPool | None = None
+_prestart_lock = threading.Lock()
+
+
+def default_worker_count() -> int:
+    return max(2, os.cpu_count() or 2)
+
+
+def prestart(count: int | None = None) -> None:
+    """Start the worker processes now (e.g. while the passphrase's key is being derived); the
+    next backup in this process uses them."""
+    global _prestarted  # noqa: PLW0603 - one pool per process, handed over once
+    with _prestart_lock:
+        if _prestarted is None:
+            with contextlib.suppress(OSError):
+                _prestarted = WorkerPool(count or default_worker_count())
+
+
+def take_prestarted() -> WorkerPool | None:
+    global _prestarted
+    with _prestart_lock:
+        pool, _prestarted = _prestarted, None
+        return pool

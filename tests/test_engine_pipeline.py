@@ -1,0 +1,209 @@
+"""The parallel engine (issue #15): backup worker processes, packs staged by the workers and
+committed by the archiver, the nightly fast path, pack-ordered restore windows, ranged reads.
+Behaviour only - no timings."""
+
+from __future__ import annotations
+
+import os
+import random
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import PASSWORD, reopen, tree_state
+from praxisbackup.engine import archiver as archiver_module
+from praxisbackup.engine import pipeline
+from praxisbackup.engine import restorer as restorer_module
+from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.checker import Checker
+from praxisbackup.engine.pack import TREE
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.restorer import RestoreOptions, Restorer
+from praxisbackup.engine.snapshot import find_snapshot
+from praxisbackup.engine.tree import decode_tree
+from praxisbackup.errors import PraxisError, StorageError
+from praxisbackup.storage import LocalBackend
+from praxisbackup.torture.faults import CrashingBackend
+
+
+def make_source(base: Path, seed: int = 1, folders: int = 6, files: int = 12) -> Path:
+    rnd = random.Random(seed)
+    src = base / "praxis"
+    for f in range(folders):
+        folder = src / f"Patient-{f:03d}"
+        folder.mkdir(parents=True)
+        for i in range(files):
+            size = rnd.choice([0, 10, 3_000, 90_000, 400_000])
+            (folder / f"brief-{i:03d}.txt").write_bytes(rnd.randbytes(size // 2) * 2)
+    (src / "datenbank.dbf").write_bytes(rnd.randbytes(5 << 20))
+    return src
+
+
+def restore_state(repo_path: Path, target: Path, src: Path) -> dict[str, tuple[object, ...]]:
+    repo = reopen(repo_path)
+    result = Restorer(
+        repo, find_snapshot(repo, "latest"), RestoreOptions(target=str(target), verify=True)
+    ).run()
+    assert result.ok, (result.errors, result.verify_failures)
+    return tree_state(target.joinpath(*src.parts[1:]), with_atime=False)
+
+
+def folder_trees(repo: Repository, snap_tree: bytes, src: Path) -> dict[str, bytes]:
+    """The tree ids of the folders directly below the source, by name."""
+    tree = snap_tree
+    for part in src.parts[1:]:
+        nodes = decode_tree(repo.read_blob(TREE, tree), "tree")
+        tree = next(n.subtree for n in nodes if n.name == part and n.subtree is not None)
+    nodes = decode_tree(repo.read_blob(TREE, tree), "tree")
+    return {n.name: n.subtree for n in nodes if n.subtree is not None}
+
+
+@pytest.fixture
+def small_repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    Repository.init(LocalBackend(str(path)), PASSWORD, pack_size=1 << 20)
+    return path
+
+
+def test_worker_processes_back_up_exactly_and_leave_no_staged_file(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)  # workers from the first batch
+    src = make_source(tmp_path, folders=24, files=4)  # more folders than are listed ahead
+    repo = reopen(small_repo)
+    result = Archiver(repo, BackupOptions([str(src)], workers=2)).run()
+    assert result.snapshot.summary.files_new == 24 * 4 + 1
+    assert result.snapshot.summary.dirs == 24 + 1
+    packs = list((small_repo / "data").rglob("*"))
+    assert not [p for p in packs if p.name.startswith(".tmp-")], "a staged pack was left"
+    assert len([p for p in packs if p.is_file()]) > 3  # 1 MiB packs from both workers
+    assert Checker(reopen(small_repo)).run(read_data=True).ok
+    assert restore_state(small_repo, tmp_path / "t", src) == tree_state(src, with_atime=False)
+
+
+def test_workers_skip_what_the_repository_holds_and_trees_match_reading_in_process(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_source(tmp_path, seed=2)
+    first = Archiver(reopen(small_repo), BackupOptions([str(src)], workers=0)).run().snapshot
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)
+    repo = reopen(small_repo)
+    data_blobs = repo.index.count(0)
+    forced = Archiver(repo, BackupOptions([str(src)], force=True, workers=2)).run().snapshot
+    assert forced.summary.bytes_read == first.summary.bytes_read > 5 << 20
+    assert reopen(small_repo).index.count(0) == data_blobs  # every chunk was known: none stored
+    # Same chunks, same metadata: the same folder trees (folder access times aside, which
+    # the first backup's listing may have moved).
+    assert folder_trees(repo, forced.tree_id, src) == folder_trees(repo, first.tree_id, src)
+
+
+def test_a_worker_that_dies_fails_the_backup_and_keeps_earlier_snapshots(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = make_source(tmp_path, seed=3)
+    Archiver(reopen(small_repo), BackupOptions([str(src)], workers=0)).run()
+    (src / "neu.bin").write_bytes(os.urandom(3 << 20))
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)
+    monkeypatch.setattr(pipeline, "_WORKER_COMMAND", "import sys; sys.exit(3)")
+    with pytest.raises(PraxisError, match="worker process"):
+        Archiver(reopen(small_repo), BackupOptions([str(src)], workers=2)).run()
+    repo = reopen(small_repo)
+    assert len(list((small_repo / "snapshots").iterdir())) == 1
+    assert Checker(repo).run(read_data=True).ok
+
+
+def test_a_full_medium_in_a_worker_is_the_backup_s_storage_error(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's StorageError (medium full, read-only, gone) reaches the caller as itself."""
+    src = make_source(tmp_path, seed=4)
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)
+    # The workers stage into data/xx/ folders; a file where one must be makes that fail.
+    for folder in (small_repo / "data").iterdir():
+        folder.rmdir()
+        folder.write_bytes(b"")
+    with pytest.raises(StorageError, match="cannot write data/"):
+        Archiver(reopen(small_repo), BackupOptions([str(src)], workers=2)).run()
+
+
+def test_prepared_workers_are_used_by_the_next_backup(small_repo: Path, tmp_path: Path) -> None:
+    src = make_source(tmp_path, seed=5, folders=2)
+    archiver_module.prepare([str(src)])
+    assert pipeline._prestarted is not None
+    repo = reopen(small_repo)
+    result = Archiver(repo, BackupOptions([str(src)])).run()
+    assert pipeline._prestarted is None  # taken (and closed) by the backup
+    assert result.snapshot.summary.files_new == 2 * 12 + 1
+
+
+def test_nightly_fast_path_takes_over_unchanged_folders_and_sees_every_change(
+    small_repo: Path, tmp_path: Path
+) -> None:
+    src = make_source(tmp_path, seed=6)
+    repo = reopen(small_repo)
+    first = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    unchanged = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    assert unchanged.summary.files_unmodified == first.summary.files_new
+    assert unchanged.summary.bytes_read == 0
+    assert unchanged.summary.total_bytes == first.summary.total_bytes
+    changed = src / "Patient-002" / "brief-001.txt"
+    changed.chmod(0o600)  # metadata only: content unchanged, the mode must be new
+    time.sleep(0.01)
+    second = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    assert second.summary.files_changed == 1
+    old, new = folder_trees(repo, first.tree_id, src), folder_trees(repo, second.tree_id, src)
+    assert old["Patient-000"] == new["Patient-000"]  # unchanged folder: the same tree
+    assert old["Patient-002"] != new["Patient-002"]
+    entries = {n.name: n for n in decode_tree(repo.read_blob(TREE, new["Patient-002"]), "")}
+    assert stat.S_IMODE(entries["brief-001.txt"].mode) == 0o600
+    assert restore_state(small_repo, tmp_path / "t", src) == tree_state(src, with_atime=False)
+
+
+def test_restore_in_many_small_windows_with_files_across_packs(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of three files: packs are read once per window, a 5 MiB file spans several
+    1 MiB packs, empty files are created, every file is exact."""
+    src = make_source(tmp_path, seed=7)
+    Archiver(reopen(small_repo), BackupOptions([str(src)])).run()
+    monkeypatch.setattr(restorer_module, "WINDOW_FILES", 3)
+    backend = CrashingBackend(str(small_repo))  # never kills: counts the blob reads
+    repo = Repository.open(backend, PASSWORD)
+    repo.load_index()
+    target = tmp_path / "t"
+    result = Restorer(repo, find_snapshot(repo, "latest"), RestoreOptions(target=str(target))).run()
+    assert result.ok and result.files == 6 * 12 + 1
+    data_blobs = repo.index.count(0)
+    assert backend.reads >= data_blobs  # every blob counted once per read (crash campaigns)
+    restored = target.joinpath(*src.parts[1:])
+    assert tree_state(restored, with_atime=False) == tree_state(src, with_atime=False)
+
+
+def test_read_ranges_returns_each_part_in_the_order_asked(tmp_path: Path) -> None:
+    backend = LocalBackend(str(tmp_path / "repo"))
+    backend.create()
+    data = os.urandom(5 << 20)
+    name = "ab" + "0" * 62
+    backend.write("data", name, data)
+    ranges = [(4 << 20, 100), (0, 10), (200, 50), (3 << 20, 1 << 20)]  # one gap over 1 MiB
+    for buffer in (None, bytearray()):
+        parts = backend.read_ranges("data", name, ranges, buffer)
+        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in ranges]
+    with pytest.raises(StorageError, match="shorter than expected"):
+        backend.read_ranges("data", name, [(len(data) - 10, 20)])
+
+
+def test_a_staged_object_is_invisible_until_committed(tmp_path: Path) -> None:
+    backend = LocalBackend(str(tmp_path / "repo"))
+    backend.create()
+    name = "cd" + "1" * 62
+    staged = backend.stage("data", name, [b"part one ", b"part two"])
+    assert staged.startswith(".tmp-")
+    assert [info.name for info in backend.list("data")] == []
+    backend.commit("data", name, staged)
+    assert [info.name for info in backend.list("data")] == [name]
+    assert backend.read("data", name) == b"part one part two"
+    with pytest.raises(ValueError, match="invalid staged name"):
+        backend.commit("data", name, "../escape")
