@@ -90,7 +90,10 @@ class RestoreOptions:
     #: Maps a snapshot path (``/C/CompuMED/M1``) to a destination; default: below ``target``.
     #: Destinations must lie inside ``target``.
     path_map: Callable[[str], str] | None = None
-    workers: int = 2
+    #: Threads that decrypt, decompress and write: two per core, because a thread waiting in
+    #: the kernel (open, pwrite, rename) holds no core (bench: 13.1 s with 2 on two cores,
+    #: 12.0 s with 4, 12.3 s with 6).
+    workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
     #: Restore device nodes, FIFOs and setuid/setgid bits as they were (like ``tar -p``).
     special: bool = False
     #: Links (symlinks, junctions) below the target that may be followed, by absolute path.
