@@ -43,8 +43,8 @@ def test_plan_calendar_in_both_languages_and_as_pdf(tmp_path: Path) -> None:
     assert doc == [
         {
             "date": "2027-01-29",
-            "medium": "Jan",
-            "note": "Monatsende (Archiv), aufbewahren bis Fr, 14.01.2028",
+            "medium": "Monat 16",
+            "note": "Monatsende (Archiv), aufbewahren bis So, 28.01.2029",
         }
     ]
     pdf = tmp_path / "plan.pdf"

@@ -15,7 +15,7 @@ from praxisbackup.media.rotation import RotationPlan, RotationRuleError, Rotatio
 
 DAILY = ("Mo", "Di", "Mi", "Do", "Fr")
 QUARTER = tuple(f"Quartal {n}" for n in range(1, 10))
-MONTH = ("Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov")
+MONTH = tuple(f"Monat {n}" for n in range(1, 18))
 
 
 def plan(state: str = "NW", **kw: object) -> RotationPlan:
@@ -55,7 +55,9 @@ def test_easter_moves_the_friday_medium_and_month_ends_move_off_weekends() -> No
     assert p.slot(date(2026, 4, 10)).role == "daily"  # type: ignore[union-attr]
     # 2026-05-31 is a Sunday: the May month-end medium is used on Friday 29th.
     assert p.slot(date(2026, 5, 29)).role == "month_end"  # type: ignore[union-attr]
-    assert p.slot(date(2026, 5, 29)).label == "Mai"  # type: ignore[union-attr]
+    m = p.slot(date(2026, 5, 29))
+    assert m is not None and m.label == "Monat 11"
+    assert m.hold_until == date(2026, 5, 29) + timedelta(days=730)  # kept two years too
     # Leap year: February 2028 ends on Tuesday the 29th.
     assert p.slot(date(2028, 2, 29)).role == "month_end"  # type: ignore[union-attr]
     # 2028-09-30 is a Saturday: quarter end on Friday 29th, kept two years.
@@ -90,11 +92,16 @@ def test_rules_of_the_guidance_are_enforced() -> None:
         r"2026-12-31 until 2028-12-30",
     ):
         plan("TH", quarter_end=("Q1 A", "Q2 A", "Q3 A", "Q4 A", "Q1 B", "Q2 B", "Q3 B", "Q4 B"))
-    # Month-end media reused after a year but held 365 days: 29.01.2027 is 364 days later.
-    with pytest.raises(
-        RotationRuleError, match="month_end medium 'Jan' is due again on 2027-01-29"
-    ):
+    # Month-end archives are kept two years as well (the vendor's "Monats- und vor allem am
+    # Quartalsende ... mind. zwei Jahre"), and sixteen media are one too few for that.
+    with pytest.raises(RotationRuleError, match="month-end archives must be kept at least two"):
         plan("TH", month_end_retention_days=365)
+    with pytest.raises(
+        RotationRuleError,
+        match=r"month_end medium 'M3' is due again on 2028-04-28 but holds the archive of "
+        r"2026-04-30 until 2028-04-29",
+    ):
+        plan("TH", month_end=tuple(f"M{n}" for n in range(1, 17)))
     with pytest.raises(RotationRuleError, match="only one role"):
         plan(month_end=("Mo",))
     accepted = plan(daily=("A", "B", "C", "D"), override_reason="Praxis nur vier Tage geöffnet")

@@ -3,7 +3,7 @@
 Roles, in priority order when they fall on the same night:
 
 * ``quarter_end`` - last working day of March, June, September, December; archived for years
-* ``month_end``   - last working day of every other month; archived
+* ``month_end``   - last working day of every other month; archived for years
 * ``biweekly``    - every second Friday (the last working day of that week if Friday is a holiday)
 * ``daily``       - every other working day; at least five media
 
@@ -43,7 +43,7 @@ class RotationSettings:
     month_end: tuple[str, ...] = ()
     biweekly: tuple[str, ...] = ()
     quarter_end_retention_days: int = 730
-    month_end_retention_days: int = 350
+    month_end_retention_days: int = 730
     closed: tuple[str, ...] = ()  # "2026-12-24" or "2026-07-20..2026-08-07"
     biweekly_reference: date = date(2026, 1, 2)  # a Friday of the "on" week
     override_reason: str = ""
@@ -69,6 +69,11 @@ def rule_violations(s: RotationSettings) -> list[str]:
         problems.append(
             f"quarter-end archives must be kept at least two years ({MIN_ARCHIVE_DAYS} days), "
             f"not {s.quarter_end_retention_days}"
+        )
+    if s.month_end and s.month_end_retention_days < MIN_ARCHIVE_DAYS:
+        problems.append(
+            f"month-end archives must be kept at least two years ({MIN_ARCHIVE_DAYS} days), "
+            f"not {s.month_end_retention_days}"
         )
     every = [*s.daily, *s.quarter_end, *s.month_end, *s.biweekly]
     if len(set(every)) != len(every):

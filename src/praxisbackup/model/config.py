@@ -221,8 +221,11 @@ class RotationSection(_Section):
     )
     month_end: list[str] = Field(
         default_factory=list,
-        description="Month-end media (the last working day of the month; not at quarter end).",
-        examples=[["Jan", "Feb", "Apr", "Mai", "Jul", "Aug", "Okt", "Nov"]],
+        description="Month-end archive media (the last working day of the month; not at "
+        "quarter end), kept at least two years like the quarter-end media (the vendor's "
+        "guidance). Seventeen media: sixteen would be due again a day or two before their "
+        "archive's two years are over. Optional.",
+        examples=[[f"Monat {n}" for n in range(1, 18)]],
     )
     quarter_end: list[str] = Field(
         default_factory=list,
@@ -232,10 +235,7 @@ class RotationSection(_Section):
         examples=[[f"Quartal {n}" for n in range(1, 10)]],
     )
     month_end_retention_days: int = Field(
-        default=350,
-        ge=1,
-        description="How long a month-end snapshot is held (until shortly before the "
-        "medium's turn a year later).",
+        default=730, ge=1, description="How long a month-end snapshot is held (>= 730)."
     )
     quarter_end_retention_days: int = Field(
         default=730, ge=1, description="How long a quarter-end snapshot is held (>= 730)."
