@@ -158,6 +158,11 @@ class NightlyJob:
                 p.add(RED, "source_missing", label=src.label, path=src.path)
                 ok = False
                 continue
+            if os.path.islink(src.path):
+                to = os.path.realpath(src.path)
+                p.add(RED, "source_is_link", label=src.label, path=src.path, to=to)
+                ok = False
+                continue
             paths = [src.path]
             if src.profile == profiles.PROFILE:
                 root = os.path.dirname(os.path.abspath(src.path).rstrip("\\/")) or src.path

@@ -86,6 +86,10 @@ def _sources(config: Config, r: Readiness) -> None:
         if not os.path.exists(src.path):
             r.add(MISSING, "ready.source_missing", label=src.label, path=src.path)
             continue
+        if os.path.islink(src.path):
+            to = os.path.realpath(src.path)
+            r.add(MISSING, "ready.source_is_link", label=src.label, path=src.path, to=to)
+            continue
         if src.profile != profiles.PROFILE:
             r.add(OK, "ready.source", label=src.label, path=src.path)
             continue

@@ -264,7 +264,13 @@ def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
     "-i", "--include", multiple=True, help="Restore only this snapshot path (repeatable)."
 )
 @click.option(
-    "--overwrite", type=click.Choice(OVERWRITE_POLICIES), default="never", show_default=True
+    "--overwrite",
+    type=click.Choice(OVERWRITE_POLICIES),
+    default="never",
+    show_default=True,
+    help="Existing files: never replace them; if-changed: replace those whose size or "
+    "modification time differ from the snapshot (content is not compared - use --verify); "
+    "always: replace every one.",
 )
 @click.option(
     "--verify",

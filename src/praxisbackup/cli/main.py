@@ -211,7 +211,8 @@ class PraxisGroup(click.Group):
     @staticmethod
     def _report(exc: BaseException, lang: str) -> None:
         if isinstance(exc, PraxisError):
-            _fail(_message(exc, lang), exc.exit_code, lang)
+            # (a technical text without a catalogue code keeps an English prefix: one language)
+            _fail(_message(exc, lang), exc.exit_code, lang if exc.code else "en")
         if isinstance(exc, KeyboardInterrupt):
             _fail(text("error.interrupted", lang), ExitCode.FAILURE, lang)
         if isinstance(exc, sqlite3.Error):

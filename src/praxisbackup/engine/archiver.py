@@ -361,6 +361,16 @@ class Archiver:
         for src in sources:
             if not os.path.lexists(src):
                 raise SourceError(f"the source path {src} does not exist")
+            if os.path.islink(src):
+                # Only the link itself would be stored: a green night with no data.
+                to = os.path.realpath(src)
+                raise SourceError(
+                    f"the source {src} is a symbolic link to {to}; only the link would be "
+                    f"backed up - give {to} instead",
+                    code="error.source_is_link",
+                    path=src,
+                    to=to,
+                )
         host = self.options.host or platform.hostname()
         parent = self._find_parent(host, sources)
         self.repo.adopt_unindexed_packs()

@@ -139,6 +139,8 @@ class _FileJob:
     #: (chunk id, offset in the file) of every chunk.
     chunks: list[tuple[bytes, int]] = field(default_factory=list)
     damaged: bool = False
+    #: Not restored because writing failed (nothing damaged to keep: its temporary file goes).
+    write_failed: bool = False
     fd: int = -1
     #: End of the last byte written (the file is truncated up to its size if shorter).
     end: int = 0
@@ -158,6 +160,8 @@ class _Need:
 
 #: errno values meaning "this file system cannot store that" (FAT has no modes or owners).
 _UNSUPPORTED = {errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL}
+#: errno values meaning "the target is full": the restore stops instead of failing every file.
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _SPARSE_BLOCK = 64 * 1024
 _ZEROS = bytes(_SPARSE_BLOCK)
 
@@ -208,26 +212,36 @@ def damaged_name(name: str) -> str:
     return name + DAMAGED_SUFFIX
 
 
-def _include_matcher(includes: list[str]) -> Callable[[str], tuple[bool, bool]]:
-    """Returns f(spath) -> (restore this entry fully, descend into it)."""
-    norm = [normalize_snapshot_path(i) for i in includes]
-    fold = platform.IS_WINDOWS
+class _IncludeMatcher:
+    """Which entries the ``--include`` paths select, and which of them matched anything (an
+    include that selects nothing is a typo or a wrong path: the restore says so)."""
 
-    def match(spath: str) -> tuple[bool, bool]:
-        if not norm:
+    def __init__(self, includes: list[str]) -> None:
+        fold = platform.IS_WINDOWS
+        self.given = list(includes)
+        self._norm = [
+            normalize_snapshot_path(i).lower() if fold else normalize_snapshot_path(i)
+            for i in includes
+        ]
+        self._fold = fold
+        self._matched = [False] * len(includes)
+
+    def __call__(self, spath: str) -> tuple[bool, bool]:
+        """(restore this entry fully, descend into it)."""
+        if not self._norm:
             return True, True
-        p = spath.lower() if fold else spath
-        for inc in norm:
-            i = inc.lower() if fold else inc
-            if p == i or p.startswith(i.rstrip("/") + "/") or fnmatch.fnmatchcase(p, i):
+        p = spath.lower() if self._fold else spath
+        for n, inc in enumerate(self._norm):
+            if p == inc or p.startswith(inc.rstrip("/") + "/") or fnmatch.fnmatchcase(p, inc):
+                self._matched[n] = True
                 return True, True
-        for inc in norm:
-            i = inc.lower() if fold else inc
-            if i.startswith(p.rstrip("/") + "/"):
+        for inc in self._norm:
+            if inc.startswith(p.rstrip("/") + "/"):
                 return False, True
         return False, False
 
-    return match
+    def unmatched(self) -> list[str]:
+        return [given for given, hit in zip(self.given, self._matched, strict=True) if not hit]
 
 
 def _describe(exc: OSError) -> str:
@@ -249,7 +263,7 @@ class Restorer:
         self.options = options
         self.progress = progress or Progress()
         self.result = RestoreResult()
-        self._match = _include_matcher(options.includes)
+        self._match = _IncludeMatcher(options.includes)
         self._lock = threading.Lock()
         self._dirs: list[tuple[Parts, Node, str]] = []
         self._done_files: list[tuple[Parts, str, Node, str]] = []  # folder, name, node, spath
@@ -276,6 +290,8 @@ class Restorer:
         self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
         self._pid = os.getpid()
         self._umask = _umask()
+        #: The first "no space left" error: the restore stops planning and writing.
+        self._full: OSError | None = None
 
     @property
     def target(self) -> TargetTree:
@@ -354,6 +370,11 @@ class Restorer:
             self._pool.shutdown(wait=True)
         self._finish_dirs()
         self._report_refused_links()
+        self._report_full()
+        for include in self._match.unmatched():
+            self.result.warnings.append(
+                Skipped(include, "nothing in the snapshot matches this --include path")
+            )
         self.progress.close()
         if self.options.verify:
             self._verify()
@@ -363,6 +384,8 @@ class Restorer:
         item = next(walker, None)
         while item is not None:
             spath, node, full = item
+            if self._full is not None:
+                break  # the target is full: nothing more can be written
             enter = self._restore_entry(spath, node, full)
             try:
                 item = walker.send(enter)
@@ -373,6 +396,27 @@ class Restorer:
     def _error(self, spath: str, reason: str) -> None:
         with self._lock:
             self.result.errors.append(Skipped(spath, reason))
+
+    def _write_error(self, spath: str, what: str, exc: OSError) -> None:
+        """A file or folder that could not be written; a full target is reported once (at the
+        end) and stops the restore instead of failing every remaining file."""
+        if exc.errno in _FULL:
+            with self._lock:
+                if self._full is None:
+                    self._full = exc
+            return
+        self._error(spath, f"{what}: {_describe(exc)}")
+
+    def _report_full(self) -> None:
+        if self._full is not None:
+            self.result.errors.append(
+                Skipped(
+                    self.options.target,
+                    f"the restore target is full ({_describe(self._full)}); the restore "
+                    f"stopped after {self.result.files} files - make room or choose another "
+                    "target and restore again",
+                )
+            )
 
     def _restore_entry(self, spath: str, node: Node, full: bool) -> bool:
         """Restore one entry; returns False if what lies below it must be skipped."""
@@ -399,7 +443,7 @@ class Restorer:
         except UnsafeTargetError:
             return None  # reported once per link at the end
         except OSError as exc:
-            self._error(spath, f"cannot create folder {exc.filename or ''}: {_describe(exc)}")
+            self._write_error(spath, f"cannot create folder {exc.filename or ''}", exc)
             return None
 
     def _make_dir(self, place: tuple[Parts, str], node: Node, spath: str) -> bool:
@@ -547,6 +591,13 @@ class Restorer:
     def _restore_pack(self, needs: list[_Need]) -> None:
         """Read the blobs one pack holds for this window and write them where they belong."""
         self.repo.check_lock()
+        if self._full is not None:  # the target is full: these files cannot be finished
+            for need in needs:
+                for job, _offset in need.targets:
+                    with job.lock:
+                        job.damaged = job.write_failed = True
+                        self._chunk_done(job, None, None, locked=True)
+            return
         pack_id = needs[0].loc.pack_id
         sealed: list[bytes | memoryview | None]
         buffer = getattr(self._buffers, "buffer", None)
@@ -615,8 +666,8 @@ class Restorer:
         try:
             job.fd = job.folder.open(job.tmp, _NEW_FILE, mode)
         except OSError as exc:
-            job.damaged = True
-            self._error(job.spath, f"not restored, cannot open for writing: {_describe(exc)}")
+            job.damaged = job.write_failed = True
+            self._write_error(job.spath, "not restored, cannot open for writing", exc)
             return False
         return True
 
@@ -628,7 +679,9 @@ class Restorer:
                 try:
                     job.end = max(job.end, write_sparse(job.fd, offset, data))
                 except OSError as exc:
-                    error = f"write error: {_describe(exc)}"
+                    if not job.damaged:
+                        job.damaged = job.write_failed = True
+                        self._write_error(job.spath, "not restored, write error", exc)
                 else:
                     self.progress.advance(size=len(data))
             self._chunk_done(job, data, error, locked=True)
@@ -655,8 +708,8 @@ class Restorer:
                 if job.end != job.node.size:
                     os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
             except OSError as exc:
-                job.damaged = True
-                self._error(job.spath, f"not restored, write error: {_describe(exc)}")
+                job.damaged = job.write_failed = True
+                self._write_error(job.spath, "not restored, write error", exc)
         self._finish_file(job, fd)
 
     def _finish_file(self, job: _FileJob, fd: int) -> None:
@@ -669,7 +722,11 @@ class Restorer:
                     if fd >= 0:
                         os.close(fd)
                         fd = -1
-                    if folder.lstat(job.tmp) is not None:
+                    if folder.lstat(job.tmp) is None:
+                        return
+                    if job.write_failed:  # nothing to keep: the data was fine, the target not
+                        folder.unlink(job.tmp)
+                    else:  # what was readable, for someone who needs every byte
                         folder.rename(job.tmp, damaged_name(job.name), replace=True)
                     return
                 # Everything, times included, is set before the rename, so a file under its

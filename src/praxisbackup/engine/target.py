@@ -53,9 +53,10 @@ class TargetTree:
         try:
             root_dir = open_root(self.root)
         except OSError as exc:
-            raise PraxisError(
-                f"cannot use {self.root} as restore target: {exc.strerror or exc}"
-            ) from None
+            why = exc.strerror or str(exc)
+            if os.path.lexists(self.root) and not os.path.isdir(self.root):
+                why = "it is a file, not a folder"
+            raise PraxisError(f"cannot use {self.root} as restore target: {why}") from None
         # parts -> open folder and its number of users; the root is never evicted. Folders
         # without users wait in ``_idle`` (least recently used first) to be closed.
         self._open: dict[Parts, _Entry] = {}

@@ -1,0 +1,98 @@
+"""Regression tests for what an outsider found in the engine after issue #15: a linked source
+that gave green empty backups, an --include that restored nothing successfully, and a full
+restore target that reported thousands of "damaged" files and left junk behind."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from conftest import run_cli
+from fsimages import ext4_image
+
+
+def test_a_source_given_as_a_link_is_refused_naming_its_target(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "praxis"
+    data.mkdir(parents=True)
+    (data / "akte.txt").write_text("Befund\n")
+    link = tmp_path / "praxis-link"
+    link.symlink_to(data)
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    out = run_cli("backup", str(link), repo=repo)
+    assert out.returncode == 2, out.stderr
+    assert (
+        f"Die Quelle {link} ist eine Verknüpfung auf {data}; gesichert würde nur die "
+        f"Verknüpfung. Bitte {data} angeben." in out.stderr
+    )
+    assert json.loads(run_cli("--json", "snapshots", repo=repo, check=True).stdout) == []
+    # The folder it points to is backed up as usual.
+    run_cli("backup", str(data), repo=repo, check=True)
+
+
+def test_an_include_that_matches_nothing_is_a_warning(tmp_path: Path) -> None:
+    src = tmp_path / "praxis"
+    (src / "a").mkdir(parents=True)
+    (src / "a" / "brief.txt").write_text("Brief\n")
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    typo = f"{src}/b"
+    out = run_cli(
+        "restore", "latest", "--target", str(tmp_path / "t"), "--include", typo, repo=repo
+    )
+    assert out.returncode == 1, out.stderr
+    assert f"{typo}: nothing in the snapshot matches this --include path" in out.stdout + out.stderr
+    # A matching include restores without that warning.
+    out = run_cli(
+        "restore", "latest", "--target", str(tmp_path / "t2"), "--include", f"{src}/a", repo=repo
+    )
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "t2" / str(src).lstrip("/") / "a" / "brief.txt").read_text() == "Brief\n"
+
+
+def test_a_full_target_stops_the_restore_with_one_message_and_leaves_no_junk(
+    tmp_path: Path,
+) -> None:
+    src = tmp_path / "praxis"
+    src.mkdir()
+    for i in range(300):  # 300 files of 100 KiB, incompressible: 30 MiB
+        (src / f"scan-{i:03d}.bin").write_bytes(os.urandom(100 * 1024))
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    with ext4_image(tmp_path, 8) as small:
+        target = small / "ziel"
+        out = run_cli("restore", "latest", "--target", str(target), repo=repo)
+        assert out.returncode == 2, out.stderr
+        lines = [line for line in (out.stdout + out.stderr).splitlines() if "is full" in line]
+        assert len(lines) == 1, out.stdout + out.stderr
+        assert "the restore target is full (No space left on device)" in lines[0]
+        assert "data damaged" not in out.stdout + out.stderr
+        assert len((out.stdout + out.stderr).splitlines()) < 10
+        left = [p.name for p in target.rglob("*") if p.is_file()]
+        junk = [n for n in left if n.endswith(("praxisbackup-damaged", "praxisbackup-tmp"))]
+        assert junk == []
+        # Whatever was restored is complete.
+        assert left, "some files fit"
+        for name in left:
+            assert (target / str(src).lstrip("/") / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_a_target_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
+    src = tmp_path / "praxis"
+    src.mkdir()
+    (src / "brief.txt").write_text("Brief\n")
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    afile = tmp_path / "ziel.txt"
+    afile.write_text("keep me\n")
+    out = run_cli("restore", "latest", "--target", str(afile), repo=repo)
+    assert out.returncode == 2
+    assert (
+        f"praxisbackup: error: cannot use {afile} as restore target: it is a file, not a folder"
+        in out.stderr
+    )
+    assert afile.read_text() == "keep me\n"
