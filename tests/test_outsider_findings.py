@@ -96,3 +96,38 @@ def test_a_target_that_is_a_file_is_named_as_such(tmp_path: Path) -> None:
         in out.stderr
     )
     assert afile.read_text() == "keep me\n"
+
+
+def test_readiness_and_the_night_name_a_linked_source(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "Praxisdaten"
+    data.mkdir(parents=True)
+    link = tmp_path / "Praxisdaten"
+    link.symlink_to(data)
+    cfg = tmp_path / "praxisbackup.toml"
+    cfg.write_text(
+        f"""
+state_dir = "{tmp_path / "state"}"
+[practice]
+name = "Praxis Dr. Muster"
+state = "NW"
+[[sources]]
+label = "Praxisdaten"
+path = "{link}"
+[media]
+candidates = ["{tmp_path}/slot-*"]
+[rotation]
+daily = ["Mo", "Di", "Mi", "Do", "Fr"]
+quarter_end = {json.dumps([f"Quartal {n}" for n in range(1, 10)])}
+""",
+        encoding="utf-8",
+    )
+    check = run_cli("-c", str(cfg), "--json", "config", "check", password=None)
+    assert check.returncode == 2
+    items = {i["code"]: i for i in json.loads(check.stdout)["items"]}
+    assert items["ready.source_is_link"]["level"] == "missing"
+    assert items["ready.source_is_link"]["to"] == str(data)
+    night = run_cli("-c", str(cfg), "--json", "run", password="x")
+    protocol = json.loads(night.stdout)
+    assert protocol["status"] == "red"
+    linked = [f for f in protocol["findings"] if f["code"] == "source_is_link"]
+    assert linked and linked[0]["params"]["to"] == str(data), protocol["findings"]
