@@ -156,7 +156,9 @@ def test_required_item_missing_stops_nothing(env: tuple[Path, Service], usb: Pat
     shutil.rmtree(base / "server" / "CompuMED" / "M1" / "Bin")
     p = run_job(config_text(base, svc, str(usb)))
     assert p.status == "red" and codes(p) == ["profile_missing"]
-    assert [f.params["path"] for f in p.findings if f.level == "red"] == ["CompuMED/M1/Bin"]
+    assert [f.params["path"] for f in p.findings if f.level == "red"] == [
+        str(base / "server" / "CompuMED" / "M1" / "Bin")
+    ]
     assert p.services == [] and svc.running()
 
 

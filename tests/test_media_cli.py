@@ -93,3 +93,22 @@ def test_register_move_retire_and_today(tmp_path: Path) -> None:
     assert moved.returncode == 2 and "Das Medium „Di“ ist ausgemustert." in moved.stderr
     unknown = run_cli("-c", str(cfg), "medium", "show", "Sa")
     assert unknown.returncode == 2 and "Kein eingerichtetes Medium heißt „Sa“" in unknown.stderr
+
+
+def test_medium_init_speaks_german_and_refuses_typos_duplicates_and_media(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    usb = tmp_path / "usb-Mo"
+    ok = run_cli("-c", str(cfg), "medium", "init", "Mo", str(usb), check=True).stdout
+    assert f"Medium „Mo“ (Tagesmedium) ist bereit unter {usb} (Medium " in ok
+    typo = run_cli("-c", str(cfg), "medium", "init", "Di", str(tmp_path / "nicht-da" / "Dii"))
+    assert typo.returncode == 2
+    assert (
+        f"praxisbackup: Fehler: {tmp_path / 'nicht-da'} gibt es nicht: Ist die Platte "
+        "angeschlossen, ist der Pfad richtig geschrieben?" in typo.stderr
+    )
+    again = run_cli("-c", str(cfg), "medium", "init", "Mo", str(tmp_path / "usb-2"))
+    assert again.returncode == 2 and "Ein Medium „Mo“ ist bereits eingetragen" in again.stderr
+    twice = run_cli("-c", str(cfg), "medium", "init", "Di", str(usb))
+    assert twice.returncode == 2
+    assert f"{usb} ist bereits ein praxisbackup-Medium." in twice.stderr
+    assert not (tmp_path / "nicht-da").exists() and not (tmp_path / "usb-2").exists()

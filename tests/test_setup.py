@@ -274,7 +274,8 @@ def test_command_services_and_missing_answers(tmp_path: Path) -> None:
         str(tmp_path / "y.toml"),
         password=None,
     )
-    assert nowhere.returncode == 2 and "no CGM M1 PRO installation" in nowhere.stderr
+    assert nowhere.returncode == 2
+    assert "Keine CGM-M1-PRO-Installation (CompuMED\\M1) gefunden in" in nowhere.stderr
     assert "Traceback" not in nowhere.stderr + nameless.stderr + no_commands.stderr
 
 

@@ -136,9 +136,16 @@ def _passphrase(config: Config, r: Readiness) -> str | None:
 
 
 def _schedule(config: Config, r: Readiness, root: str) -> None:
-    how = schedule.installed(root, config.path)
-    if how is None and sys.platform == "win32" and _windows_service_exists():  # pragma: no cover
+    how = None
+    if sys.platform == "win32" and _windows_service_exists():  # pragma: no cover
+        # The installer's way (asked through the SCM API): no scheduler command to wait for.
         how = f"Windows service '{WINDOWS_SERVICE}' (praxisbackup serve)"
+    if how is None:
+        try:
+            how = schedule.installed(root, config.path)
+        except PraxisError as exc:
+            r.add(MISSING, "ready.schedule_unknown", error=str(exc), at=config.schedule.at)
+            return
     if how is None:
         r.add(MISSING, "ready.no_schedule", at=config.schedule.at)
     else:

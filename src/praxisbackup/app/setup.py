@@ -130,9 +130,19 @@ def load_answers(path: str) -> SetupAnswers:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
     except OSError as exc:
-        raise SetupError(f"cannot read the answer file {path}: {exc.strerror}") from None
+        raise SetupError(
+            f"cannot read the answer file {path}: {exc.strerror}",
+            code="error.answers_unreadable",
+            path=path,
+            error=exc.strerror or str(exc),
+        ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SetupError(f"{path}: not valid TOML: {exc}") from None
+        raise SetupError(
+            f"{path}: not valid TOML: {exc} (Windows paths in single quotes: 'C:\\Praxis')",
+            code="error.answers_toml",
+            path=path,
+            error=str(exc),
+        ) from None
     try:
         return SetupAnswers.model_validate(data)
     except ValidationError as exc:
@@ -163,7 +173,9 @@ def detect(answers: SetupAnswers) -> Detected:
     roots = answers.search_roots or profiles.default_roots()
     inst = None
     if answers.compumed:
-        inst = profiles.detect(os.path.dirname(os.path.abspath(answers.compumed).rstrip("\\/")))
+        given = os.path.abspath(answers.compumed).rstrip("\\/")
+        # The CompuMED folder itself, or the folder (drive) that holds it.
+        inst = profiles.detect(os.path.dirname(given)) or profiles.detect(given)
     else:
         found = profiles.detect_all(roots)
         inst = found[0] if found else None
@@ -217,7 +229,11 @@ def build_config(
         raise SetupError("the practice's name is required (practice_name / --practice)")
     if found.installation is None:
         where = answers.compumed or ", ".join(answers.search_roots or profiles.default_roots())
-        raise SetupError(f"no CGM M1 PRO installation (CompuMED\\M1) found in {where}")
+        raise SetupError(
+            f"no CGM M1 PRO installation (CompuMED\\M1) found in {where}",
+            code="error.no_m1_found",
+            where=where,
+        )
     inst = found.installation
     extra = found.extra_sources if answers.extra_sources is None else answers.extra_sources
     main: dict[str, object] = {"label": "CGM M1 PRO", "path": inst.compumed}
@@ -411,7 +427,7 @@ def apply(
         # with it, and the recovery key is sealed with it.
         passphrase = generate_recovery_key()
         store_secret(password_file, passphrase)
-        progress("setup.step.passphrase_new", {})
+        progress("setup.step.passphrase_new", {"passphrase": passphrase})
     else:
         progress("setup.step.passphrase_kept", {"path": password_file})
     if smtp_file is not None:

@@ -92,7 +92,14 @@ def medium_init(ctx: Ctx, label: str, path: str, role: str | None, allow_same_di
     )
     role = _register(config).find(attached.label.medium_id).role
     click.echo(
-        f"medium '{label}' ({role}) ready at {attached.root} (medium {attached.label.medium_id})"
+        text(
+            "medium.ready",
+            ctx.lang,
+            label=label,
+            role=text(f"role.{role}", ctx.lang),
+            root=attached.root,
+            id=attached.label.medium_id,
+        )
     )
 
 

@@ -304,6 +304,9 @@ def setup(
 
     def progress(step: str, params: dict[str, str]) -> None:
         wizard.say(step, **params)
+        if step == "setup.step.passphrase_new":
+            # Shown at once: whatever happens later in setup, it has been seen.
+            click.echo(f"\n    {params['passphrase']}\n")
 
     result = setup_app.apply(answers, str(target), schedule_root, progress)
     _report(wizard, result)

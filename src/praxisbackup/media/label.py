@@ -80,7 +80,9 @@ def init_medium(
 ) -> AttachedMedium:
     """Create a repository and a label on a medium (refuses a medium that already has one)."""
     if read_label(root) is not None:
-        raise MediumError(f"{root} is already a praxisbackup medium")
+        raise MediumError(
+            f"{root} is already a praxisbackup medium", code="error.medium_exists", root=root
+        )
     os.makedirs(root, exist_ok=True)
     repo = Repository.init(
         LocalBackend(os.path.join(root, folder)), passphrase, label=f"medium {label}"

@@ -93,34 +93,45 @@ def register_medium(
 def check_medium_place(config: Config, root: str, label: str, allow_same_disk: bool) -> None:
     """Refuse what would quietly become a useless "medium": a drive-relative path (``E:``),
     a folder whose drive or parent does not exist (a typo), a folder on the same disk as the
-    practice data (seed S9; only with an explicit demo option), a label already registered."""
+    practice data (only with an explicit demo option), a label already registered."""
     drive, rest = ntpath.splitdrive(root)
     if drive and not drive.startswith("\\\\") and not rest.startswith(("\\", "/")):
         raise media.MediumError(
             f"'{root}' is relative to the current folder of drive {drive}; "
-            f"write {drive}\\ for the drive itself"
+            f"write {drive}\\ for the drive itself",
+            code="error.medium_drive_relative",
+            root=root,
+            drive=drive,
         )
     absolute = os.path.abspath(root)
     parent = os.path.dirname(absolute.rstrip("\\/")) or absolute
     if not os.path.exists(absolute) and not os.path.isdir(parent):
+        where = root if os.path.normcase(parent) == os.path.normcase(absolute) else parent
         raise media.MediumError(
-            f"{root} does not exist and neither does {parent}: is the disk attached, is the "
-            "path typed correctly?"
+            f"{where} does not exist: is the disk attached, is the path typed correctly?",
+            code="error.medium_path_missing",
+            path=where,
         )
     existing = absolute if os.path.exists(absolute) else parent
     shared = media.same_disk(existing, [s.path for s in config.sources if os.path.exists(s.path)])
     if shared and not allow_same_disk:
         raise media.MediumError(
             f"{root} is on the same disk as the practice data ({', '.join(shared)}): a backup "
-            "there does not survive the disk (seed S9). Attach an external disk or use a NAS "
-            "folder (for a demonstration only: --allow-same-disk)"
+            "there does not survive the disk. Attach an external disk or use a NAS "
+            "folder (for a demonstration only: --allow-same-disk)",
+            code="error.medium_same_disk",
+            root=root,
+            shared=", ".join(shared),
         )
     register = Register(catalog_path(config))
     taken = [m for m in register.all() if m.label == label and m.location != "retired"]
     if taken:
         raise media.MediumError(
             f"a medium '{label}' is already registered (id {taken[0].id}); retire it first "
-            f"('praxisbackup medium retire {taken[0].id} ...') or choose another label"
+            f"('praxisbackup medium retire {taken[0].id} ...') or choose another label",
+            code="error.medium_label_taken",
+            label=label,
+            id=taken[0].id,
         )
 
 

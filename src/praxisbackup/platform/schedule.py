@@ -13,6 +13,7 @@ The texts are produced by pure functions (tested on Linux); installing them is a
 
 from __future__ import annotations
 
+import locale
 import os
 import shlex
 import shutil
@@ -140,6 +141,38 @@ WantedBy=timers.target
     }
 
 
+#: Seconds an external scheduler command may take: a readiness check or setup must never hang
+#: on one (seen under Wine with schtasks).
+COMMAND_TIMEOUT = 60
+
+
+def _command(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run a scheduler command without input and with a deadline."""
+    try:
+        return subprocess.run(
+            args,
+            capture_output=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            timeout=COMMAND_TIMEOUT,
+        )
+    except subprocess.TimeoutExpired:
+        raise ScheduleError(
+            f"{' '.join(args)} did not answer within {COMMAND_TIMEOUT} s",
+            code="error.schedule_timeout",
+            command=" ".join(args),
+            seconds=COMMAND_TIMEOUT,
+        ) from None
+    except OSError as exc:
+        raise ScheduleError(f"{args[0]} cannot be started: {exc}") from None
+
+
+def _output(proc: subprocess.CompletedProcess[bytes]) -> str:
+    """A command's output (or, without any, its error output) as text, in the encoding the
+    system's commands write (what ``text=True`` would use)."""
+    return (proc.stdout or proc.stderr).decode(locale.getpreferredencoding(False), "replace")
+
+
 def cron_line(config_path: str, at: str) -> str:
     hours, minutes = at.split(":")
     return f"{int(minutes)} {int(hours)} * * * root {shlex.join(command_line(config_path))}\n"
@@ -154,21 +187,18 @@ def install(config_path: str, at: str, root: str = "/") -> str:
     if sys.platform == "win32":  # pragma: no cover - Windows only
         xml_path = Path(os.environ.get("TEMP", ".")) / "praxisbackup-task.xml"
         xml_path.write_text(task_scheduler_xml(config_path, at), encoding="utf-16")
-        proc = subprocess.run(
-            ["schtasks", "/Create", "/F", "/TN", TASK_NAME, "/XML", str(xml_path)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        proc = _command(["schtasks", "/Create", "/F", "/TN", TASK_NAME, "/XML", str(xml_path)])
         if proc.returncode != 0:
-            raise ScheduleError(f"schtasks failed: {proc.stderr.strip() or proc.stdout.strip()}")
+            raise ScheduleError(f"schtasks failed: {_output(proc).strip()}")
         return f"Task Scheduler task '{TASK_NAME}' daily at {at}"
     if root == "/" and _has_systemd():
         unit_dir = Path("/etc/systemd/system")
         for name, text in systemd_units(config_path, at).items():
             (unit_dir / name).write_text(text)
         for args in (["daemon-reload"], ["enable", "--now", f"{UNIT}.timer"]):
-            subprocess.run(["systemctl", *args], check=True, capture_output=True)
+            proc = _command(["systemctl", *args])
+            if proc.returncode != 0:
+                raise ScheduleError(f"systemctl {args[0]} failed: {_output(proc).strip()}")
         return f"systemd timer {UNIT}.timer daily at {at}"
     cron = Path(root) / "etc" / "cron.d"
     cron.mkdir(parents=True, exist_ok=True)
@@ -178,15 +208,11 @@ def install(config_path: str, at: str, root: str = "/") -> str:
 
 def remove(root: str = "/") -> str:
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        subprocess.run(
-            ["schtasks", "/Delete", "/F", "/TN", TASK_NAME], capture_output=True, check=False
-        )
+        _command(["schtasks", "/Delete", "/F", "/TN", TASK_NAME])
         return f"removed task '{TASK_NAME}'"
     removed = []
     if root == "/" and _has_systemd():
-        subprocess.run(
-            ["systemctl", "disable", "--now", f"{UNIT}.timer"], capture_output=True, check=False
-        )
+        _command(["systemctl", "disable", "--now", f"{UNIT}.timer"])
         for name in systemd_units("x", "00:00"):
             path = Path("/etc/systemd/system") / name
             if path.exists():
@@ -204,12 +230,9 @@ def installed(root: str = "/", config_path: str | None = None) -> str | None:
     entry that runs another configuration). The Windows service that runs ``praxisbackup
     serve`` is checked by the caller (it lives in the service layer)."""
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        proc = subprocess.run(
-            ["schtasks", "/Query", "/TN", TASK_NAME, "/XML"], capture_output=True, check=False
-        )
-        found = proc.returncode == 0 and _names(
-            proc.stdout.decode("utf-16", "replace"), config_path
-        )
+        proc = _command(["schtasks", "/Query", "/TN", TASK_NAME, "/XML"])
+        xml = proc.stdout.decode("utf-16", "replace")  # schtasks /XML writes UTF-16
+        found = proc.returncode == 0 and _names(xml, config_path)
         return f"Task Scheduler task '{TASK_NAME}'" if found else None
     for path, what in (
         (
@@ -237,21 +260,11 @@ def _names(entry: str, config_path: str | None) -> bool:
 
 def status(root: str = "/") -> str:
     if sys.platform == "win32":  # pragma: no cover - Windows only
-        proc = subprocess.run(
-            ["schtasks", "/Query", "/TN", TASK_NAME, "/V", "/FO", "LIST"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return proc.stdout if proc.returncode == 0 else "no scheduled task"
+        proc = _command(["schtasks", "/Query", "/TN", TASK_NAME, "/V", "/FO", "LIST"])
+        return _output(proc) if proc.returncode == 0 else "no scheduled task"
     if root == "/" and _has_systemd():
-        proc = subprocess.run(
-            ["systemctl", "list-timers", f"{UNIT}.timer", "--all"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if f"{UNIT}.timer" in proc.stdout:
-            return proc.stdout
+        out = _output(_command(["systemctl", "list-timers", f"{UNIT}.timer", "--all"]))
+        if f"{UNIT}.timer" in out:
+            return out
     cron = Path(root) / "etc" / "cron.d" / "praxisbackup"
     return f"cron: {cron.read_text().strip()}" if cron.exists() else "no schedule installed"

@@ -167,26 +167,36 @@ def check_installation(inst: Installation, source_paths: list[str]) -> ProfileCh
         if item.group:
             groups.setdefault(item.group, []).append((item, found))
             continue
-        _classify(result, item, found, source_paths)
+        _classify(result, inst, item, found, source_paths)
     for group_items in groups.values():
         present = [(i, f) for i, f in group_items if f is not None]
         if present:
             for item, found in present:
-                _classify(result, item, found, source_paths)
-        else:
-            names = " or ".join(i.path for i, _ in group_items)
+                _classify(result, inst, item, found, source_paths)
+        else:  # alternatives: any one of them will do (shown as "A / B")
+            names = " / ".join(_where(inst, i) for i, _ in group_items)
             result.missing_required.append(names)
     return result
 
 
+def _where(inst: Installation, item: EssentialItem) -> str:
+    """Where a missing item belongs, as a path of this system (``C:\\CompuMED\\M1\\Bin``)."""
+    return os.path.join(inst.root, *item.parts)
+
+
 def _classify(
-    result: ProfileCheck, item: EssentialItem, found: str | None, sources: list[str]
+    result: ProfileCheck,
+    inst: Installation,
+    item: EssentialItem,
+    found: str | None,
+    sources: list[str],
 ) -> None:
     if found is None:
-        (result.missing_required if item.required else result.missing_optional).append(item.path)
+        missing = result.missing_required if item.required else result.missing_optional
+        missing.append(_where(inst, item))
         return
     if item.kind == "dir" and not os.path.isdir(found):
-        result.missing_required.append(f"{item.path} (is not a folder)")
+        result.missing_required.append(found)  # a file where the folder must be
         return
     if not any(_inside(found, src) for src in sources):
         result.not_covered.append(found)
