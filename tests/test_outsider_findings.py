@@ -131,3 +131,14 @@ quarter_end = {json.dumps([f"Quartal {n}" for n in range(1, 10)])}
     assert protocol["status"] == "red"
     linked = [f for f in protocol["findings"] if f["code"] == "source_is_link"]
     assert linked and linked[0]["params"]["to"] == str(data), protocol["findings"]
+
+
+def test_a_repository_named_by_its_medium_points_to_the_folder_inside(tmp_path: Path) -> None:
+    medium = tmp_path / "E"
+    run_cli("init", repo=medium / "praxisbackup", check=True)
+    out = run_cli("snapshots", repo=medium)
+    assert out.returncode == 2
+    assert (
+        f"there is no praxisbackup repository at {medium}, but in {medium / 'praxisbackup'}: "
+        f"use --repo {medium / 'praxisbackup'}" in out.stderr
+    )

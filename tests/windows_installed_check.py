@@ -6,6 +6,7 @@ after its last process ends. Exits non-zero with the failed check's message.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -87,6 +88,19 @@ def main(expected_version: str) -> None:
     check("serve runs in the service and logs (next run)", "next run at" in _text(log), log)
     page = _status_page()
     check("the status page answers inside the service", "Datensicherung" in page, page[:200])
+    # The readiness check asks the SCM for the service (no schtasks call that could hang) and
+    # counts it as the nightly schedule.
+    ready = run("praxisbackup", "--json", "config", "check")
+    levels = (
+        {i["code"]: i["level"] for i in json.loads(ready.stdout)["items"]}
+        if ready.returncode in (0, 1, 2)
+        else {}
+    )
+    check(
+        "config check answers; the service counts as the nightly schedule",
+        levels.get("ready.schedule") == "ok",
+        (ready.stdout + ready.stderr).strip()[-400:],
+    )
     started = time.monotonic()
     service.stop(timeout=60)
     check(

@@ -13,7 +13,7 @@ import click
 from praxisbackup import platform
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
-from praxisbackup.errors import UsageError
+from praxisbackup.errors import RepositoryNotFoundError, UsageError
 from praxisbackup.report.units import human_size
 from praxisbackup.storage import open_backend
 
@@ -75,7 +75,16 @@ class Ctx:
         medium attached to this server (found through the configuration)."""
         location = self.repo_location or os.environ.get(ENV_REPOSITORY)
         if location:
-            return Repository.open(open_backend(location), self.passphrase())
+            try:
+                return Repository.open(open_backend(location), self.passphrase())
+            except RepositoryNotFoundError:
+                inner = os.path.join(location, "praxisbackup")  # the medium's folder for it
+                if os.path.isfile(os.path.join(inner, "config")):
+                    raise RepositoryNotFoundError(
+                        f"there is no praxisbackup repository at {location}, but in {inner}: "
+                        f"use --repo {inner}"
+                    ) from None
+                raise
         from praxisbackup.app.medium import open_attached  # noqa: PLC0415 - configured runs only
         from praxisbackup.model.config import load_config, resolve_config_path  # noqa: PLC0415
 
