@@ -7,7 +7,8 @@ from praxisbackup.report.i18n import day, day_off_reason, text, when
 
 
 def today_lines(t: Today, lang: str) -> list[str]:
-    lines = [text("today.title", lang, date=day(t.day, lang)), ""]
+    # The calendar day, as on the status page (before 06:00 the rest is last evening's plan).
+    lines = [text("today.title", lang, date=day(t.now.date(), lang)), ""]
     last = t.last_run
     if last is not None:
         lines.append(
