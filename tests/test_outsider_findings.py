@@ -142,3 +142,25 @@ def test_a_repository_named_by_its_medium_points_to_the_folder_inside(tmp_path: 
         f"there is no praxisbackup repository at {medium}, but in {medium / 'praxisbackup'}: "
         f"use --repo {medium / 'praxisbackup'}" in out.stderr
     )
+
+
+def test_hard_links_stay_linked_when_the_first_name_is_not_restored(tmp_path: Path) -> None:
+    src = tmp_path / "praxis"
+    (src / "sub").mkdir(parents=True)
+    (src / "hl_a").write_text("Befund\n")
+    os.link(src / "hl_a", src / "hl_b")
+    os.link(src / "hl_a", src / "sub" / "hl_c")
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    target = tmp_path / "t"
+    run_cli(
+        "restore", "latest", "--target", str(target),
+        "--include", f"{src}/hl_b", "--include", f"{src}/sub",
+        repo=repo, check=True,
+    )  # fmt: skip
+    back = target / str(src).lstrip("/")
+    assert not (back / "hl_a").exists()
+    b, c = (back / "hl_b").stat(), (back / "sub" / "hl_c").stat()
+    assert (b.st_ino, b.st_nlink) == (c.st_ino, 2)
+    assert (back / "sub" / "hl_c").read_text() == "Befund\n"

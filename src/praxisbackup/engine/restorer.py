@@ -787,6 +787,10 @@ class Restorer:
                     self._window.append(job)
                     self._run_window()
                     self._wait_window()
+                    # The copy stands in for the first occurrence: the group's other names
+                    # become links to it (not one copy each).
+                    if node.link and spath in self._restored:
+                        self._restored.setdefault(node.link, self._restored[spath])
             finally:
                 self.target.release(parts)
         self._hardlinks = []
