@@ -303,6 +303,8 @@ def test_interactive_setup_at_a_console_in_german(tmp_path: Path) -> None:
         env=env,
         encoding="utf-8",
         timeout=60,
+        # poll, not select: a pytest worker that ran many tests may hold descriptors past 1024
+        use_poll=True,
     )
     child.expect("Name der Praxis")
     child.sendline("")  # required: asked again
