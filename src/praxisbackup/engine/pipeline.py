@@ -382,8 +382,9 @@ def worker_main() -> None:
 
 
 # -- the archiver's side ------------------------------------------------------------------------
-class WorkerError(Exception):
-    """A worker process failed or ended unexpectedly."""
+class WorkerError(PraxisError):
+    """A worker process failed or ended unexpectedly (a failed backup, exit code 2 - not an
+    internal error: the earlier snapshots are intact and the next run starts new workers)."""
 
 
 PackHandler = Callable[[FinishedPack], None]
