@@ -154,19 +154,15 @@ class NightlyJob:
         result: list[tuple[str, str, list[str]]] = []
         ok = True
         for src in cfg.sources:
-            if not os.path.exists(src.path):
-                p.add(RED, "source_missing", label=src.label, path=src.path)
-                ok = False
-                continue
-            if os.path.islink(src.path):
-                to = os.path.realpath(src.path)
-                p.add(RED, "source_is_link", label=src.label, path=src.path, to=to)
+            problem = profiles.source_problem(src.path)
+            if problem is not None:
+                code, params = problem
+                p.add(RED, code, label=src.label, path=src.path, **params)
                 ok = False
                 continue
             paths = [src.path]
             if src.profile == profiles.PROFILE:
-                root = os.path.dirname(os.path.abspath(src.path).rstrip("\\/")) or src.path
-                inst = profiles.detect(root)
+                inst = profiles.detect_source(src.path)
                 if inst is None:
                     p.add(RED, "profile_missing", path=os.path.join(src.path, "M1"))
                     ok = False

@@ -9,7 +9,6 @@ check is an :class:`Item` with a message code (German or English through the cat
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -83,17 +82,15 @@ def check(config: Config, schedule_root: str = "/") -> Readiness:
 
 def _sources(config: Config, r: Readiness) -> None:
     for src in config.sources:
-        if not os.path.exists(src.path):
-            r.add(MISSING, "ready.source_missing", label=src.label, path=src.path)
-            continue
-        if os.path.islink(src.path):
-            to = os.path.realpath(src.path)
-            r.add(MISSING, "ready.source_is_link", label=src.label, path=src.path, to=to)
+        problem = profiles.source_problem(src.path)
+        if problem is not None:
+            code, params = problem
+            r.add(MISSING, f"ready.{code}", label=src.label, path=src.path, **params)
             continue
         if src.profile != profiles.PROFILE:
             r.add(OK, "ready.source", label=src.label, path=src.path)
             continue
-        inst = profiles.detect(os.path.dirname(os.path.abspath(src.path).rstrip("\\/")))
+        inst = profiles.detect_source(src.path)
         if inst is None:
             r.add(MISSING, "ready.m1_not_found", path=src.path)
             continue

@@ -122,6 +122,23 @@ def detect(root: str) -> Installation | None:
     return Installation(root, compumed, variant, has_ifap)
 
 
+def detect_source(source_path: str) -> Installation | None:
+    """The installation a source of this profile belongs to: the source is the ``CompuMED``
+    folder, so its parent is the root to look in."""
+    return detect(os.path.dirname(os.path.abspath(source_path).rstrip("\\/")) or source_path)
+
+
+def source_problem(path: str) -> tuple[str, dict[str, str]] | None:
+    """Why a configured source cannot be backed up (a finding code and its parameters), checked
+    before anything is stopped; None if it can. A link as a source would store only the link:
+    a green night without data."""
+    if not os.path.exists(path):
+        return "source_missing", {}
+    if os.path.islink(path):
+        return "source_is_link", {"to": os.path.realpath(path)}
+    return None
+
+
 def detect_all(roots: list[str]) -> list[Installation]:
     found = []
     for root in roots:
