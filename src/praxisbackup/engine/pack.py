@@ -21,17 +21,24 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import blake3
 
 from praxisbackup.engine.crypto import OVERHEAD, Cipher
 from praxisbackup.errors import IntegrityError
 
+if TYPE_CHECKING:
+    import zstandard
+
 DATA = 0
 TREE = 1
 BLOB_TYPES = (DATA, TREE)
 COMPRESSED = 0x01
+#: Bytes sampled to decide whether a large blob is worth compressing ...
+COMPRESSION_SAMPLE = 64 * 1024
+#: ... which it is if level 1 makes the sample at most this fraction of its size.
+INCOMPRESSIBLE_RATIO = 0.97
 
 HEADER_MAGIC = b"PXPH"
 HEADER_VERSION = 1
@@ -41,6 +48,25 @@ _COUNT = struct.Struct("<4sBI")
 _TRAILER = struct.Struct("<I")
 #: Largest header accepted when parsing (guards against a corrupt length field).
 MAX_HEADER = 64 << 20
+
+
+def blob_payload(
+    data: bytes | memoryview,
+    compressor: zstandard.ZstdCompressor,
+    probe: zstandard.ZstdCompressor,
+) -> tuple[bytes | memoryview, int]:
+    """What a blob stores and its flags: compressed where that is smaller. A blob larger than
+    two samples whose first sample does not compress at level 1 (``probe``: scans, archives)
+    is stored as it is, without compressing all of it. The same rule for the backup's worker
+    processes and for the repository's own writer."""
+    if len(data) > COMPRESSION_SAMPLE * 2:
+        sample = probe.compress(data[:COMPRESSION_SAMPLE])
+        if len(sample) >= COMPRESSION_SAMPLE * INCOMPRESSIBLE_RATIO:
+            return data, 0
+    compressed = compressor.compress(data)
+    if len(compressed) < len(data):
+        return compressed, COMPRESSED
+    return data, 0
 
 
 class PackEntry(NamedTuple):

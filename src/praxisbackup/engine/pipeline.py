@@ -49,16 +49,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from praxisbackup import platform
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
-from praxisbackup.engine.pack import COMPRESSED, DATA, FinishedPack, PackBuilder, blob_ad
+from praxisbackup.engine.pack import DATA, FinishedPack, PackBuilder, blob_ad, blob_payload
 from praxisbackup.errors import PraxisError
 from praxisbackup.storage import Backend, open_backend
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
-#: Bytes sampled to decide whether a large chunk is worth compressing ...
-SAMPLE = 64 * 1024
-#: ... which it is if level 1 makes the sample at most this fraction of its size.
-INCOMPRESSIBLE_RATIO = 0.97
 #: A pack is finished at the repository's pack size or with this many blobs (tiny files: the
 #: entries of a 16 MiB pack of 100-byte files would hold a worker's memory).
 MAX_PACK_BLOBS = 20_000
@@ -263,16 +259,7 @@ class FilePacker:
 
     # -- blobs and packs -----------------------------------------------------------------
     def _add(self, blob_id: bytes, data: bytes | memoryview) -> None:
-        payload: bytes | memoryview = data
-        flags = 0
-        worth_trying = True
-        if len(data) > SAMPLE * 2:
-            sample = self._probe.compress(data[:SAMPLE])
-            worth_trying = len(sample) < SAMPLE * INCOMPRESSIBLE_RATIO
-        if worth_trying:
-            compressed = self._comp.compress(data)
-            if len(compressed) < len(data):
-                payload, flags = compressed, COMPRESSED
+        payload, flags = blob_payload(data, self._comp, self._probe)
         nonce = os.urandom(_NONCE)
         sealed = self._aead.encrypt(nonce, payload, blob_ad(DATA, blob_id))
         self._builder.add_parts(DATA, flags, blob_id, (nonce, sealed), len(data))

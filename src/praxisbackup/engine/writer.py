@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import zstandard
 
 from praxisbackup.engine.index import IndexFile, PackRecord
-from praxisbackup.engine.pack import COMPRESSED, DATA, TREE, FinishedPack, PackBuilder, blob_ad
+from praxisbackup.engine.pack import DATA, TREE, FinishedPack, PackBuilder, blob_ad, blob_payload
 from praxisbackup.engine.repository import Repository
 
 INDEX_FLUSH_PACKS = 32
@@ -33,10 +33,6 @@ INDEX_FLUSH_BLOBS = 50_000
 #: Blobs are passed to the compression workers in batches of this many bytes or blobs.
 BATCH_BYTES = 1 << 20
 BATCH_COUNT = 64
-#: Bytes sampled to decide whether a chunk is worth compressing.
-SAMPLE = 64 * 1024
-#: Compressed sample must be at most this fraction of the sample to compress the chunk.
-INCOMPRESSIBLE_RATIO = 0.97
 
 
 @dataclass
@@ -185,17 +181,7 @@ class BlobWriter:
         return comp
 
     def _seal(self, blob_type: int, blob_id: bytes, data: bytes) -> None:
-        comp = self._compressor()
-        payload: bytes = data
-        flags = 0
-        worth_trying = True
-        if len(data) > SAMPLE * 2:
-            sample = data[:SAMPLE]
-            worth_trying = len(self._local.probe.compress(sample)) < SAMPLE * INCOMPRESSIBLE_RATIO
-        if worth_trying:
-            compressed = comp.compress(data)
-            if len(compressed) < len(data):
-                payload, flags = compressed, COMPRESSED
+        payload, flags = blob_payload(data, self._compressor(), self._local.probe)
         sealed = self.repo.cipher.seal(payload, blob_ad(blob_type, blob_id))
         full: FinishedPack | None = None
         with self._lock:
