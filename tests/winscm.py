@@ -11,14 +11,13 @@ import os
 from ctypes import wintypes
 from typing import Any
 
-from praxisbackup.services.windows import STOPPED, Scm
+from praxisbackup.services.windows import ERROR_SERVICE_DOES_NOT_EXIST, STOPPED, Scm
 
 SC_MANAGER_ALL_ACCESS = 0xF003F
 SERVICE_ALL_ACCESS = 0xF01FF
 SERVICE_WIN32_OWN_PROCESS = 0x10
 SERVICE_DEMAND_START = 3
 SERVICE_ERROR_NORMAL = 1
-ERROR_SERVICE_DOES_NOT_EXIST = 1060
 PROCESS_TERMINATE = 0x0001
 SYNCHRONIZE = 0x00100000
 SERVICE_QUERY_CONFIG = 0x0001
