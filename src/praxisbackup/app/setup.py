@@ -173,9 +173,9 @@ def detect(answers: SetupAnswers) -> Detected:
     roots = answers.search_roots or profiles.default_roots()
     inst = None
     if answers.compumed:
-        given = os.path.abspath(answers.compumed).rstrip("\\/")
-        # The CompuMED folder itself, or the folder (drive) that holds it.
-        inst = profiles.detect(os.path.dirname(given)) or profiles.detect(given)
+        # The CompuMED folder itself (as a configured source is), or the folder that holds it.
+        given = os.path.abspath(answers.compumed)
+        inst = profiles.detect_source(given) or profiles.detect(given)
     else:
         found = profiles.detect_all(roots)
         inst = found[0] if found else None
