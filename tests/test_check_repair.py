@@ -197,3 +197,26 @@ def test_check_changes_nothing_on_the_medium(filled: tuple[Path, Path, str]) -> 
     before = listing()
     assert Checker(reopen(repo_path)).run(read_data=True).ok
     assert listing() == before
+
+
+def test_worker_processes_and_the_checking_process_find_the_same_damage(
+    filled: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``check --read-data`` verifies packs in worker processes (the command starts them while
+    the key is derived); small verifications run in the checking process. Both report the
+    same damage with the same affected files."""
+    from praxisbackup.engine import checker
+
+    _src, repo_path, snap_id = filled
+    packs = file_packs(repo_path, snap_id)
+    ordered = sorted(set(packs.values()))
+    flip_byte(pack_file(repo_path, ordered[2]), 100)  # the first blob's ciphertext
+    flip_byte(pack_file(repo_path, ordered[4]), pack_file(repo_path, ordered[4]).stat().st_size - 8)
+    code, doc = check_json(repo_path, "--read-data")  # worker processes
+    assert code == 5 and doc["packs_read"] == doc["packs_total"]
+    monkeypatch.setattr(checker, "WORKER_BYTES", 1 << 40)
+    here = Checker(reopen(repo_path)).run(read_data=True, record_damage=False)
+    assert doc["affected"] == here.affected and len(here.affected[snap_id]) >= 2
+    assert sorted(e["message"] for e in doc["errors"]) == sorted(e.message for e in here.errors)
+    assert any("failed authentication" in e.message for e in here.errors)
+    assert any(e.object == ordered[4] for e in here.errors)

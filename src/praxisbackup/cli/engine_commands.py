@@ -20,6 +20,7 @@ from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.archiver import prepare as prepare_backup
 from praxisbackup.engine.browse import compute_stats, diff_trees, walk_from
 from praxisbackup.engine.checker import Checker
+from praxisbackup.engine.checker import prepare as prepare_check
 from praxisbackup.engine.crypto import generate_recovery_key
 from praxisbackup.engine.forget import Policy, apply_policy
 from praxisbackup.engine.lock import assert_no_exclusive_lock, lock_repository
@@ -356,6 +357,7 @@ def check(ctx: Ctx, read_data: bool, read_data_subset: str | None, no_lock: bool
     """Verify the repository's structure and, optionally, all data on the medium.
 
     Damage found is recorded on the medium, so the next backup stores that data again."""
+    prepare_check(read_data or bool(read_data_subset))
     repo = ctx.open()
     if no_lock:
         assert_no_exclusive_lock(repo)

@@ -15,22 +15,34 @@ shared lock).
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import random
 import threading
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from praxisbackup.engine import crypto
+from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.lock import lock_repository
-from praxisbackup.engine.pack import DATA, TREE, parse_pack
+from praxisbackup.engine.pack import DATA, TREE
+from praxisbackup.engine.packverify import PackVerdict, verify_pack
 from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.engine.tree import DIR, FILE, HARDLINK, Node, decode_tree
 from praxisbackup.errors import IntegrityError, StorageError, UsageError
 
-#: Packs read at once: one thread can wait for the medium while the others verify.
+#: Packs read at once in this process: one thread can wait for the medium while the others
+#: verify.
 READERS = 3
+#: Reading at least this much is worth starting worker processes, one per core (each costs
+#: about a tenth of a second to start; decryption, decompression and hashing in threads of
+#: one process take turns on the interpreter lock: bench 6.5 s with threads, see design.md).
+WORKER_BYTES = 64 << 20
+#: Packs queued per worker: the one being verified and the next.
+IN_FLIGHT = 2
 
 
 @dataclass
@@ -75,6 +87,13 @@ def parse_subset(spec: str) -> tuple[float | None, tuple[int, int] | None]:
         raise UsageError(f"--read-data-subset must be like '10%' or '2/5', not {spec!r}") from None
 
 
+def prepare(read_data: bool) -> None:
+    """Start what a data check needs before the repository is opened: the worker processes
+    start while the passphrase's key is derived."""
+    if read_data:
+        pipeline.prestart()
+
+
 class Checker:
     def __init__(self, repo: Repository, progress: Progress | None = None) -> None:
         self.repo = repo
@@ -82,8 +101,11 @@ class Checker:
         self.result = CheckResult()
         self._lock = threading.Lock()
         self._tree_memo: dict[bytes, list[str]] = {}
-        #: Each reader thread reads packs into its own buffer, reused.
-        self._buffers = threading.local()
+        #: Where the examination of snapshots and folders puts its findings (merged into
+        #: ``result`` when it is final, see :meth:`_run`).
+        self._structure = self.result
+        #: The data reading found damage (then the structure examination is repeated).
+        self._data_damage = False
         self._recorded: set[tuple[str, int, bytes]] = set()
 
     def run(
@@ -133,9 +155,16 @@ class Checker:
         if read_data or subset:
             packs = [p for p in indexed if p in on_medium and indexed[p] == on_medium[p]]
             read = self._select(packs, subset)
-            self._read_packs(read)
+            # The folder structure is examined while worker processes read the data; which
+            # files damage affects depends on what the reading found, so on damage that
+            # examination is repeated.
+            self._read_packs(read, alongside=self._check_snapshots)
+            if self._data_damage:
+                self._check_snapshots()
+        else:
+            self._check_snapshots()
+        self._merge_structure()
         self._report_recorded(set(read))
-        self._check_snapshots()
         if record_damage:
             self._record_damage()
         self.progress.close()
@@ -226,95 +255,129 @@ class Checker:
         for blob_type, blob_id in self.repo.index.blobs_in_pack(pack_id):
             self.repo.index.mark_bad(pack_id, blob_type, blob_id)
 
-    def _read_packs(self, packs: list[str]) -> None:
+    def _read_packs(self, packs: list[str], alongside: Callable[[], None] | None = None) -> None:
+        """Verify ``packs``; ``alongside`` runs in this process meanwhile if the verification
+        runs in worker processes (otherwise after it)."""
         sizes = dict(self.repo.index.packs())
-        self.progress.set_total(len(packs), sum(sizes[p] for p in packs))
-        counts = self.repo.index.blob_counts()
-        with quiet_gc(), ThreadPoolExecutor(READERS, thread_name_prefix="check") as pool:
-            for _ in pool.map(lambda p: self._read_pack(p, counts.get(p, 0)), packs):
-                pass
-
-    def _read_pack(self, pack_id: str, expected_blobs: int) -> None:
-        what = f"pack {pack_id[:12]}"
-        errors: list[Problem] = []
-        bad: set[tuple[int, bytes]] = set()
-        blobs = 0
-        self.repo.check_lock()
-        buffer = getattr(self._buffers, "buffer", None)
-        if buffer is None:
-            buffer = self._buffers.buffer = bytearray()
-        raw: bytes | memoryview
-        try:
-            raw = self.repo.backend.read_uncached("data", pack_id, buffer)
-        except StorageError as exc:
-            errors.append(Problem("pack", pack_id, str(exc)))
-            raw = b""
-        if raw:
-            if crypto.storage_id(raw) != pack_id:
-                errors.append(
-                    Problem("pack", pack_id, "pack content does not match its name (damaged)")
-                )
+        total = sum(sizes[p] for p in packs)
+        self.progress.set_total(len(packs), total)
+        indexed = self.repo.index.blobs_by_pack(packs)
+        pool = pipeline.take_prestarted()
+        if pool is None and total >= WORKER_BYTES and len(packs) > 1:
+            with contextlib.suppress(OSError):  # cannot start processes: verify in this one
+                pool = pipeline.WorkerPool(pipeline.default_worker_count())
+        with quiet_gc():
+            if pool is None:
+                self._verify_here(packs, indexed)
+                if alongside is not None:
+                    alongside()
+                return
+            failed = True
             try:
-                entries = parse_pack(self.repo.cipher, raw, what)
-            except IntegrityError as exc:
-                errors.append(Problem("pack", pack_id, str(exc)))
-                entries = []
-                bad.update(self.repo.index.blobs_in_pack(pack_id))
-            in_header = 0
-            for e in entries:
-                if not self.repo.index.in_pack(pack_id, e.type, e.id):
-                    continue  # a copy the index does not know (never read from here)
-                in_header += 1
-                blobs += 1
-                try:
-                    self.repo.decode_blob(
-                        e.type,
-                        e.id,
-                        raw[e.offset : e.offset + e.length],
-                        e.raw_length,
-                        bool(e.flags & 1),
-                        f"blob {e.id.hex()[:12]} in {what}",
-                    )
-                except IntegrityError as exc:
-                    errors.append(Problem("blob", e.id.hex(), str(exc)))
-                    bad.add((e.type, e.id))
-            if entries and in_header != expected_blobs:
-                errors.append(
-                    Problem(
-                        "pack",
-                        pack_id,
-                        f"the index lists {expected_blobs} blobs here, the pack header {in_header}",
-                    )
-                )
-                header_ids = {(e.type, e.id) for e in entries}
-                bad.update(b for b in self.repo.index.blobs_in_pack(pack_id) if b not in header_ids)
-        else:
-            bad.update(self.repo.index.blobs_in_pack(pack_id))
+                with ThreadPoolExecutor(1, thread_name_prefix="check-structure") as side:
+                    examined = side.submit(alongside) if alongside is not None else None
+                    self._verify_in_workers(pool, packs, indexed)
+                    failed = False
+                    if examined is not None:
+                        examined.result()
+            finally:
+                pool.close(kill=failed)
+
+    def _verify_here(self, packs: list[str], indexed: dict[str, set[tuple[int, bytes]]]) -> None:
+        """Verify in this process; threads let one wait for the medium while another works."""
+        local = threading.local()
+
+        def verify(pack_id: str) -> PackVerdict:
+            self.repo.check_lock()
+            buffer = getattr(local, "buffer", None)
+            if buffer is None:
+                buffer = local.buffer = bytearray()
+            repo = self.repo
+            return verify_pack(
+                repo.backend, repo.key, repo.cipher, pack_id, indexed.get(pack_id, set()), buffer
+            )
+
+        with ThreadPoolExecutor(READERS, thread_name_prefix="check") as threads:
+            for verdict in threads.map(verify, packs):
+                self._take(verdict)
+
+    def _verify_in_workers(
+        self,
+        pool: pipeline.WorkerPool,
+        packs: list[str],
+        indexed: dict[str, set[tuple[int, bytes]]],
+    ) -> None:
+        """Verify in worker processes (one per core), each with ``IN_FLIGHT`` packs queued so
+        that its next read is ready when it finishes one."""
+        key = self.repo.key
+        pool.broadcast(
+            (
+                "verify-init",
+                pipeline.VerifyParams(self.repo.backend.location, key.encryption, key.chunk_id),
+            )
+        )
+        waiting = deque(packs)
+        done = 0
+        while done < len(packs):
+            while waiting and min(w.outstanding for w in pool.workers) < IN_FLIGHT:
+                pack_id = waiting.popleft()
+                pool.request(("verify", pack_id, indexed.get(pack_id, set())))
+            try:
+                index, msg, _payload = pool.results.get(timeout=1.0)
+            except queue.Empty:
+                self.repo.check_lock()
+                continue
+            kind = msg[0]
+            if kind == "verified":
+                pool.workers[index].outstanding -= 1
+                done += 1
+                self.repo.check_lock()
+                self._take(msg[1])
+            elif kind == "praxis-error":
+                raise msg[1]
+            elif kind == "error":
+                raise pipeline.WorkerError(f"a check worker process failed:\n{msg[1]}")
+            else:
+                raise pipeline.WorkerError("a check worker process ended unexpectedly")
+
+    def _take(self, verdict: PackVerdict) -> None:
         with self._lock:
-            self.result.errors.extend(errors)
-            for blob_type, blob_id in bad:
-                self.repo.index.mark_bad(pack_id, blob_type, blob_id)
+            self._data_damage = self._data_damage or bool(verdict.bad or verdict.problems)
+            self.result.errors.extend(Problem(*p) for p in verdict.problems)
+            for blob_type, blob_id in verdict.bad:
+                self.repo.index.mark_bad(verdict.pack_id, blob_type, blob_id)
             self.result.packs_read += 1
-            self.result.blobs_read += blobs
-            self.result.bytes_read += len(raw)
-        self.progress.advance(files=1, size=len(raw))
+            self.result.blobs_read += verdict.blobs
+            self.result.bytes_read += verdict.bytes
+        self.progress.advance(files=1, size=verdict.bytes)
 
     # -- snapshots and trees -------------------------------------------------------------
     def _check_snapshots(self) -> None:
+        """Load every snapshot and examine its folders (into a fresh ``_structure``)."""
+        res = self._structure = CheckResult()
+        self._tree_memo = {}
         errors: dict[str, str] = {}
         snaps = list_snapshots(self.repo, errors=errors)
         for name, msg in errors.items():
-            self.result.errors.append(Problem("snapshot", name, msg))
-        self.result.snapshots = len(snaps)
+            res.errors.append(Problem("snapshot", name, msg))
+        res.snapshots = len(snaps)
         for snap in snaps:
             try:
                 tree_id = snap.tree_id
             except ValueError:
-                self.result.errors.append(Problem("snapshot", snap.id, "malformed tree id"))
+                res.errors.append(Problem("snapshot", snap.id, "malformed tree id"))
                 continue
             lost = self._tree_damage(tree_id, "")
             if lost:
-                self.result.affected[snap.id] = lost
+                res.affected[snap.id] = lost
+
+    def _merge_structure(self) -> None:
+        found, res = self._structure, self.result
+        if found is res:
+            return
+        res.errors.extend(found.errors)
+        res.snapshots, res.trees, res.affected = found.snapshots, found.trees, found.affected
+        self._structure = res
 
     def _blob_ok(self, blob_type: int, blob_id: bytes) -> bool:
         """An intact copy is known (damaged copies are marked in the index)."""
@@ -360,7 +423,7 @@ class Checker:
             rel.append(child)
             for c in missing:
                 if not self.repo.index.has(DATA, c):
-                    self.result.errors.append(
+                    self._structure.errors.append(
                         Problem("blob", c.hex(), f"data blob of {child} is missing from the index")
                     )
 
@@ -368,13 +431,14 @@ class Checker:
         """Load one folder listing; a missing or damaged one makes the folder itself lost."""
         if not self._blob_ok(TREE, tree_id):
             kind = "missing" if not self.repo.index.has(TREE, tree_id) else "damaged"
-            self.result.errors.append(Problem("tree", tree_id.hex(), f"folder listing is {kind}"))
+            problem = Problem("tree", tree_id.hex(), f"folder listing is {kind}")
+            self._structure.errors.append(problem)
             return _Frame(tree_id, [], ["/"])
-        self.result.trees += 1
+        self._structure.trees += 1
         try:
             nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}")
         except (IntegrityError, StorageError) as exc:
-            self.result.errors.append(Problem("tree", tree_id.hex(), str(exc)))
+            self._structure.errors.append(Problem("tree", tree_id.hex(), str(exc)))
             return _Frame(tree_id, [], ["/"])
         return _Frame(tree_id, nodes, [])
 

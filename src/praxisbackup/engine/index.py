@@ -259,6 +259,16 @@ class Index:
             return []
         return [(btype, bid) for btype, bid, packed in self._every_location() if packed >> 98 == no]
 
+    def blobs_by_pack(self, pack_ids: Iterable[str]) -> dict[str, set[tuple[int, bytes]]]:
+        """(type, id) of every blob the index places in each of these packs (one scan)."""
+        wanted = {self._pack_no[p]: p for p in pack_ids if p in self._pack_no}
+        out: dict[str, set[tuple[int, bytes]]] = {p: set() for p in wanted.values()}
+        for btype, bid, packed in self._every_location():
+            pack = wanted.get(packed >> 98)
+            if pack is not None:
+                out[pack].add((btype, bid))
+        return out
+
     def blob_counts(self) -> dict[str, int]:
         """Number of blob copies the index places in each pack."""
         counts = [0] * len(self._pack_ids)

@@ -21,15 +21,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 import blake3
+import zstandard
 
+from praxisbackup.engine import crypto
 from praxisbackup.engine.crypto import OVERHEAD, Cipher
 from praxisbackup.errors import IntegrityError
-
-if TYPE_CHECKING:
-    import zstandard
 
 DATA = 0
 TREE = 1
@@ -67,6 +66,32 @@ def blob_payload(
     if len(compressed) < len(data):
         return compressed, COMPRESSED
     return data, 0
+
+
+def open_blob(
+    cipher: Cipher,
+    key: crypto.MasterKey,
+    dec: zstandard.ZstdDecompressor,
+    blob_type: int,
+    blob_id: bytes,
+    sealed: bytes | memoryview,
+    raw_length: int,
+    compressed: bool,
+    what: str,
+) -> bytes:
+    """The reverse of :func:`blob_payload` with proof: decrypt, decompress and check the
+    plaintext against its id (keyed BLAKE3). Raises IntegrityError naming ``what``."""
+    payload = cipher.open(sealed, blob_ad(blob_type, blob_id), what)
+    if compressed:
+        try:
+            data = dec.decompress(payload, max_output_size=raw_length)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None
+    else:
+        data = payload
+    if len(data) != raw_length or crypto.blob_id(key, data) != blob_id:
+        raise IntegrityError(f"{what} does not match its id")
+    return data
 
 
 class PackEntry(NamedTuple):

@@ -48,8 +48,10 @@ import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from praxisbackup import platform
+from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.engine.pack import DATA, FinishedPack, PackBuilder, blob_ad, blob_payload
+from praxisbackup.engine.packverify import PackVerdict, verify_pack
 from praxisbackup.errors import PraxisError
 from praxisbackup.storage import Backend, open_backend
 
@@ -284,6 +286,28 @@ class _HeaderCipher:
         return nonce + self._aead.encrypt(nonce, bytes(plaintext), ad)
 
 
+@dataclass(frozen=True)
+class VerifyParams:
+    """What a worker needs to verify packs of one repository (``check --read-data``)."""
+
+    location: str
+    encryption_key: bytes
+    chunk_id_key: bytes
+
+
+class PackVerifier:
+    """Verifies packs in a worker process (see :mod:`packverify`)."""
+
+    def __init__(self, params: VerifyParams) -> None:
+        self._backend = open_backend(params.location)
+        self._key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
+        self._cipher = self._key.cipher()
+        self._buffer = bytearray()
+
+    def verify(self, pack_id: str, indexed: set[tuple[int, bytes]]) -> PackVerdict:
+        return verify_pack(self._backend, self._key, self._cipher, pack_id, indexed, self._buffer)
+
+
 # -- framing -----------------------------------------------------------------------------------
 def send(out: IO[bytes], header: object, payload: Sequence[bytes | memoryview] = ()) -> None:
     head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
@@ -335,6 +359,7 @@ def worker_main() -> None:
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     packer: FilePacker | None = None
     backend: Backend | None = None
+    verifier: PackVerifier | None = None
 
     def emit(pack: FinishedPack) -> None:
         assert backend is not None
@@ -354,6 +379,11 @@ def worker_main() -> None:
             elif kind == "files":
                 assert packer is not None
                 send(out, ("files", packer.read_batch(msg[1])))
+            elif kind == "verify-init":
+                verifier = PackVerifier(msg[1])
+            elif kind == "verify":
+                assert verifier is not None
+                send(out, ("verified", verifier.verify(msg[1], msg[2])))
             elif kind == "flush":
                 assert packer is not None
                 packer.flush()
@@ -429,7 +459,7 @@ class _Worker:
         try:
             send(self.stdin, header)
         except OSError as exc:
-            raise WorkerError(f"a backup worker process ended unexpectedly ({exc})") from None
+            raise WorkerError(f"a worker process ended unexpectedly ({exc})") from None
 
     def close(self, kill: bool, timeout: float = 30.0) -> None:
         if kill:
@@ -471,9 +501,19 @@ class WorkerPool:
 
     def submit(self, batch: list[tuple[int, str, int]]) -> None:
         """Give a batch of (token, path, size) to the least busy worker."""
+        self.request(("files", batch))
+
+    def request(self, header: object) -> None:
+        """Send a request to the least busy worker (its answer arrives in ``results``; the
+        receiver lowers that worker's ``outstanding``)."""
         worker = min(self.workers, key=lambda w: w.outstanding)
         worker.outstanding += 1
-        worker.send(("files", batch))
+        worker.send(header)
+
+    def broadcast(self, header: object) -> None:
+        """Send a message that needs no answer to every worker."""
+        for w in self.workers:
+            w.send(header)
 
     def flush_all(self) -> None:
         for w in self.workers:

@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import zstandard
-
 from praxisbackup import platform
 from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import ChunkerParams
@@ -25,8 +23,8 @@ from praxisbackup.engine.objects import ObjectKind, decompressor, open_object, s
 from praxisbackup.engine.pack import (
     TRAILER_SIZE,
     PackEntry,
-    blob_ad,
     header_span,
+    open_blob,
     parse_header,
 )
 from praxisbackup.errors import (
@@ -418,17 +416,17 @@ class Repository:
         what: str,
     ) -> bytes:
         """Decrypt, decompress and verify a blob read from a pack."""
-        payload = self.cipher.open(sealed, blob_ad(blob_type, blob_id), what)
-        if compressed:
-            try:
-                data = decompressor().decompress(payload, max_output_size=raw_length)
-            except zstandard.ZstdError as exc:
-                raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None
-        else:
-            data = payload
-        if len(data) != raw_length or crypto.blob_id(self.key, data) != blob_id:
-            raise IntegrityError(f"{what} does not match its id")
-        return data
+        return open_blob(
+            self.cipher,
+            self.key,
+            decompressor(),
+            blob_type,
+            blob_id,
+            sealed,
+            raw_length,
+            compressed,
+            what,
+        )
 
     def read_blob(self, blob_type: int, blob_id: bytes) -> bytes:
         """Read, decrypt and verify a blob. A blob stored in several packs is read from the
