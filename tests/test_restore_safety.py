@@ -16,7 +16,8 @@ import pytest
 from conftest import PASSWORD, reopen, run_cli
 from praxisbackup.engine import target as target_module
 from praxisbackup.engine.repository import Repository
-from praxisbackup.engine.restorer import TEMP_SUFFIX, RestoreOptions, Restorer
+from praxisbackup.engine.restorer import RestoreOptions, Restorer
+from praxisbackup.engine.restorewindow import TEMP_SUFFIX
 from praxisbackup.engine.snapshot import find_snapshot
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import IntegrityError

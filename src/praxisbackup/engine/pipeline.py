@@ -34,6 +34,7 @@ import io
 import os
 import pickle
 import queue
+import socket
 import struct
 import subprocess
 import sys
@@ -52,6 +53,13 @@ from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.engine.pack import DATA, FinishedPack, PackBuilder, blob_ad, blob_payload
 from praxisbackup.engine.packverify import PackVerdict, verify_pack
+from praxisbackup.engine.restorewindow import (
+    MetadataWriter,
+    WindowOutcome,
+    WindowPlan,
+    WindowWriter,
+    WriteSettings,
+)
 from praxisbackup.errors import PraxisError
 from praxisbackup.storage import Backend, open_backend
 
@@ -308,6 +316,61 @@ class PackVerifier:
         return verify_pack(self._backend, self._key, self._cipher, pack_id, indexed, self._buffer)
 
 
+@dataclass(frozen=True)
+class RestoreParams:
+    """What a worker needs to write restore windows (see :mod:`restorewindow`)."""
+
+    location: str
+    encryption_key: bytes
+    chunk_id_key: bytes
+    settings: WriteSettings
+    threads: int
+
+
+class RestoreWindows:
+    """Writes restore windows in a worker process, into folders whose descriptors the
+    restoring process sends over the worker's socket."""
+
+    def __init__(self, params: RestoreParams) -> None:
+        key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
+        metadata = MetadataWriter(params.settings)
+        self._writer = WindowWriter(
+            open_backend(params.location), key, key.cipher(), metadata, params.threads
+        )
+
+    def write(self, plan: WindowPlan, paths: list[str], channel: socket.socket) -> WindowOutcome:
+        from praxisbackup.platform.targetdir import FdDir  # noqa: PLC0415 - POSIX workers only
+
+        fds = receive_folders(channel, len(paths))
+        try:
+            folders = [FdDir(fd, path) for fd, path in zip(fds, paths, strict=True)]
+            return self._writer.write(plan, folders)
+        finally:
+            for fd in fds:
+                os.close(fd)
+
+
+#: Environment variable naming the descriptor of a worker's socket for folder descriptors.
+_SOCKET_ENV = "PRAXISBACKUP_WORKER_SOCKET"
+#: Descriptors per message (the kernel's limit is 253).
+_FDS_PER_MESSAGE = 200
+
+
+def can_pass_folders() -> bool:
+    """Open folders can be handed to worker processes (POSIX: descriptors over a socket)."""
+    return hasattr(socket, "send_fds") and not platform.IS_WINDOWS
+
+
+def receive_folders(channel: socket.socket, count: int) -> list[int]:
+    fds: list[int] = []
+    while len(fds) < count:
+        _msg, got, _flags, _addr = socket.recv_fds(channel, 1, _FDS_PER_MESSAGE)
+        if not got:
+            raise EOFError("the restoring process closed the folder channel")
+        fds.extend(got)
+    return fds
+
+
 # -- framing -----------------------------------------------------------------------------------
 def send(out: IO[bytes], header: object, payload: Sequence[bytes | memoryview] = ()) -> None:
     head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
@@ -360,6 +423,8 @@ def worker_main() -> None:
     packer: FilePacker | None = None
     backend: Backend | None = None
     verifier: PackVerifier | None = None
+    restorer: RestoreWindows | None = None
+    channel: socket.socket | None = None
 
     def emit(pack: FinishedPack) -> None:
         assert backend is not None
@@ -384,6 +449,12 @@ def worker_main() -> None:
             elif kind == "verify":
                 assert verifier is not None
                 send(out, ("verified", verifier.verify(msg[1], msg[2])))
+            elif kind == "restore-init":
+                restorer = RestoreWindows(msg[1])
+                channel = socket.socket(fileno=int(os.environ[_SOCKET_ENV]))
+            elif kind == "restore-window":
+                assert restorer is not None and channel is not None
+                send(out, ("restored", restorer.write(msg[1], msg[2], channel)))
             elif kind == "flush":
                 assert packer is not None
                 packer.flush()
@@ -417,13 +488,27 @@ class _Worker:
         self.outstanding = 0
         self._pool = pool
         creationflags = getattr(subprocess, "CREATE_NO_WINDOW", 0)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", _WORKER_COMMAND],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            bufsize=0,
-            creationflags=creationflags,
-        )
+        #: Carries open folders of a restore target to the worker (POSIX).
+        self.channel: socket.socket | None = None
+        env = None
+        passed: tuple[int, ...] = ()
+        if can_pass_folders():
+            self.channel, theirs = socket.socketpair()
+            env = dict(os.environ, **{_SOCKET_ENV: str(theirs.fileno())})
+            passed = (theirs.fileno(),)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", _WORKER_COMMAND],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                bufsize=0,
+                creationflags=creationflags,
+                env=env,
+                pass_fds=passed,
+            )
+        finally:
+            if passed:
+                theirs.close()
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.stdin: IO[bytes] = self.proc.stdin
         self._results = results
@@ -461,7 +546,18 @@ class _Worker:
         except OSError as exc:
             raise WorkerError(f"a worker process ended unexpectedly ({exc})") from None
 
+    def send_folders(self, fds: list[int]) -> None:
+        """Hand open folder descriptors to the worker (before the message that uses them)."""
+        assert self.channel is not None
+        try:
+            for start in range(0, len(fds), _FDS_PER_MESSAGE):
+                socket.send_fds(self.channel, [b"f"], fds[start : start + _FDS_PER_MESSAGE])
+        except OSError as exc:
+            raise WorkerError(f"a worker process ended unexpectedly ({exc})") from None
+
     def close(self, kill: bool, timeout: float = 30.0) -> None:
+        if self.channel is not None:
+            self.channel.close()
         if kill:
             with contextlib.suppress(OSError):
                 self.proc.kill()

@@ -34,23 +34,36 @@ import errno
 import fnmatch
 import itertools
 import os
+import queue
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import zstandard
-
 from praxisbackup import platform
-from praxisbackup.engine import crypto
-from praxisbackup.engine.index import BlobLocation
+from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.lock import lock_repository
-from praxisbackup.engine.objects import decompressor
-from praxisbackup.engine.pack import DATA, TREE, blob_ad
+from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import normalize_snapshot_path
 from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.restorewindow import (
+    DONE,
+    FULL_ERRNOS,
+    KEPT,
+    SPECIAL_HINT,
+    TEMP_SUFFIX,
+    FilePlan,
+    MetadataWriter,
+    NeedPlan,
+    WindowOutcome,
+    WindowPlan,
+    WindowWriter,
+    WriteSettings,
+    describe,
+)
 from praxisbackup.engine.snapshot import Skipped, Snapshot
 from praxisbackup.engine.target import Parts, TargetTree
 from praxisbackup.engine.tree import (
@@ -66,19 +79,17 @@ from praxisbackup.engine.tree import (
     decode_tree,
 )
 from praxisbackup.errors import IntegrityError, PraxisError, StorageError, UnsafeTargetError
-from praxisbackup.platform.targetdir import TargetDir
+from praxisbackup.platform.targetdir import FdDir, TargetDir
 
 OVERWRITE_POLICIES = ("never", "if-changed", "always")
-TEMP_SUFFIX = ".praxisbackup-tmp"
-DAMAGED_SUFFIX = ".praxisbackup-damaged"
 #: Files are planned in windows of this many files or bytes; each window's data is read pack
 #: by pack (every needed pack once, nearby blobs in one read) and written by the workers.
 WINDOW_FILES = 256
 WINDOW_BYTES = 512 << 20
-#: setuid and setgid: restored only with ``special``.
-SETID_BITS = stat.S_ISUID | stat.S_ISGID
-SPECIAL_HINT = "use --special-files to restore it"
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+#: Threads per worker process: one can wait for the medium or the target while the other works.
+RESTORE_THREADS_PER_PROCESS = 2
+#: Windows handed to one worker process at a time: the one it writes and the next.
+WINDOWS_PER_PROCESS = 2
 
 
 @dataclass
@@ -90,10 +101,13 @@ class RestoreOptions:
     #: Maps a snapshot path (``/C/CompuMED/M1``) to a destination; default: below ``target``.
     #: Destinations must lie inside ``target``.
     path_map: Callable[[str], str] | None = None
-    #: Threads that decrypt, decompress and write: two per core, because a thread waiting in
-    #: the kernel (open, pwrite, rename) holds no core (bench: 13.1 s with 2 on two cores,
-    #: 12.0 s with 4, 12.3 s with 6).
+    #: Threads that decrypt, decompress and write in the restoring process: two per core,
+    #: because a thread waiting in the kernel (open, pwrite, rename) holds no core (bench:
+    #: 13.1 s with 2 on two cores, 12.0 s with 4, 12.3 s with 6).
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
+    #: Worker processes for large restores (None: one per core; 0: none). POSIX only: they
+    #: receive the open folders of the target as descriptors.
+    processes: int | None = None
     #: Restore device nodes, FIFOs and setuid/setgid bits as they were (like ``tar -p``).
     special: bool = False
     #: Links (symlinks, junctions) below the target that may be followed, by absolute path.
@@ -123,10 +137,9 @@ class RestoreResult:
 
 
 @dataclass
-class _FileJob:
-    """A file being written; its chunks may come from several packs, written by several
-    workers. ``remaining`` counts the chunks not yet written; the worker that writes the last
-    one finishes the file (metadata, rename)."""
+class _Planned:
+    """A file planned for a window: where it goes (its folder is held until the window is
+    written) and what it is."""
 
     node: Node
     folder: TargetDir
@@ -134,67 +147,8 @@ class _FileJob:
     name: str
     tmp: str
     spath: str
-    remaining: int
     replace: bool
-    #: (chunk id, offset in the file) of every chunk.
-    chunks: list[tuple[bytes, int]] = field(default_factory=list)
-    damaged: bool = False
-    #: Not restored because writing failed (nothing damaged to keep: its temporary file goes).
-    write_failed: bool = False
-    fd: int = -1
-    #: End of the last byte written (the file is truncated up to its size if shorter).
-    end: int = 0
-    #: Created with its final mode (no chmod needed).
-    mode_set: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class _Need:
-    """One blob a window needs from a pack, and where it goes."""
-
-    blob_id: bytes
-    loc: BlobLocation
-    targets: list[tuple[_FileJob, int]]
-
-
-#: errno values meaning "this file system cannot store that" (FAT has no modes or owners).
-_UNSUPPORTED = {errno.ENOSYS, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EINVAL}
-#: errno values meaning "the target is full": the restore stops instead of failing every file.
-_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
-_SPARSE_BLOCK = 64 * 1024
-_ZEROS = bytes(_SPARSE_BLOCK)
-
-
-def write_sparse(fd: int, pos: int, data: bytes | memoryview) -> int:
-    """Write ``data`` at ``pos`` but leave 64 KiB blocks of zeros unwritten, so holes of sparse
-    files (and zero-filled database regions) stay holes. The caller truncates to the final size.
-    Returns the end of the last byte written (``pos`` if nothing was)."""
-    view = memoryview(data)
-    run_start = None
-    last_end: int | None = None
-    size = len(data)
-    for start in range(0, size, _SPARSE_BLOCK):
-        end = min(start + _SPARSE_BLOCK, size)
-        zero = data[start] == 0 and data[end - 1] == 0 and view[start:end] == _ZEROS[: end - start]
-        if zero:
-            if run_start is not None:
-                _write_at(fd, pos + run_start, view[run_start:start])
-                last_end = pos + start
-                run_start = None
-        elif run_start is None:
-            run_start = start
-    if run_start is not None:
-        _write_at(fd, pos + run_start, view[run_start:])
-        return pos + size
-    return pos if last_end is None else last_end
-
-
-def _write_at(fd: int, offset: int, view: memoryview) -> None:
-    while view:
-        written = platform.pwrite(fd, view, offset)
-        view = view[written:]
-        offset += written
+    chunks: list[tuple[bytes, int]]
 
 
 def _umask() -> int:
@@ -202,14 +156,6 @@ def _umask() -> int:
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
-
-
-def damaged_name(name: str) -> str:
-    """Where the readable part of a damaged file is kept (fits in 255 bytes)."""
-    limit = 255 - len(DAMAGED_SUFFIX.encode())
-    while len(name.encode("utf-8", "surrogateescape")) > limit:
-        name = name[:-1]
-    return name + DAMAGED_SUFFIX
 
 
 class _IncludeMatcher:
@@ -244,8 +190,11 @@ class _IncludeMatcher:
         return [given for given, hit in zip(self.given, self._matched, strict=True) if not hit]
 
 
-def _describe(exc: OSError) -> str:
-    return exc.strerror or str(exc)
+def _drained(meta: MetadataWriter) -> WindowOutcome:
+    """What a metadata writer found (warnings, time precision) as an outcome of no files."""
+    outcome = WindowOutcome([])
+    meta.drain(outcome)
+    return outcome
 
 
 class Restorer:
@@ -274,22 +223,24 @@ class Restorer:
         self._tmp_counter = itertools.count()
         self._chown = platform.can_restore_owner()
         self._target: TargetTree | None = None
-        self._window: list[_FileJob] = []
+        self._window: list[_Planned] = []
         self._window_bytes = 0
-        self._pool: ThreadPoolExecutor | None = None
         self._windows: ThreadPoolExecutor | None = None
         self._window_running: Future[None] | None = None
-        #: Each worker thread reads packs into its own buffer, reused (no fresh pages per read).
-        self._buffers = threading.local()
-        #: Files with sub-second times that must read back exactly before the target counts
-        #: as precise; -1 once any difference was seen (then every file is measured).
-        self._precision_checks_left = 64
-        #: Files checked for keeping their times across the rename (see _times_after_rename).
-        self._rename_checks_left = 64
-        self._rename_resets_times = False
-        self._own_ids = (os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1)
+        self._settings = WriteSettings(
+            chown=self._chown,
+            own_ids=(os.geteuid(), os.getegid()) if hasattr(os, "geteuid") else (-1, -1),
+            umask=_umask(),
+            special=options.special,
+            target=options.target,
+        )
+        self._meta = MetadataWriter(self._settings)
+        self._writer: WindowWriter | None = None
+        #: Worker processes writing windows (POSIX, large restores), and what each has.
+        self._workers: pipeline.WorkerPool | None = None
+        self._sent: dict[int, deque[list[_Planned]]] = {}
+        self._seen_warnings: set[tuple[str, str]] = set()
         self._pid = os.getpid()
-        self._umask = _umask()
         #: The first "no space left" error: the restore stops planning and writing.
         self._full: OSError | None = None
 
@@ -355,19 +306,32 @@ class Restorer:
         return self.result
 
     def _run(self) -> None:
-        workers = max(1, self.options.workers)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="restore")
-        # Windows are written by this thread while the walk plans the next one.
+        repo = self.repo
+        self._writer = WindowWriter(
+            repo.backend,
+            repo.key,
+            repo.cipher,
+            self._meta,
+            max(1, self.options.workers),
+            repo.check_lock,
+            self.progress,
+        )
+        # Windows are written by this thread (or by worker processes) while the walk plans
+        # the next one.
         self._windows = ThreadPoolExecutor(1, thread_name_prefix="restore-window")
+        failed = True
         try:
             with quiet_gc():
                 self._write_all()
                 self._wait_window()
             self._link_hardlinks()
             self._wait_window()
+            failed = False
         finally:
             self._windows.shutdown(wait=True)
-            self._pool.shutdown(wait=True)
+            self._writer.close()
+            if self._workers is not None:
+                self._workers.close(kill=failed)
         self._finish_dirs()
         self._report_refused_links()
         self._report_full()
@@ -400,19 +364,19 @@ class Restorer:
     def _write_error(self, spath: str, what: str, exc: OSError) -> None:
         """A file or folder that could not be written; a full target is reported once (at the
         end) and stops the restore instead of failing every remaining file."""
-        if exc.errno in _FULL:
+        if exc.errno in FULL_ERRNOS:
             with self._lock:
                 if self._full is None:
                     self._full = exc
             return
-        self._error(spath, f"{what}: {_describe(exc)}")
+        self._error(spath, f"{what}: {describe(exc)}")
 
     def _report_full(self) -> None:
         if self._full is not None:
             self.result.errors.append(
                 Skipped(
                     self.options.target,
-                    f"the restore target is full ({_describe(self._full)}); the restore "
+                    f"the restore target is full ({describe(self._full)}); the restore "
                     f"stopped after {self.result.files} files - make room or choose another "
                     "target and restore again",
                 )
@@ -481,7 +445,7 @@ class Restorer:
         try:
             st = folder.lstat(name)
         except OSError as exc:
-            self._error(spath, f"cannot inspect target: {_describe(exc)}")
+            self._error(spath, f"cannot inspect target: {describe(exc)}")
             return False
         if st is None:
             return True
@@ -511,16 +475,16 @@ class Restorer:
             self.target.release(parts)
             self._hardlinks.append((parts, name, node, spath))
             return
-        job = self._plan_file(folder, parts, name, node, spath)
-        if job is not None:
-            self._window.append(job)
+        planned = self._plan_file(folder, parts, name, node, spath)
+        if planned is not None:
+            self._window.append(planned)
             self._window_bytes += node.size
             if len(self._window) >= WINDOW_FILES or self._window_bytes >= WINDOW_BYTES:
                 self._run_window()
 
     def _plan_file(
         self, folder: TargetDir, parts: Parts, name: str, node: Node, spath: str
-    ) -> _FileJob | None:
+    ) -> _Planned | None:
         """The write job of one file (the caller has acquired ``folder``; finishing the file
         releases it), or None if it must not be created."""
         chunks = []
@@ -538,238 +502,179 @@ class Restorer:
             self.target.release(parts)
             self._error(spath, f"not restored: its size {node.size} does not match its content")
             return None
-        tmp = self._temp_name()
-        job = _FileJob(node, folder, parts, name, tmp, spath, len(chunks), self._replace, chunks)
-        return job
+        return _Planned(node, folder, parts, name, self._temp_name(), spath, self._replace, chunks)
 
     # -- writing, pack by pack ------------------------------------------------------------
     def _run_window(self) -> None:
-        """Hand the planned files over for writing (after the window before them is done)."""
+        """Hand the planned files over for writing: to a worker process with room, or to this
+        process's window thread (after the window before them is done)."""
+        full = len(self._window) >= WINDOW_FILES or self._window_bytes >= WINDOW_BYTES
         window, self._window, self._window_bytes = self._window, [], 0
+        if not window:
+            return
+        plan, folders = self._plan_window(window)
+        if self._workers is None and full:
+            self._start_workers()
+        if self._workers is not None:
+            self._send_window(window, plan, folders)
+            return
         self._wait_window()
-        if window:
-            assert self._windows is not None
-            self._window_running = self._windows.submit(self._write_window, window)
+        assert self._windows is not None
+        self._window_running = self._windows.submit(self._write_here, window, plan, folders)
+
+    def _plan_window(self, window: list[_Planned]) -> tuple[WindowPlan, list[TargetDir]]:
+        """Every pack the window needs, the blobs to read from each (in file order) and where
+        they go; the window's folders, each listed once."""
+        index = self.repo.index
+        folders: list[TargetDir] = []
+        folder_no: dict[int, int] = {}
+        files: list[FilePlan] = []
+        packs: dict[str, dict[bytes, NeedPlan]] = {}
+        missing: list[tuple[int, str]] = []
+        for no, planned in enumerate(window):
+            key = id(planned.folder)
+            if key not in folder_no:
+                folder_no[key] = len(folders)
+                folders.append(planned.folder)
+            files.append(
+                FilePlan(
+                    planned.node,
+                    folder_no[key],
+                    planned.name,
+                    planned.tmp,
+                    planned.spath,
+                    planned.replace,
+                    planned.chunks,
+                )
+            )
+            for cid, offset in planned.chunks:
+                copies = index.locations(DATA, cid)
+                if not copies:
+                    missing.append((no, f"data blob {cid.hex()[:12]} is missing"))
+                    continue
+                loc = copies[0]
+                need = packs.setdefault(loc.pack_id, {}).get(cid)
+                if need is None:
+                    need = packs[loc.pack_id][cid] = NeedPlan(cid, loc, copies, [])
+                need.targets.append((no, offset))
+        ordered = [sorted(needs.values(), key=lambda n: n.loc.offset) for needs in packs.values()]
+        return WindowPlan(files, ordered, missing), folders
+
+    def _write_here(
+        self, window: list[_Planned], plan: WindowPlan, folders: list[TargetDir]
+    ) -> None:
+        assert self._writer is not None
+        try:
+            outcome = self._writer.write(plan, folders)
+        except BaseException:
+            for planned in window:
+                self.target.release(planned.parts)
+            raise
+        self._merge(window, outcome, sizes_counted=True)
+
+    def _merge(self, window: list[_Planned], outcome: WindowOutcome, sizes_counted: bool) -> None:
+        """Take over what writing a window found; its folders are released."""
+        res = self.result
+        done = 0
+        with self._lock:
+            res.errors.extend(outcome.errors)
+            for w in outcome.warnings:
+                if (w.path, w.reason) not in self._seen_warnings:
+                    self._seen_warnings.add((w.path, w.reason))
+                    res.warnings.append(w)
+            for pack_id, blob_id in outcome.bad_copies:
+                self.repo.index.mark_bad(pack_id, DATA, blob_id)
+            res.time_precision_lost_ns = max(res.time_precision_lost_ns, outcome.time_lost_ns)
+            res.atime_precision_lost_ns = max(res.atime_precision_lost_ns, outcome.atime_lost_ns)
+            if outcome.full is not None and self._full is None:
+                self._full = OSError(*outcome.full)
+            for planned, status in zip(window, outcome.status, strict=True):
+                node = planned.node
+                if status == DONE:
+                    done += 1
+                    res.files += 1
+                    res.bytes += node.size
+                    # Kept only as far as needed: a million files' nodes would be a lot of memory.
+                    if node.links > 1:  # may be the first occurrence of a hard link
+                        self._restored[planned.spath] = (planned.parts, planned.name)
+                    if self.options.verify:
+                        self._done_files.append((planned.parts, planned.name, node, planned.spath))
+                elif status == KEPT:
+                    res.existing_kept.append(planned.spath)
+                    self._kept_files.append((planned.parts, planned.name, node, planned.spath))
+        for planned in window:
+            self.target.release(planned.parts)
+        self.progress.advance(files=done, size=0 if sizes_counted else outcome.bytes)
 
     def _wait_window(self) -> None:
         running, self._window_running = self._window_running, None
         if running is not None:
             running.result()
+        while self._workers is not None and any(self._sent.values()):
+            self._take_result()
 
-    def _write_window(self, window: list[_FileJob]) -> None:
-        """Write the planned files: every pack they need is read once (nearby blobs in one
-        read), its blobs decrypted and decompressed by the workers and written into every file
-        that needs them; a file is finished by whoever writes its last chunk."""
-        packs: dict[str, dict[bytes, _Need]] = {}
-        empty = []
-        for job in window:
-            if not job.chunks:
-                empty.append(job)
-            for cid, offset in job.chunks:
-                loc = self.repo.index.lookup(DATA, cid)
-                if loc is None:
-                    self._chunk_done(job, None, f"data blob {cid.hex()[:12]} is missing")
-                    continue
-                need = packs.setdefault(loc.pack_id, {}).get(cid)
-                if need is None:
-                    need = packs[loc.pack_id][cid] = _Need(cid, loc, [])
-                need.targets.append((job, offset))
-        for job in empty:
-            self._open_job(job)
-            self._chunk_done(job, None, None, count=0)
-        tasks = [sorted(needs.values(), key=lambda n: n.loc.offset) for needs in packs.values()]
-        assert self._pool is not None
-        try:
-            for _ in self._pool.map(self._restore_pack, tasks):
-                pass
-        finally:
-            for job in window:
-                if job.fd >= 0:  # left open by an error that stopped the restore
-                    os.close(job.fd)
-                    job.fd = -1
-
-    def _restore_pack(self, needs: list[_Need]) -> None:
-        """Read the blobs one pack holds for this window and write them where they belong."""
-        self.repo.check_lock()
-        if self._full is not None:  # the target is full: these files cannot be finished
-            for need in needs:
-                for job, _offset in need.targets:
-                    with job.lock:
-                        job.damaged = job.write_failed = True
-                        self._chunk_done(job, None, None, locked=True)
+    # -- worker processes --------------------------------------------------------------------
+    def _start_workers(self) -> None:
+        if self.options.processes == 0 or not pipeline.can_pass_folders():
             return
-        pack_id = needs[0].loc.pack_id
-        sealed: list[bytes | memoryview | None]
-        buffer = getattr(self._buffers, "buffer", None)
-        if buffer is None:
-            buffer = self._buffers.buffer = bytearray()
+        count = self.options.processes or pipeline.default_worker_count()
         try:
-            sealed = list(
-                self.repo.backend.read_ranges(
-                    "data", pack_id, [(n.loc.offset, n.loc.length) for n in needs], buffer
-                )
+            pool = pipeline.WorkerPool(count)
+        except OSError:
+            self.options.processes = 0  # cannot start processes here: write in this one
+            return
+        self._wait_window()  # the window thread's last window, before the workers take over
+        repo = self.repo
+        pool.broadcast(
+            (
+                "restore-init",
+                pipeline.RestoreParams(
+                    repo.backend.location,
+                    repo.key.encryption,
+                    repo.key.chunk_id,
+                    self._settings,
+                    RESTORE_THREADS_PER_PROCESS,
+                ),
             )
-        except StorageError:
-            sealed = [None] * len(needs)  # each blob is then tried at its other copies
-        dec = decompressor()
-        for need, raw in zip(needs, sealed, strict=True):
-            self.repo.check_lock()  # a lost lock stops the restore at the next blob
-            data = self._decode(need, raw, dec)
-            error = None
-            if data is None:
-                try:  # the next copy, if there is one (read_blob marks this one bad)
-                    self.repo.index.mark_bad(pack_id, DATA, need.blob_id)
-                    data = self.repo.read_blob(DATA, need.blob_id)
-                except (IntegrityError, StorageError) as exc:
-                    error = str(exc)
-            for job, offset in need.targets:
-                self._write_chunk(job, offset, data, error)
+        )
+        self._workers = pool
+        self._sent = {w.index: deque() for w in pool.workers}
 
-    def _decode(
-        self, need: _Need, raw: bytes | memoryview | None, dec: zstandard.ZstdDecompressor
-    ) -> bytes | memoryview | None:
-        """Decrypt and decompress one blob; None if it does not authenticate or decompress.
-        AES-GCM authenticates the blob's content and binds it to its id (associated data), so
-        the id is not hashed again here (``check --read-data`` and ``--verify`` do)."""
-        if raw is None:
-            return None
-        loc = need.loc
-        try:
-            payload = self.repo.cipher.open(
-                raw, blob_ad(DATA, need.blob_id), f"data blob {need.blob_id.hex()[:12]}"
-            )
-            data = (
-                dec.decompress(payload, max_output_size=loc.raw_length)
-                if loc.compressed
-                else payload
-            )
-        except (IntegrityError, zstandard.ZstdError):
-            return None
-        return data if len(data) == loc.raw_length else None
-
-    def _open_job(self, job: _FileJob) -> bool:
-        """Create the file's temporary name (under the job's lock); False if that failed."""
-        if job.fd >= 0 or job.damaged:
-            return job.fd >= 0
-        mode = 0o600
-        node = job.node
-        if (
-            job.folder.metadata_by_fd
-            and not node.mode & ~0o777
-            and not node.mode & self._umask
-            and not (self._chown and (node.uid, node.gid) != self._own_ids)
-        ):
-            # Its final mode from the start (no setuid/setgid bits, nothing the umask drops, and
-            # already its final owner, so nobody reads it who could not read the finished
-            # file): saves the chmod; the fd stays writable whatever the mode says.
-            mode, job.mode_set = node.mode, True
-        try:
-            job.fd = job.folder.open(job.tmp, _NEW_FILE, mode)
-        except OSError as exc:
-            job.damaged = job.write_failed = True
-            self._write_error(job.spath, "not restored, cannot open for writing", exc)
-            return False
-        return True
-
-    def _write_chunk(
-        self, job: _FileJob, offset: int, data: bytes | memoryview | None, error: str | None
+    def _send_window(
+        self, window: list[_Planned], plan: WindowPlan, folders: list[TargetDir]
     ) -> None:
-        with job.lock:
-            if data is not None and self._open_job(job):
-                try:
-                    job.end = max(job.end, write_sparse(job.fd, offset, data))
-                except OSError as exc:
-                    if not job.damaged:
-                        job.damaged = job.write_failed = True
-                        self._write_error(job.spath, "not restored, write error", exc)
-                else:
-                    self.progress.advance(size=len(data))
-            self._chunk_done(job, data, error, locked=True)
+        pool = self._workers
+        assert pool is not None
+        while min(w.outstanding for w in pool.workers) >= WINDOWS_PER_PROCESS:
+            self._take_result()
+        worker = min(pool.workers, key=lambda w: w.outstanding)
+        self._sent[worker.index].append(window)
+        worker.outstanding += 1
+        fds = [f.fd for f in folders if isinstance(f, FdDir)]
+        assert len(fds) == len(folders)  # worker processes only where folders are descriptors
+        worker.send_folders(fds)
+        worker.send(("restore-window", plan, [f.path for f in folders]))
 
-    def _chunk_done(
-        self,
-        job: _FileJob,
-        data: bytes | memoryview | None,
-        error: str | None,
-        count: int = 1,
-        locked: bool = False,
-    ) -> None:
-        """One chunk of ``job`` is written (or failed); the last one finishes the file."""
-        with contextlib.nullcontext() if locked else job.lock:
-            if error is not None and not job.damaged:
-                job.damaged = True
-                self._error(job.spath, f"not restored, data damaged: {error}")
-            job.remaining -= count
-            if job.remaining > 0:
-                return
-            fd, job.fd = job.fd, -1
-        if fd >= 0 and not job.damaged:
-            try:
-                if job.end != job.node.size:
-                    os.ftruncate(fd, job.node.size)  # trailing holes of sparse files
-            except OSError as exc:
-                job.damaged = job.write_failed = True
-                self._write_error(job.spath, "not restored, write error", exc)
-        self._finish_file(job, fd)
-
-    def _finish_file(self, job: _FileJob, fd: int) -> None:
-        """Owner, mode and times through the open file, then the rename that makes the file
-        visible."""
-        node, folder = job.node, job.folder
+    def _take_result(self) -> None:
+        """Wait for the next window a worker finished and take it over."""
+        pool = self._workers
+        assert pool is not None
         try:
-            try:
-                if job.damaged or fd < 0:
-                    if fd >= 0:
-                        os.close(fd)
-                        fd = -1
-                    if folder.lstat(job.tmp) is None:
-                        return
-                    if job.write_failed:  # nothing to keep: the data was fine, the target not
-                        folder.unlink(job.tmp)
-                    else:  # what was readable, for someone who needs every byte
-                        folder.rename(job.tmp, damaged_name(job.name), replace=True)
-                    return
-                # Everything, times included, is set before the rename, so a file under its
-                # real name is complete in content *and* dates even after a crash.
-                if folder.metadata_by_fd:
-                    self._apply_metadata(folder, job.tmp, fd, node, job.spath, job.mode_set)
-                    # (read back only while renames are being checked for keeping times)
-                    stored = (
-                        os.fstat(fd).st_mtime_ns if self._rename_checks_left > 0 else node.mtime_ns
-                    )
-                    os.close(fd)
-                    fd = -1
-                else:  # Windows: attributes and times are set by path once the file is closed
-                    os.close(fd)
-                    fd = -1
-                    self._apply_metadata(folder, job.tmp, None, node, job.spath)
-                    stored = folder.stat(job.tmp, None).st_mtime_ns
-                try:
-                    folder.rename(job.tmp, job.name, job.replace)
-                except FileExistsError:
-                    folder.unlink(job.tmp)  # appeared meanwhile: "never" keeps it
-                    self._kept(job.parts, job.name, node, job.spath)
-                    return
-                self._times_after_rename(folder, job.name, node, stored)
-            except OSError as exc:
-                self._error(job.spath, f"cannot finish file: {_describe(exc)}")
-                with contextlib.suppress(OSError):
-                    folder.unlink(job.tmp)  # best effort; a leftover is only a temp file
-                return
-            finally:
-                if fd >= 0:
-                    os.close(fd)
-            with self._lock:
-                self.result.files += 1
-                self.result.bytes += node.size
-                # Kept only as far as needed: a million files' nodes would be a lot of memory.
-                if node.links > 1:  # may be the first occurrence of a hard link
-                    self._restored[job.spath] = (job.parts, job.name)
-                if self.options.verify:
-                    self._done_files.append((job.parts, job.name, node, job.spath))
-            self.progress.advance(files=1)
-        finally:
-            self.target.release(job.parts)
+            index, msg, _payload = pool.results.get(timeout=1.0)
+        except queue.Empty:
+            self.repo.check_lock()
+            return
+        kind = msg[0]
+        if kind == "restored":
+            pool.workers[index].outstanding -= 1
+            self._merge(self._sent[index].popleft(), msg[1], sizes_counted=False)
+            self.repo.check_lock()
+        elif kind == "praxis-error":
+            raise msg[1]
+        elif kind == "error":
+            raise pipeline.WorkerError(f"a restore worker process failed:\n{msg[1]}")
+        else:
+            raise pipeline.WorkerError("a restore worker process ended unexpectedly")
 
     def _link_hardlinks(self) -> None:
         for parts, name, node, spath in self._hardlinks:
@@ -782,9 +687,9 @@ class Restorer:
                 # The first occurrence was not restored (or cannot be linked): write a copy.
                 self.target.acquire(parts)  # released when the copy is finished
                 copy = dataclasses.replace(node, type=FILE)
-                job = self._plan_file(folder, parts, name, copy, spath)
-                if job is not None:
-                    self._window.append(job)
+                planned = self._plan_file(folder, parts, name, copy, spath)
+                if planned is not None:
+                    self._window.append(planned)
                     self._run_window()
                     self._wait_window()
                     # The copy stands in for the first occurrence: the group's other names
@@ -817,7 +722,7 @@ class Restorer:
             return True  # reported once per link at the end
         except OSError as exc:
             self.result.warnings.append(
-                Skipped(spath, f"hard link not possible, copied: {_describe(exc)}")
+                Skipped(spath, f"hard link not possible, copied: {describe(exc)}")
             )
             return False
         self.result.links += 1
@@ -854,7 +759,7 @@ class Restorer:
                 )
                 return
             try:
-                self._apply_metadata(folder, tmp, None, node, spath)
+                self._meta.apply(folder, tmp, None, node, spath)
                 folder.rename(tmp, name, self._replace)
             except OSError:
                 with contextlib.suppress(OSError):
@@ -863,104 +768,24 @@ class Restorer:
         except FileExistsError:
             self._kept(parts, name, node, spath)
         except OSError as exc:
-            self._error(spath, f"cannot create {node.type}: {_describe(exc)}")
+            self._error(spath, f"cannot create {node.type}: {describe(exc)}")
         finally:
             self.target.release(parts)
 
     # -- metadata -----------------------------------------------------------------------
-    def _mode(self, node: Node, spath: str) -> int:
-        if node.mode & SETID_BITS and not self.options.special and node.type != DIR:
-            with self._lock:
-                self.result.warnings.append(
-                    Skipped(spath, f"setuid/setgid bit not restored ({SPECIAL_HINT})")
-                )
-            return node.mode & ~SETID_BITS
-        return node.mode
-
-    def _apply_metadata(
-        self,
-        folder: TargetDir,
-        name: str,
-        fd: int | None,
-        node: Node,
-        spath: str,
-        mode_set: bool = False,
-    ) -> None:
-        """Owner, mode (unless ``mode_set``: the file was created with it), attributes, then
-        times (last, since the others change ctime only), through the open file ``fd`` where
-        there is one, else without following a link.
-
-        Owner and mode are best effort on file systems without them (FAT, exFAT, some shares):
-        one warning says so. Times are essential (the M1 update check relies on file dates),
-        so failing to set them is an error, and lost precision is measured and reported.
-        """
-        is_link = node.type == SYMLINK
-        try:
-            chowned = self._chown and (node.uid, node.gid) != self._own_ids
-            if chowned:
-                folder.chown(name, fd, node.uid, node.gid)
-            if not is_link and not mode_set:
-                folder.chmod(name, fd, self._mode(node, spath))
-        except OSError as exc:
-            if exc.errno not in _UNSUPPORTED:
-                raise
-            self._note_unsupported(f"permissions/owner not supported by the target: {exc.strerror}")
-        if platform.IS_WINDOWS and node.attributes is not None and not is_link:
-            folder.set_attributes(name, node.attributes)
-        self._apply_times(folder, name, fd, node)
-
-    def _times_after_rename(self, folder: TargetDir, name: str, node: Node, stored: int) -> None:
-        """Some file systems (FAT through FUSE) give a renamed file the current time. The first
-        files are checked after their rename; once one lost its time, every file gets its times
-        again after the rename (then a crash in between can leave the restore date)."""
-        if not self._rename_resets_times:
-            with self._lock:
-                if self._rename_checks_left <= 0:
-                    return
-                self._rename_checks_left -= 1
-            if folder.stat(name, None).st_mtime_ns == stored:
-                return
-            self._rename_resets_times = True
-        folder.utime(name, None, node.atime_ns, node.mtime_ns)
-
-    def _apply_times(self, folder: TargetDir, name: str, fd: int | None, node: Node) -> None:
-        is_link = node.type == SYMLINK
-        folder.utime(name, fd, node.atime_ns, node.mtime_ns)
-        if node.btime_ns is not None and platform.IS_WINDOWS:
-            folder.set_birthtime(name, node.btime_ns)
-        if not is_link and self._precision_checks_left:
-            # Read the times back: a coarse file system (FAT 2 s, ext4 with small inodes 1 s)
-            # is reported, not silently accepted. Once enough files have matched exactly,
-            # the target is known to be precise and the extra stat is skipped.
-            st = folder.stat(name, fd)
-            mdiff = abs(st.st_mtime_ns - node.mtime_ns)
-            adiff = abs(st.st_atime_ns - node.atime_ns)
-            with self._lock:
-                if mdiff or adiff:
-                    res = self.result
-                    res.time_precision_lost_ns = max(res.time_precision_lost_ns, mdiff)
-                    res.atime_precision_lost_ns = max(res.atime_precision_lost_ns, adiff)
-                    self._precision_checks_left = -1  # imprecise: measure every file
-                elif self._precision_checks_left > 0 and node.mtime_ns % 1_000_000_000:
-                    self._precision_checks_left -= 1
-
-    def _note_unsupported(self, message: str) -> None:
-        with self._lock:
-            if not any(w.reason == message for w in self.result.warnings):
-                self.result.warnings.append(Skipped(self.options.target, message))
-
     def _finish_dirs(self) -> None:
         for parts, node, spath in reversed(self._dirs):
             try:
                 with self.target.folder(parts, create=False) as own:
-                    self._apply_metadata(own, os.curdir, own.fd, node, spath)
+                    self._meta.apply(own, os.curdir, own.fd, node, spath)
             except UnsafeTargetError as exc:
                 self.result.errors.append(Skipped(spath, f"folder metadata not set: {exc}"))
             except OSError as exc:
                 self.result.warnings.append(
-                    Skipped(spath, f"folder metadata not set: {_describe(exc)}")
+                    Skipped(spath, f"folder metadata not set: {describe(exc)}")
                 )
         res = self.result
+        self._merge([], _drained(self._meta), sizes_counted=True)
         if res.time_precision_lost_ns or res.atime_precision_lost_ns:
             res.warnings.append(
                 Skipped(
@@ -987,7 +812,7 @@ class Restorer:
         except UnsafeTargetError as exc:
             problem = str(exc)
         except OSError as exc:
-            problem = f"cannot read back: {_describe(exc)}"
+            problem = f"cannot read back: {describe(exc)}"
         if problem and kept:
             problem = f"the existing file was kept and differs from the snapshot: {problem}"
         if problem:
@@ -1001,7 +826,7 @@ class Restorer:
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return "a link is in its place"
-            return f"cannot read back: {_describe(exc)}"
+            return f"cannot read back: {describe(exc)}"
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -1025,7 +850,7 @@ class Restorer:
             if folder.metadata_by_fd:
                 folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         except OSError as exc:
-            return f"cannot read back: {_describe(exc)}"
+            return f"cannot read back: {describe(exc)}"
         finally:
             os.close(fd)
         if not folder.metadata_by_fd:

@@ -38,7 +38,8 @@ from click.testing import CliRunner
 from praxisbackup.engine import crypto
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.repository import Repository
-from praxisbackup.engine.restorer import TEMP_SUFFIX, RestoreOptions, Restorer
+from praxisbackup.engine.restorer import RestoreOptions, Restorer
+from praxisbackup.engine.restorewindow import TEMP_SUFFIX
 from praxisbackup.engine.snapshot import find_snapshot
 from praxisbackup.engine.tree import BLOCKDEV, CHARDEV, FIFO, HARDLINK, Node
 from praxisbackup.errors import PraxisError
