@@ -90,6 +90,12 @@ def test_bit_flip_in_pack_is_found_named_and_repaired(
     # Restore without repair: every other file comes back, the damaged one is named.
     out = run_cli("restore", "latest", "--target", str(tmp_path / "r1"), repo=repo_path)
     assert out.returncode == 2 and native_path(victim_path) in out.stderr  # D:\\... on Windows
+    # The same when worker processes write the files (as in large restores).
+    workers = run_cli(
+        "restore", "latest", "--target", str(tmp_path / "r1w"), "--processes", "2", repo=repo_path
+    )
+    assert workers.returncode == 2 and native_path(victim_path) in workers.stderr
+    assert sorted(workers.stderr.splitlines()) == sorted(out.stderr.splitlines())
     # repair drops the damaged blob from the index and lists what is lost.
     rep = run_cli("repair", repo=repo_path)
     assert rep.returncode == 5 and victim_path in rep.stdout

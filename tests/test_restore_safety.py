@@ -43,6 +43,13 @@ def backup_cli(repo: Path, src: Path) -> str:
     return str(json.loads(out.stdout)["snapshot"]["id"])
 
 
+@pytest.fixture(params=["threads", "processes"])
+def writers(request: pytest.FixtureRequest) -> list[str]:
+    """Restore options: files written by threads of the restoring process, or by worker
+    processes that receive the target's open folders (what large restores use)."""
+    return [] if request.param == "threads" else ["--processes", "2"]
+
+
 @pytest.fixture(params=["openat", "checked-paths"])
 def folder_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run in-process restores with the POSIX descriptor walk and with the path-checking
@@ -131,7 +138,7 @@ def backed_up(tmp_path: Path) -> tuple[Path, Path, str]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_link_planted_in_the_target_is_refused_and_named(
-    backed_up: tuple[Path, Path, str], tmp_path: Path, mode: str
+    backed_up: tuple[Path, Path, str], tmp_path: Path, mode: str, writers: list[str]
 ) -> None:
     repo, src, snap = backed_up
     target = tmp_path / "target"
@@ -140,7 +147,9 @@ def test_a_link_planted_in_the_target_is_refused_and_named(
     inside = snapshot_root(target, src)
     inside.mkdir(parents=True)
     os.symlink(elsewhere, inside / "CompuMED")
-    out = run_cli("restore", snap, "--target", str(target), "--overwrite", mode, repo=repo)
+    out = run_cli(
+        "restore", snap, "--target", str(target), "--overwrite", mode, *writers, repo=repo
+    )
     assert out.returncode == 2, out.stderr
     assert f"{inside / 'CompuMED'} is a link (to {elsewhere})" in out.stderr
     assert list(elsewhere.iterdir()) == []
@@ -258,7 +267,9 @@ def test_checked_paths_refuse_names_windows_cannot_hold(tmp_path: Path) -> None:
 
 
 # -- special files ----------------------------------------------------------------------------
-def test_devices_fifos_and_setid_bits_only_with_the_option(tmp_path: Path) -> None:
+def test_devices_fifos_and_setid_bits_only_with_the_option(
+    tmp_path: Path, writers: list[str]
+) -> None:
     src = tmp_path / "praxis"
     src.mkdir()
     os.mkfifo(src / "pipe")
@@ -270,7 +281,7 @@ def test_devices_fifos_and_setid_bits_only_with_the_option(tmp_path: Path) -> No
     repo = tmp_path / "repo"
     run_cli("init", repo=repo, check=True)
     snap = backup_cli(repo, src)
-    plain = run_cli("restore", snap, "--target", str(tmp_path / "plain"), repo=repo)
+    plain = run_cli("restore", snap, "--target", str(tmp_path / "plain"), *writers, repo=repo)
     assert plain.returncode == 1, plain.stderr
     root = snapshot_root(tmp_path / "plain", src)
     assert "pipe: FIFO not restored (use --special-files" in plain.stderr
@@ -279,7 +290,7 @@ def test_devices_fifos_and_setid_bits_only_with_the_option(tmp_path: Path) -> No
     assert not (root / "pipe").exists() and not (root / "null").exists()
     assert stat.S_IMODE((root / "tool").stat().st_mode) == 0o755
     full = run_cli(
-        "restore", snap, "--target", str(tmp_path / "full"), "--special-files", repo=repo
+        "restore", snap, "--target", str(tmp_path / "full"), "--special-files", *writers, repo=repo
     )
     assert full.returncode == 0, full.stderr
     root = snapshot_root(tmp_path / "full", src)
@@ -289,7 +300,9 @@ def test_devices_fifos_and_setid_bits_only_with_the_option(tmp_path: Path) -> No
 
 
 # -- half-written files ------------------------------------------------------------------------
-def test_verify_reads_back_files_it_kept(backed_up: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_verify_reads_back_files_it_kept(
+    backed_up: tuple[Path, Path, str], tmp_path: Path, writers: list[str]
+) -> None:
     """A truncated file left by an earlier interrupted restore is not silently accepted."""
     repo, src, snap = backed_up
     target = tmp_path / "target"
@@ -298,9 +311,9 @@ def test_verify_reads_back_files_it_kept(backed_up: tuple[Path, Path, str], tmp_
     stamp = victim.stat()
     victim.write_bytes(victim.read_bytes()[:1000])
     os.utime(victim, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
-    kept = run_cli("restore", snap, "--target", str(target), repo=repo)
+    kept = run_cli("restore", snap, "--target", str(target), *writers, repo=repo)
     assert kept.returncode == 1  # kept existing files: a warning, as before
-    verified = run_cli("restore", snap, "--target", str(target), "--verify", repo=repo)
+    verified = run_cli("restore", snap, "--target", str(target), "--verify", *writers, repo=repo)
     assert verified.returncode == 5, verified.stderr
     assert "prog3.dll: the existing file was kept and differs from the snapshot" in verified.stderr
     assert "size 1000 instead of 5000" in verified.stderr

@@ -9,6 +9,7 @@ import time
 import unicodedata
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,12 +86,14 @@ def build_zoo(src: Path) -> None:
     set_times(src, times)
 
 
-def test_zoo_round_trip(repo: Repository, tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [0, 2], ids=["threads", "worker-processes"])
+def test_zoo_round_trip(repo: Repository, tmp_path: Path, processes: int) -> None:
     src = tmp_path / "praxis"
     build_zoo(src)
     before = tree_state(src)
     snap_id = backup(repo, src)
-    target = restore(reopen(Path(repo.backend.location)), snap_id, tmp_path / "restore")
+    reopened = reopen(Path(repo.backend.location))
+    target = restore(reopened, snap_id, tmp_path / "restore", processes=processes)
     after = tree_state(restored_root(target, src))
     assert after == before
     restored = restored_root(target, src)

@@ -290,6 +290,14 @@ def _no_lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
     metavar="PATH",
     help="Write through this link (symlink, junction) below the target; others are refused.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=0, max=64),
+    default=None,
+    help="Worker processes that write the files (default: one per core once the restore is "
+    "larger than a few hundred files; 0: write in this process only). Linux/macOS; Windows "
+    "writes in threads of this process.",
+)
 @_no_lock_option
 @pass_ctx
 def restore(
@@ -301,6 +309,7 @@ def restore(
     verify: bool,
     special_files: bool,
     follow_links: tuple[str, ...],
+    processes: int | None,
     no_lock: bool,
 ) -> None:
     """Restore a snapshot (``latest`` or an id) into TARGET.
@@ -321,6 +330,7 @@ def restore(
         special=special_files,
         follow_links=list(follow_links),
         lock=not no_lock,
+        processes=processes,
     )
     progress = _progress(ctx, "restore")
     progress.set_total(snap.summary.total_files, snap.summary.total_bytes)

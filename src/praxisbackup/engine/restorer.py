@@ -105,8 +105,9 @@ class RestoreOptions:
     #: because a thread waiting in the kernel (open, pwrite, rename) holds no core (bench:
     #: 13.1 s with 2 on two cores, 12.0 s with 4, 12.3 s with 6).
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
-    #: Worker processes for large restores (None: one per core; 0: none). POSIX only: they
-    #: receive the open folders of the target as descriptors.
+    #: Worker processes writing the files (None: one per core once a window is full; N: N
+    #: from the first window; 0: none). POSIX only: they receive the open folders of the
+    #: target as descriptors.
     processes: int | None = None
     #: Restore device nodes, FIFOs and setuid/setgid bits as they were (like ``tar -p``).
     special: bool = False
@@ -513,7 +514,7 @@ class Restorer:
         if not window:
             return
         plan, folders = self._plan_window(window)
-        if self._workers is None and full:
+        if self._workers is None and (full or (self.options.processes or 0) > 0):
             self._start_workers()
         if self._workers is not None:
             self._send_window(window, plan, folders)
