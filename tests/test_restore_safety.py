@@ -9,6 +9,8 @@ import random
 import stat
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -402,6 +404,76 @@ def test_a_killed_restore_leaves_no_half_written_file(tmp_path: Path) -> None:
         for rel in expected:
             assert (restored / rel).stat().st_mtime_ns == (src / rel).stat().st_mtime_ns
     assert partial_seen == len(MODES) * 2
+
+
+def _wait_for(condition: Callable[[], bool], limit: float = 120.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def _complete_files(root: Path) -> int:
+    return sum(1 for p in root.rglob("*") if p.is_file() and TEMP_SUFFIX not in p.name)
+
+
+@pytest.mark.parametrize("kill", ["process-group", "restoring-process"])
+def test_a_killed_restore_with_worker_processes_leaves_no_half_written_file(
+    tmp_path: Path, kill: str
+) -> None:
+    """Large restores are written by worker processes. Killing the whole restore (as a power
+    cut would) or only the restoring process (its workers finish the window they write and
+    end) leaves no file incomplete or undated under its real name, and the next restore
+    completes the target."""
+    rnd = random.Random(21)
+    src = tmp_path / "praxis"
+    for d in range(30):
+        folder = src / f"Akten-{d:02d}"
+        folder.mkdir(parents=True)
+        for i in range(50):
+            (folder / f"brief-{i}.bin").write_bytes(rnd.randbytes(rnd.randint(1, 60_000)))
+    (src / "datenbank.dbf").write_bytes(rnd.randbytes(6 << 20))
+    expected = {str(p.relative_to(src)): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    backup_cli(repo, src)
+    target = tmp_path / "target"
+    env = dict(
+        os.environ,
+        PRAXISBACKUP_KDF_N="1024",
+        PRAXISBACKUP_PASSWORD=PASSWORD,
+        PRAXISBACKUP_REPOSITORY=str(repo),
+    )
+    cmd = [sys.executable, "-m", "praxisbackup.cli.main", "restore", "latest"]
+    proc = subprocess.Popen(
+        [*cmd, "--target", str(target), "--processes", "2"],
+        env=env,
+        start_new_session=True,  # its own process group: the workers and nothing else
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    root = snapshot_root(target, src)
+    _wait_for(lambda: proc.poll() is not None or (root.exists() and _complete_files(root) >= 60))
+    assert proc.poll() is None, "the restore ended before it could be interrupted"
+    if kill == "process-group":
+        os.killpg(proc.pid, 9)
+    else:
+        os.kill(proc.pid, 9)
+    proc.wait()
+
+    def group_ended() -> bool:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    _wait_for(group_ended)
+    # (Killing only the restoring process lets its workers finish the windows they hold.)
+    assert assert_no_partial_file(target, src, expected) >= 60
+    again = run_cli("restore", "latest", "--target", str(target), "--verify", repo=repo)
+    assert again.returncode in (0, 1), again.stderr
+    assert assert_no_partial_file(target, src, expected) == len(expected)
 
 
 def test_a_killed_practice_restore_leaves_no_half_written_file(tmp_path: Path) -> None:

@@ -616,7 +616,11 @@ class Restorer:
 
     # -- worker processes --------------------------------------------------------------------
     def _start_workers(self) -> None:
-        if self.options.processes == 0 or not pipeline.can_pass_folders():
+        if (
+            self.options.processes == 0
+            or not pipeline.can_pass_folders()
+            or not self.target.by_descriptor
+        ):
             return
         count = self.options.processes or pipeline.default_worker_count()
         try:

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from praxisbackup.errors import PraxisError, UnsafeTargetError
-from praxisbackup.platform.targetdir import TargetDir, open_root
+from praxisbackup.platform.targetdir import FdDir, TargetDir, open_root
 
 OPEN_LIMIT = 384
 Parts = tuple[str, ...]
@@ -66,6 +66,11 @@ class TargetTree:
         self._root_dir = root_dir
         #: Links that were refused: their path -> how many entries below them were skipped.
         self.refused: dict[str, tuple[UnsafeTargetError, int]] = {}
+
+    @property
+    def by_descriptor(self) -> bool:
+        """Folders are open descriptors (POSIX), which worker processes can be handed."""
+        return isinstance(self._root_dir, FdDir)
 
     # -- paths -----------------------------------------------------------------------------
     def path(self, parts: Parts, name: str | None = None) -> str:
