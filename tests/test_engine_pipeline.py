@@ -173,7 +173,8 @@ def test_restore_in_many_small_windows_with_files_across_packs(
     repo = Repository.open(backend, PASSWORD)
     repo.load_index()
     target = tmp_path / "t"
-    result = Restorer(repo, find_snapshot(repo, "latest"), RestoreOptions(target=str(target))).run()
+    options = RestoreOptions(target=str(target), processes=0)  # reads counted in this process
+    result = Restorer(repo, find_snapshot(repo, "latest"), options).run()
     assert result.ok and result.files == 6 * 12 + 1
     data_blobs = repo.index.count(0)
     assert backend.reads >= data_blobs  # every blob counted once per read (crash campaigns)

@@ -1,5 +1,12 @@
-"""Reading files for a backup on every core: worker processes that read, chunk, hash,
-compress, encrypt and pack.
+"""Worker processes, one per core, so that the expensive work of backup, check and restore is
+not serialised on one interpreter lock.
+
+* Backup: workers read, chunk, hash, compress, encrypt and pack files (below).
+* ``check --read-data``: workers verify whole packs (:mod:`packverify`), the checker's process
+  examines the folder structure meanwhile.
+* Restore (POSIX): workers write windows of planned files (:mod:`restorewindow`) into folders
+  the restorer opened without following links; their descriptors arrive over a socket pair
+  (``SCM_RIGHTS``) before the window's message.
 
 The archiver's process walks the sources and decides which files must be read (new or
 changed); the reading itself - open, read, chunk, keyed BLAKE3, zstd, AES-GCM, assembling a

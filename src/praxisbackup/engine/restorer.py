@@ -20,10 +20,12 @@ Safety properties (each has its own tests; a faster restorer must keep all of th
 * **Readers are protected**: the restore holds a shared repository lock (unless ``lock`` is off
   for a read-only medium), so prune cannot delete packs under it.
 
-Content is written by a thread pool (large files in segments, in parallel). Times are set
-after content; folder times and modes are set last, deepest first. A file whose data is missing
-or damaged is not restored under its name: what could be read is kept as
-``<name>.praxisbackup-damaged`` and the file is reported. Every other file is restored.
+Content is written window by window (:mod:`restorewindow`): by worker processes for large
+restores on POSIX (they receive the open folders as descriptors), else by threads of this
+process. Times are set after content; folder times and modes are set last, deepest first. A
+file whose data is missing or damaged is not restored under its name: what could be read is
+kept as ``<name>.praxisbackup-damaged`` and the file is reported. Every other file is
+restored.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from praxisbackup.engine.restorewindow import (
     KEPT,
     SPECIAL_HINT,
     TEMP_SUFFIX,
+    FileMeta,
     FilePlan,
     MetadataWriter,
     NeedPlan,
@@ -107,7 +110,8 @@ class RestoreOptions:
     workers: int = field(default_factory=lambda: min(8, 2 * (os.cpu_count() or 1)))
     #: Worker processes writing the files (None: one per core once a window is full; N: N
     #: from the first window; 0: none). POSIX only: they receive the open folders of the
-    #: target as descriptors.
+    #: target as descriptors, and open the medium themselves by its location (so a backend
+    #: with injected faults needs 0).
     processes: int | None = None
     #: Restore device nodes, FIFOs and setuid/setgid bits as they were (like ``tar -p``).
     special: bool = False
@@ -539,13 +543,13 @@ class Restorer:
                 folders.append(planned.folder)
             files.append(
                 FilePlan(
-                    planned.node,
+                    FileMeta.of(planned.node),
                     folder_no[key],
                     planned.name,
                     planned.tmp,
                     planned.spath,
                     planned.replace,
-                    planned.chunks,
+                    len(planned.chunks),
                 )
             )
             for cid, offset in planned.chunks:
@@ -556,7 +560,8 @@ class Restorer:
                 loc = copies[0]
                 need = packs.setdefault(loc.pack_id, {}).get(cid)
                 if need is None:
-                    need = packs[loc.pack_id][cid] = NeedPlan(cid, loc, copies, [])
+                    others = tuple(copies) if len(copies) > 1 else ()
+                    need = packs[loc.pack_id][cid] = NeedPlan(cid, loc, others, [])
                 need.targets.append((no, offset))
         ordered = [sorted(needs.values(), key=lambda n: n.loc.offset) for needs in packs.values()]
         return WindowPlan(files, ordered, missing), folders

@@ -27,6 +27,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
 
 import zstandard
 
@@ -99,27 +100,71 @@ def _write_at(fd: int, offset: int, view: memoryview) -> None:
         offset += written
 
 
-# -- plans and outcomes (pickled to worker processes) ------------------------------------------
-@dataclass
-class FilePlan:
-    node: Node
+# -- plans and outcomes (pickled to worker processes; tuples pickle fast) -----------------------
+class EntryMeta(Protocol):
+    """What giving a restored entry its metadata needs (a tree :class:`Node` has all of it)."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def mode(self) -> int: ...
+    @property
+    def uid(self) -> int: ...
+    @property
+    def gid(self) -> int: ...
+    @property
+    def atime_ns(self) -> int: ...
+    @property
+    def mtime_ns(self) -> int: ...
+    @property
+    def btime_ns(self) -> int | None: ...
+    @property
+    def attributes(self) -> int | None: ...
+
+
+class FileMeta(NamedTuple):
+    type: str
+    mode: int
+    uid: int
+    gid: int
+    atime_ns: int
+    mtime_ns: int
+    btime_ns: int | None
+    attributes: int | None
+    size: int
+
+    @classmethod
+    def of(cls, node: Node) -> FileMeta:
+        return cls(
+            node.type,
+            node.mode,
+            node.uid,
+            node.gid,
+            node.atime_ns,
+            node.mtime_ns,
+            node.btime_ns,
+            node.attributes,
+            node.size,
+        )
+
+
+class FilePlan(NamedTuple):
+    meta: FileMeta
     #: Index of its folder in the window's folder list.
     folder: int
     name: str
     tmp: str
     spath: str
     replace: bool
-    #: (blob id, offset in the file) of every chunk.
-    chunks: list[tuple[bytes, int]]
+    chunk_count: int
 
 
-@dataclass
-class NeedPlan:
-    """One blob the window needs from a pack, its other copies, and where it goes."""
+class NeedPlan(NamedTuple):
+    """One blob the window needs from a pack, its other copies (if any), and where it goes."""
 
     blob_id: bytes
     loc: BlobLocation
-    others: list[BlobLocation]
+    others: tuple[BlobLocation, ...]
     #: (file index in the window, offset in the file)
     targets: list[tuple[int, int]]
 
@@ -194,7 +239,7 @@ class MetadataWriter:
             outcome.time_lost_ns = max(outcome.time_lost_ns, self.time_lost_ns)
             outcome.atime_lost_ns = max(outcome.atime_lost_ns, self.atime_lost_ns)
 
-    def mode(self, node: Node, spath: str) -> int:
+    def mode(self, node: EntryMeta, spath: str) -> int:
         if node.mode & SETID_BITS and not self.settings.special and node.type != DIR:
             with self._lock:
                 self.warnings.append(
@@ -213,7 +258,7 @@ class MetadataWriter:
         folder: TargetDir,
         name: str,
         fd: int | None,
-        node: Node,
+        node: EntryMeta,
         spath: str,
         mode_set: bool = False,
     ) -> None:
@@ -240,7 +285,7 @@ class MetadataWriter:
             folder.set_attributes(name, node.attributes)
         self.apply_times(folder, name, fd, node)
 
-    def apply_times(self, folder: TargetDir, name: str, fd: int | None, node: Node) -> None:
+    def apply_times(self, folder: TargetDir, name: str, fd: int | None, node: EntryMeta) -> None:
         is_link = node.type == SYMLINK
         folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         if node.btime_ns is not None and platform.IS_WINDOWS:
@@ -260,7 +305,9 @@ class MetadataWriter:
                 elif self._precision_checks_left > 0 and node.mtime_ns % 1_000_000_000:
                     self._precision_checks_left -= 1
 
-    def times_after_rename(self, folder: TargetDir, name: str, node: Node, stored: int) -> None:
+    def times_after_rename(
+        self, folder: TargetDir, name: str, node: EntryMeta, stored: int
+    ) -> None:
         """Some file systems (FAT through FUSE) give a renamed file the current time. The first
         files are checked after their rename; once one lost its time, every file gets its times
         again after the rename (then a crash in between can leave the restore date)."""
@@ -332,12 +379,12 @@ class WindowWriter:
 
     def write(self, plan: WindowPlan, folders: Sequence[TargetDir]) -> WindowOutcome:
         outcome = WindowOutcome([FAILED] * len(plan.files))
-        jobs = [_Job(f, folders[f.folder], len(f.chunks)) for f in plan.files]
+        jobs = [_Job(f, folders[f.folder], f.chunk_count) for f in plan.files]
         try:
             for index, why in plan.missing:
                 self._chunk_done(outcome, jobs[index], index, None, why)
             for index, job in enumerate(jobs):
-                if not job.plan.chunks:
+                if not job.plan.chunk_count:
                     self._open(outcome, job)
                     self._chunk_done(outcome, job, index, None, None, count=0)
             for _ in self._pool.map(lambda needs: self._pack(outcome, jobs, needs), plan.packs):
@@ -462,7 +509,7 @@ class WindowWriter:
         if job.fd >= 0 or job.damaged:
             return job.fd >= 0
         mode = 0o600
-        node = job.plan.node
+        node = job.plan.meta
         settings = self.metadata.settings
         if (
             job.folder.metadata_by_fd
@@ -524,7 +571,7 @@ class WindowWriter:
             if job.remaining > 0:
                 return
             fd, job.fd = job.fd, -1
-        size = job.plan.node.size
+        size = job.plan.meta.size
         if fd >= 0 and not job.damaged:
             try:
                 if job.end != size:
@@ -538,7 +585,7 @@ class WindowWriter:
         """Owner, mode and times through the open file, then the rename that makes the file
         visible."""
         plan, folder = job.plan, job.folder
-        node = plan.node
+        node = plan.meta
         try:
             if job.damaged or fd < 0:
                 if fd >= 0:

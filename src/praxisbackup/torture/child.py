@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
     elif action == "restore":
         repo.load_index()
         snap = find_snapshot(repo, "latest")
-        options = RestoreOptions(target=rest[0], overwrite=rest[1], special=True)
+        # Reads are counted (and killed at) in this process: no worker processes.
+        options = RestoreOptions(target=rest[0], overwrite=rest[1], special=True, processes=0)
         result = Restorer(repo, snap, options).run()
         print(f"reads={backend.reads} files={result.files} errors={len(result.errors)}")
     elif action == "restore-practice":
