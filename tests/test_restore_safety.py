@@ -450,7 +450,7 @@ def test_a_killed_restore_with_worker_processes_leaves_no_half_written_file(
         env=env,
         start_new_session=True,  # its own process group: the workers and nothing else
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=(tmp_path / "stderr").open("wb"),  # the workers' too
     )
     root = snapshot_root(target, src)
     _wait_for(lambda: proc.poll() is not None or (root.exists() and _complete_files(root) >= 60))
@@ -469,6 +469,7 @@ def test_a_killed_restore_with_worker_processes_leaves_no_half_written_file(
         return False
 
     _wait_for(group_ended)
+    assert "Traceback" not in (tmp_path / "stderr").read_text(errors="replace")
     # (Killing only the restoring process lets its workers finish the windows they hold.)
     assert assert_no_partial_file(target, src, expected) >= 60
     again = run_cli("restore", "latest", "--target", str(target), "--verify", repo=repo)

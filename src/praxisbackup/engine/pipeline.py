@@ -468,12 +468,20 @@ def worker_main() -> None:
                 send(out, ("flushed",))
             elif kind == "stop":
                 return
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return  # the process that gave the work is gone (killed): nobody to answer
         except PraxisError as exc:  # the medium is full, read-only, gone: the archiver's error
-            send(out, ("praxis-error", exc))
+            _answer_last(out, ("praxis-error", exc))
             return
         except BaseException:  # noqa: BLE001 - reported to the archiver, which stops
-            send(out, ("error", traceback.format_exc()))
+            _answer_last(out, ("error", traceback.format_exc()))
             return
+
+
+def _answer_last(out: IO[bytes], header: object) -> None:
+    """A worker's last message (its error), unless nobody is listening any more."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        send(out, header)
 
 
 # -- the archiver's side ------------------------------------------------------------------------
