@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, reopen, run_cli
+from conftest import PASSWORD, reopen, run_cli, tree_state
 from praxisbackup.engine import target as target_module
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
@@ -529,3 +529,37 @@ def test_a_killed_practice_restore_leaves_no_half_written_file(tmp_path: Path) -
                 restored = target / item / original.name
                 assert restored.read_bytes() == original.read_bytes()
                 assert restored.stat().st_mtime_ns == original.stat().st_mtime_ns
+
+
+def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: list[str]) -> None:
+    """A restore holds folders open; with a hard limit of 64 open files (a small container,
+    macOS's default is 256) it sizes its windows and caches to the limit instead of failing
+    folder after folder with "Too many open files"."""
+    import resource
+
+    src = tmp_path / "praxis"
+    for i in range(300):
+        (src / f"Patient-{i:03d}").mkdir(parents=True)
+        (src / f"Patient-{i:03d}" / "brief.txt").write_text("x" * i)
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    backup_cli(repo, src)
+    target = tmp_path / "target"
+    env = dict(
+        os.environ,
+        PRAXISBACKUP_KDF_N="1024",
+        PRAXISBACKUP_PASSWORD=PASSWORD,
+        PRAXISBACKUP_REPOSITORY=str(repo),
+    )
+    cmd = [sys.executable, "-m", "praxisbackup.cli.main", "restore", "latest"]
+    out = subprocess.run(
+        [*cmd, "--target", str(target), *writers],
+        env=env,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "restored 300 files" in out.stdout
+    assert tree_state(snapshot_root(target, src)) == tree_state(src)

@@ -68,7 +68,7 @@ from praxisbackup.engine.restorewindow import (
     describe,
 )
 from praxisbackup.engine.snapshot import Skipped, Snapshot
-from praxisbackup.engine.target import Parts, TargetTree
+from praxisbackup.engine.target import OPEN_LIMIT, Parts, TargetTree
 from praxisbackup.engine.tree import (
     BLOCKDEV,
     CHARDEV,
@@ -89,6 +89,9 @@ OVERWRITE_POLICIES = ("never", "if-changed", "always")
 #: by pack (every needed pack once, nearby blobs in one read) and written by the workers.
 WINDOW_FILES = 256
 WINDOW_BYTES = 512 << 20
+#: ... or this many folders (a window's folders stay open until it is written; one file per
+#: folder must not hold hundreds of folders open per window).
+WINDOW_FOLDERS = 64
 #: Threads per worker process: one can wait for the medium or the target while the other works.
 RESTORE_THREADS_PER_PROCESS = 2
 #: Windows handed to one worker process at a time: the one it writes and the next.
@@ -230,6 +233,9 @@ class Restorer:
         self._target: TargetTree | None = None
         self._window: list[_Planned] = []
         self._window_bytes = 0
+        self._window_dirs: set[int] = set()
+        self._window_files = WINDOW_FILES
+        self._window_folders = WINDOW_FOLDERS
         self._windows: ThreadPoolExecutor | None = None
         self._window_running: Future[None] | None = None
         self._settings = WriteSettings(
@@ -303,7 +309,13 @@ class Restorer:
             else contextlib.nullcontext()
         )
         with lock:
-            self._target = TargetTree(self.options.target, self.options.follow_links)
+            # Sized to the open-file limit (raised where allowed): the folders the target tree
+            # keeps open, the windows' folders (up to five windows in flight), their files.
+            files = platform.open_file_limit()
+            self._window_files = max(8, min(WINDOW_FILES, files // 8))
+            self._window_folders = max(2, min(WINDOW_FOLDERS, files // 32))
+            open_limit = max(8, min(OPEN_LIMIT, files // 4))
+            self._target = TargetTree(self.options.target, self.options.follow_links, open_limit)
             try:
                 self._run()
             finally:
@@ -484,7 +496,12 @@ class Restorer:
         if planned is not None:
             self._window.append(planned)
             self._window_bytes += node.size
-            if len(self._window) >= WINDOW_FILES or self._window_bytes >= WINDOW_BYTES:
+            self._window_dirs.add(id(folder))
+            if (
+                len(self._window) >= self._window_files
+                or self._window_bytes >= WINDOW_BYTES
+                or len(self._window_dirs) >= self._window_folders
+            ):
                 self._run_window()
 
     def _plan_file(
@@ -513,8 +530,13 @@ class Restorer:
     def _run_window(self) -> None:
         """Hand the planned files over for writing: to a worker process with room, or to this
         process's window thread (after the window before them is done)."""
-        full = len(self._window) >= WINDOW_FILES or self._window_bytes >= WINDOW_BYTES
+        full = (
+            len(self._window) >= self._window_files
+            or self._window_bytes >= WINDOW_BYTES
+            or len(self._window_dirs) >= self._window_folders
+        )
         window, self._window, self._window_bytes = self._window, [], 0
+        self._window_dirs = set()
         if not window:
             return
         plan, folders = self._plan_window(window)

@@ -46,8 +46,10 @@ def _norm(path: str) -> str:
 class TargetTree:
     """The restore target: ``acquire`` a folder below the root, use it, ``release`` it."""
 
-    def __init__(self, root: str, follow: Iterable[str] = ()) -> None:
+    def __init__(self, root: str, follow: Iterable[str] = (), open_limit: int = OPEN_LIMIT) -> None:
         self.root = os.path.abspath(root)
+        #: Folders kept open at most, unless in use (sized to the process's file limit).
+        self.open_limit = open_limit
         self._follow = {_norm(p) for p in follow}
         self._lock = threading.Lock()
         try:
@@ -151,7 +153,7 @@ class TargetTree:
         self._evict()
 
     def _evict(self) -> None:
-        while len(self._open) > OPEN_LIMIT and self._idle:
+        while len(self._open) > self.open_limit and self._idle:
             parts, _ = self._idle.popitem(last=False)
             self._open.pop(parts).folder.close()
 

@@ -35,6 +35,7 @@ pread = _impl.pread
 pread_into = _impl.pread_into
 pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
+open_file_limit = _impl.open_file_limit
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
 protect_secret = _impl.protect_secret
@@ -82,6 +83,7 @@ __all__ = [
     "fsync_directory",
     "has_console",
     "hostname",
+    "open_file_limit",
     "owner_names",
     "pread",
     "pread_into",

@@ -154,6 +154,30 @@ def tune_memory() -> None:
     mallopt(_M_ARENA_MAX, 2)
 
 
+#: Descriptors a process asks for at most when it raises its soft limit (macOS reports an
+#: unlimited hard limit but refuses more than OPEN_MAX).
+_WANTED_FILES = 10240
+
+
+def open_file_limit() -> int:
+    """Raise the soft limit of open files towards the hard limit (as Go programs such as restic
+    do at start) and return it: a restore holds many folders open, and the default soft limit
+    is 1024 on Linux and 256 on macOS."""
+    import resource  # noqa: PLC0415 - POSIX only
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = _WANTED_FILES if hard == resource.RLIM_INFINITY else min(hard, _WANTED_FILES)
+    if soft == resource.RLIM_INFINITY:
+        return _WANTED_FILES
+    if soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            return int(soft)  # not allowed to raise it: the caller sizes its caches to it
+        return wanted
+    return int(soft)
+
+
 def disk_identity(path: str) -> str:
     """The physical disk a path lives on: the whole-disk block device behind its file system
     (partitions of one disk compare equal), or the file system's device number if unknown."""

@@ -144,6 +144,12 @@ def tune_memory() -> None:
     """The Windows heap needs no tuning."""
 
 
+def open_file_limit() -> int:
+    """Windows has no small per-process limit on open handles; the C runtime's descriptors
+    (used by ``os.open``) go up to 8192."""
+    return 8192
+
+
 def disk_identity(path: str) -> str:
     """The volume serial number (``st_dev`` on Windows). Two partitions of one physical disk
     differ here; IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS would tell the disk (not yet used)."""

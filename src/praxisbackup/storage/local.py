@@ -126,7 +126,10 @@ class LocalBackend:
         if "\x00" in root:
             raise RepositoryNotFoundError(f"{root!r} is not a valid folder name (NUL character)")
         self._root = os.path.abspath(root)
-        self._handles = _HandleCache(_MAX_CACHED_HANDLES)
+        # (an eighth of the process's file limit at most: restores hold many folders open)
+        self._handles = _HandleCache(
+            max(4, min(_MAX_CACHED_HANDLES, platform.open_file_limit() // 8))
+        )
 
     @property
     def location(self) -> str:
