@@ -259,14 +259,17 @@ class Index:
             return []
         return [(btype, bid) for btype, bid, packed in self._every_location() if packed >> 98 == no]
 
-    def blobs_by_pack(self, pack_ids: Iterable[str]) -> dict[str, set[tuple[int, bytes]]]:
-        """(type, id) of every blob the index places in each of these packs (one scan)."""
+    def blobs_by_pack(
+        self, pack_ids: Iterable[str]
+    ) -> dict[str, dict[tuple[int, bytes], BlobLocation]]:
+        """Every blob the index places in each of these packs, by (type, id), with where it
+        lies there (one scan)."""
         wanted = {self._pack_no[p]: p for p in pack_ids if p in self._pack_no}
-        out: dict[str, set[tuple[int, bytes]]] = {p: set() for p in wanted.values()}
+        out: dict[str, dict[tuple[int, bytes], BlobLocation]] = {p: {} for p in wanted.values()}
         for btype, bid, packed in self._every_location():
             pack = wanted.get(packed >> 98)
             if pack is not None:
-                out[pack].add((btype, bid))
+                out[pack][btype, bid] = self._location(packed)
         return out
 
     def blob_counts(self) -> dict[str, int]:

@@ -11,14 +11,18 @@ interpreter lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from praxisbackup.engine import crypto
+from praxisbackup.engine.index import BlobLocation
 from praxisbackup.engine.objects import decompressor
 from praxisbackup.engine.pack import COMPRESSED, open_blob, parse_pack
 from praxisbackup.errors import IntegrityError, StorageError
 from praxisbackup.storage import Backend
+
+#: The blobs the index places in one pack, by (type, id), with where they lie.
+PackBlobs = Mapping[tuple[int, bytes], BlobLocation]
 
 
 @dataclass
@@ -38,66 +42,71 @@ def verify_pack(
     key: crypto.MasterKey,
     cipher: crypto.Cipher,
     pack_id: str,
-    indexed: Collection[tuple[int, bytes]],
+    indexed: PackBlobs,
     buffer: bytearray,
 ) -> PackVerdict:
-    """Read ``pack_id`` from the medium and verify it against ``indexed``, the (type, id) of
-    every blob the index places in it (a copy the index does not know is never read from
-    here, so it is not checked either). ``buffer`` is reused for the read."""
+    """Read ``pack_id`` from the medium and verify it against ``indexed``: every blob the index
+    places in it, by (type, id), with its place. Each blob is verified where the index says it
+    lies - where a restore reads it - so a damaged header (needed only to rebuild the index)
+    is reported as such without condemning intact blobs; the header is compared with the
+    index. A copy the index does not know is never read from here and is not checked either.
+    ``buffer`` is reused for the read."""
     verdict = PackVerdict(pack_id)
     what = f"pack {pack_id[:12]}"
     try:
         raw = backend.read_uncached("data", pack_id, buffer)
     except StorageError as exc:
         verdict.problems.append(("pack", pack_id, str(exc)))
-        verdict.bad = list(indexed)
+        verdict.bad = sorted(indexed)
         return verdict
     verdict.bytes = len(raw)
-    if not raw:
-        verdict.bad = list(indexed)
-        return verdict
     if crypto.storage_id(raw) != pack_id:
         verdict.problems.append(("pack", pack_id, "pack content does not match its name (damaged)"))
-    bad: set[tuple[int, bytes]] = set()
     try:
-        entries = parse_pack(cipher, raw, what)
+        header = {(e.type, e.id): e for e in parse_pack(cipher, raw, what)}
     except IntegrityError as exc:
-        verdict.problems.append(("pack", pack_id, str(exc)))
-        verdict.bad = list(indexed)
-        return verdict
-    wanted = indexed if isinstance(indexed, set | frozenset) else set(indexed)
+        verdict.problems.append(
+            ("pack", pack_id, f"{exc} (its blobs were checked where the index places them)")
+        )
+    else:
+        differ = sum(
+            1
+            for blob, loc in indexed.items()
+            if (e := header.get(blob)) is None
+            or (e.offset, e.length, e.raw_length, bool(e.flags & COMPRESSED))
+            != (loc.offset, loc.length, loc.raw_length, loc.compressed)
+        )
+        if differ:
+            verdict.problems.append(
+                (
+                    "pack",
+                    pack_id,
+                    f"the pack header and the index disagree on {differ} of its "
+                    f"{len(indexed)} blobs",
+                )
+            )
     dec = decompressor()
-    header_ids = set()
-    for e in entries:
-        header_ids.add((e.type, e.id))
-        if (e.type, e.id) not in wanted:
-            continue
+    bad = []
+    for (blob_type, blob_id), loc in sorted(indexed.items(), key=lambda item: item[1].offset):
         verdict.blobs += 1
-        blob_what = f"blob {e.id.hex()[:12]} in {what}"
-        sealed = raw[e.offset : e.offset + e.length]
+        blob_what = f"blob {blob_id.hex()[:12]} in {what}"
         try:
+            if loc.offset + loc.length > len(raw):
+                raise IntegrityError(f"{blob_what} lies beyond the end of the pack (truncated)")
+            sealed = raw[loc.offset : loc.offset + loc.length]
             open_blob(
                 cipher,
                 key,
                 dec,
-                e.type,
-                e.id,
+                blob_type,
+                blob_id,
                 sealed,
-                e.raw_length,
-                bool(e.flags & COMPRESSED),
+                loc.raw_length,
+                loc.compressed,
                 blob_what,
             )
         except IntegrityError as exc:
-            verdict.problems.append(("blob", e.id.hex(), str(exc)))
-            bad.add((e.type, e.id))
-    if verdict.blobs != len(wanted):
-        verdict.problems.append(
-            (
-                "pack",
-                pack_id,
-                f"the index lists {len(wanted)} blobs here, the pack header {verdict.blobs}",
-            )
-        )
-        bad.update(b for b in wanted if b not in header_ids)
+            verdict.problems.append(("blob", blob_id.hex(), str(exc)))
+            bad.append((blob_type, blob_id))
     verdict.bad = sorted(bad)
     return verdict

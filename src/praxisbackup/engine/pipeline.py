@@ -59,7 +59,7 @@ from praxisbackup import platform
 from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.engine.pack import DATA, FinishedPack, PackBuilder, blob_ad, blob_payload
-from praxisbackup.engine.packverify import PackVerdict, verify_pack
+from praxisbackup.engine.packverify import PackBlobs, PackVerdict, verify_pack
 from praxisbackup.engine.restorewindow import (
     MetadataWriter,
     WindowOutcome,
@@ -319,7 +319,7 @@ class PackVerifier:
         self._cipher = self._key.cipher()
         self._buffer = bytearray()
 
-    def verify(self, pack_id: str, indexed: set[tuple[int, bytes]]) -> PackVerdict:
+    def verify(self, pack_id: str, indexed: PackBlobs) -> PackVerdict:
         return verify_pack(self._backend, self._key, self._cipher, pack_id, indexed, self._buffer)
 
 

@@ -596,7 +596,12 @@ class WindowWriter:
                 if job.write_failed:  # nothing to keep: the data was fine, the target not
                     folder.unlink(plan.tmp)
                 else:  # what was readable, for someone who needs every byte
-                    folder.rename(plan.tmp, damaged_name(plan.name), replace=True)
+                    kept = damaged_name(plan.name)
+                    folder.rename(plan.tmp, kept, replace=True)
+                    with self._lock:
+                        outcome.warnings.append(
+                            Skipped(plan.spath, f"what could be read is kept as {kept}")
+                        )
                 return FAILED
             # Everything, times included, is set before the rename, so a file under its
             # real name is complete in content *and* dates even after a crash.
