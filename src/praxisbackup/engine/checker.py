@@ -20,14 +20,14 @@ import queue
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE
-from praxisbackup.engine.packverify import PackBlobs, PackVerdict, verify_pack
+from praxisbackup.engine.packverify import PackVerdict, verify_pack
 from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import list_snapshots
@@ -261,7 +261,7 @@ class Checker:
         sizes = dict(self.repo.index.packs())
         total = sum(sizes[p] for p in packs)
         self.progress.set_total(len(packs), total)
-        indexed = self.repo.index.blobs_by_pack(packs)
+        indexed = self.repo.index.pack_records(packs)
         pool = pipeline.take_prestarted()
         if pool is None and total >= WORKER_BYTES and len(packs) > 1:
             with contextlib.suppress(OSError):  # cannot start processes: verify in this one
@@ -283,7 +283,7 @@ class Checker:
             finally:
                 pool.close(kill=failed)
 
-    def _verify_here(self, packs: list[str], indexed: Mapping[str, PackBlobs]) -> None:
+    def _verify_here(self, packs: list[str], indexed: dict[str, bytearray]) -> None:
         """Verify in this process; threads let one wait for the medium while another works."""
         local = threading.local()
 
@@ -294,7 +294,7 @@ class Checker:
                 buffer = local.buffer = bytearray()
             repo = self.repo
             return verify_pack(
-                repo.backend, repo.key, repo.cipher, pack_id, indexed.get(pack_id, {}), buffer
+                repo.backend, repo.key, repo.cipher, pack_id, indexed.pop(pack_id, b""), buffer
             )
 
         with ThreadPoolExecutor(READERS, thread_name_prefix="check") as threads:
@@ -305,7 +305,7 @@ class Checker:
         self,
         pool: pipeline.WorkerPool,
         packs: list[str],
-        indexed: Mapping[str, PackBlobs],
+        indexed: dict[str, bytearray],
     ) -> None:
         """Verify in worker processes (one per core), each with ``IN_FLIGHT`` packs queued so
         that its next read is ready when it finishes one."""
@@ -321,7 +321,7 @@ class Checker:
         while done < len(packs):
             while waiting and min(w.outstanding for w in pool.workers) < IN_FLIGHT:
                 pack_id = waiting.popleft()
-                pool.request(("verify", pack_id, indexed.get(pack_id, {})))
+                pool.request(("verify", pack_id, indexed.pop(pack_id, b"")))
             try:
                 index, msg, _payload = pool.results.get(timeout=1.0)
             except queue.Empty:

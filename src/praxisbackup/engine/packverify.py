@@ -11,18 +11,18 @@ interpreter lock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from praxisbackup.engine import crypto
-from praxisbackup.engine.index import BlobLocation
+from praxisbackup.engine.index import PACK_RECORD
 from praxisbackup.engine.objects import decompressor
 from praxisbackup.engine.pack import COMPRESSED, open_blob, parse_pack
 from praxisbackup.errors import IntegrityError, StorageError
 from praxisbackup.storage import Backend
 
-#: The blobs the index places in one pack, by (type, id), with where they lie.
-PackBlobs = Mapping[tuple[int, bytes], BlobLocation]
+#: The blobs the index places in one pack, with where they lie: :data:`index.PACK_RECORD`
+#: records (compact: the checker sends them to worker processes pack by pack).
+PackBlobs = bytes | bytearray
 
 
 @dataclass
@@ -53,11 +53,15 @@ def verify_pack(
     ``buffer`` is reused for the read."""
     verdict = PackVerdict(pack_id)
     what = f"pack {pack_id[:12]}"
+    located = {
+        (btype, bid): (offset, length, raw_length, bool(compressed))
+        for btype, bid, offset, length, raw_length, compressed in PACK_RECORD.iter_unpack(indexed)
+    }
     try:
         raw = backend.read_uncached("data", pack_id, buffer)
     except StorageError as exc:
         verdict.problems.append(("pack", pack_id, str(exc)))
-        verdict.bad = sorted(indexed)
+        verdict.bad = sorted(located)
         return verdict
     verdict.bytes = len(raw)
     if crypto.storage_id(raw) != pack_id:
@@ -71,10 +75,9 @@ def verify_pack(
     else:
         differ = sum(
             1
-            for blob, loc in indexed.items()
+            for blob, place in located.items()
             if (e := header.get(blob)) is None
-            or (e.offset, e.length, e.raw_length, bool(e.flags & COMPRESSED))
-            != (loc.offset, loc.length, loc.raw_length, loc.compressed)
+            or (e.offset, e.length, e.raw_length, bool(e.flags & COMPRESSED)) != place
         )
         if differ:
             verdict.problems.append(
@@ -82,28 +85,21 @@ def verify_pack(
                     "pack",
                     pack_id,
                     f"the pack header and the index disagree on {differ} of its "
-                    f"{len(indexed)} blobs",
+                    f"{len(located)} blobs",
                 )
             )
     dec = decompressor()
     bad = []
-    for (blob_type, blob_id), loc in sorted(indexed.items(), key=lambda item: item[1].offset):
+    for (blob_type, blob_id), place in sorted(located.items(), key=lambda item: item[1]):
+        offset, length, raw_length, compressed = place
         verdict.blobs += 1
         blob_what = f"blob {blob_id.hex()[:12]} in {what}"
         try:
-            if loc.offset + loc.length > len(raw):
+            if offset + length > len(raw):
                 raise IntegrityError(f"{blob_what} lies beyond the end of the pack (truncated)")
-            sealed = raw[loc.offset : loc.offset + loc.length]
+            sealed = raw[offset : offset + length]
             open_blob(
-                cipher,
-                key,
-                dec,
-                blob_type,
-                blob_id,
-                sealed,
-                loc.raw_length,
-                loc.compressed,
-                blob_what,
+                cipher, key, dec, blob_type, blob_id, sealed, raw_length, compressed, blob_what
             )
         except IntegrityError as exc:
             verdict.problems.append(("blob", blob_id.hex(), str(exc)))
