@@ -406,6 +406,18 @@ def test_a_killed_restore_leaves_no_half_written_file(tmp_path: Path) -> None:
     assert partial_seen == len(MODES) * 2
 
 
+def _restore_command(repo: Path) -> tuple[dict[str, str], list[str]]:
+    """Environment and command line of a ``restore latest`` started directly (not through
+    run_cli: the tests set process limits or kill it)."""
+    env = dict(
+        os.environ,
+        PRAXISBACKUP_KDF_N="1024",
+        PRAXISBACKUP_PASSWORD=PASSWORD,
+        PRAXISBACKUP_REPOSITORY=str(repo),
+    )
+    return env, [sys.executable, "-m", "praxisbackup.cli.main", "restore", "latest"]
+
+
 def _wait_for(condition: Callable[[], bool], limit: float = 120.0) -> None:
     deadline = time.monotonic() + limit
     while not condition():
@@ -438,13 +450,7 @@ def test_a_killed_restore_with_worker_processes_leaves_no_half_written_file(
     run_cli("init", repo=repo, check=True)
     backup_cli(repo, src)
     target = tmp_path / "target"
-    env = dict(
-        os.environ,
-        PRAXISBACKUP_KDF_N="1024",
-        PRAXISBACKUP_PASSWORD=PASSWORD,
-        PRAXISBACKUP_REPOSITORY=str(repo),
-    )
-    cmd = [sys.executable, "-m", "praxisbackup.cli.main", "restore", "latest"]
+    env, cmd = _restore_command(repo)
     proc = subprocess.Popen(
         [*cmd, "--target", str(target), "--processes", "2"],
         env=env,
@@ -545,13 +551,7 @@ def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: li
     run_cli("init", repo=repo, check=True)
     backup_cli(repo, src)
     target = tmp_path / "target"
-    env = dict(
-        os.environ,
-        PRAXISBACKUP_KDF_N="1024",
-        PRAXISBACKUP_PASSWORD=PASSWORD,
-        PRAXISBACKUP_REPOSITORY=str(repo),
-    )
-    cmd = [sys.executable, "-m", "praxisbackup.cli.main", "restore", "latest"]
+    env, cmd = _restore_command(repo)
     out = subprocess.run(
         [*cmd, "--target", str(target), *writers],
         env=env,

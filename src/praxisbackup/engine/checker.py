@@ -16,7 +16,6 @@ shared lock).
 from __future__ import annotations
 
 import contextlib
-import queue
 import random
 import threading
 from collections import deque
@@ -322,23 +321,11 @@ class Checker:
             while waiting and min(w.outstanding for w in pool.workers) < IN_FLIGHT:
                 pack_id = waiting.popleft()
                 pool.request(("verify", pack_id, indexed.pop(pack_id, b"")))
-            try:
-                index, msg, _payload = pool.results.get(timeout=1.0)
-            except queue.Empty:
-                self.repo.check_lock()
-                continue
-            kind = msg[0]
-            if kind == "verified":
-                pool.workers[index].outstanding -= 1
+            answer = pool.next_answer(self.repo.check_lock, "check")
+            if answer is not None:
                 done += 1
                 self.repo.check_lock()
-                self._take(msg[1])
-            elif kind == "praxis-error":
-                raise msg[1]
-            elif kind == "error":
-                raise pipeline.WorkerError(f"a check worker process failed:\n{msg[1]}")
-            else:
-                raise pipeline.WorkerError("a check worker process ended unexpectedly")
+                self._take(answer[1][1])
 
     def _take(self, verdict: PackVerdict) -> None:
         with self._lock:

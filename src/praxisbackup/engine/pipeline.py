@@ -621,6 +621,25 @@ class WorkerPool:
         worker.outstanding += 1
         worker.send(header)
 
+    def next_answer(self, waiting: Callable[[], None], work: str) -> tuple[int, Any] | None:
+        """The next answer of a worker, as (worker index, message), its request no longer
+        outstanding; None after a second without one (``waiting`` is called then, e.g. to
+        notice a lost lock). A worker's error is raised here; ``work`` names what it did."""
+        try:
+            index, msg, _payload = self.results.get(timeout=1.0)
+        except queue.Empty:
+            waiting()
+            return None
+        kind = msg[0]
+        if kind == "praxis-error":
+            raise msg[1]
+        if kind == "error":
+            raise WorkerError(f"a {work} worker process failed:\n{msg[1]}")
+        if kind == "eof":
+            raise WorkerError(f"a {work} worker process ended unexpectedly")
+        self.workers[index].outstanding -= 1
+        return index, msg
+
     def broadcast(self, header: object) -> None:
         """Send a message that needs no answer to every worker."""
         for w in self.workers:

@@ -36,7 +36,6 @@ import errno
 import fnmatch
 import itertools
 import os
-import queue
 import stat
 import threading
 from collections import deque
@@ -689,24 +688,12 @@ class Restorer:
 
     def _take_result(self) -> None:
         """Wait for the next window a worker finished and take it over."""
-        pool = self._workers
-        assert pool is not None
-        try:
-            index, msg, _payload = pool.results.get(timeout=1.0)
-        except queue.Empty:
-            self.repo.check_lock()
-            return
-        kind = msg[0]
-        if kind == "restored":
-            pool.workers[index].outstanding -= 1
+        assert self._workers is not None
+        answer = self._workers.next_answer(self.repo.check_lock, "restore")
+        if answer is not None:
+            index, msg = answer
             self._merge(self._sent[index].popleft(), msg[1], sizes_counted=False)
             self.repo.check_lock()
-        elif kind == "praxis-error":
-            raise msg[1]
-        elif kind == "error":
-            raise pipeline.WorkerError(f"a restore worker process failed:\n{msg[1]}")
-        else:
-            raise pipeline.WorkerError("a restore worker process ended unexpectedly")
 
     def _link_hardlinks(self) -> None:
         for parts, name, node, spath in self._hardlinks:
