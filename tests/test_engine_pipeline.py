@@ -21,7 +21,7 @@ from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.pack import TREE
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
-from praxisbackup.engine.snapshot import find_snapshot
+from praxisbackup.engine.snapshot import Snapshot, find_snapshot
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import PraxisError, StorageError
 from praxisbackup.storage import LocalBackend
@@ -138,20 +138,30 @@ def test_prepared_workers_are_used_by_the_next_backup(small_repo: Path, tmp_path
     assert result.snapshot.summary.files_new == 2 * 12 + 1
 
 
+@pytest.mark.parametrize("examined_by", ["this-process", "worker-processes"])
 def test_nightly_fast_path_takes_over_unchanged_folders_and_sees_every_change(
-    small_repo: Path, tmp_path: Path
+    small_repo: Path, tmp_path: Path, examined_by: str
 ) -> None:
+    """Unchanged folders keep their previous trees, every change is seen - whether the
+    archiver's process compares the folders or (as the command line does) the worker
+    processes examine them."""
     src = make_source(tmp_path, seed=6)
     repo = reopen(small_repo)
+
+    def nightly(**options: object) -> Snapshot:
+        if examined_by == "worker-processes":
+            pipeline.prestart(2)  # as the command line starts them: the run takes them over
+        return Archiver(repo, BackupOptions([str(src)], **options)).run().snapshot  # type: ignore[arg-type]
+
     first = Archiver(repo, BackupOptions([str(src)])).run().snapshot
-    unchanged = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    unchanged = nightly()
     assert unchanged.summary.files_unmodified == first.summary.files_new
     assert unchanged.summary.bytes_read == 0
     assert unchanged.summary.total_bytes == first.summary.total_bytes
     changed = src / "Patient-002" / "brief-001.txt"
     changed.chmod(0o600)  # metadata only: content unchanged, the mode must be new
     time.sleep(0.01)
-    second = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    second = nightly()
     assert second.summary.files_changed == 1
     old, new = folder_trees(repo, first.tree_id, src), folder_trees(repo, second.tree_id, src)
     assert old["Patient-000"] == new["Patient-000"]  # unchanged folder: the same tree
@@ -159,6 +169,13 @@ def test_nightly_fast_path_takes_over_unchanged_folders_and_sees_every_change(
     entries = {n.name: n for n in decode_tree(repo.read_blob(TREE, new["Patient-002"]), "")}
     assert stat.S_IMODE(entries["brief-001.txt"].mode) == 0o600
     assert restore_state(small_repo, tmp_path / "t", src) == tree_state(src, with_atime=False)
+    # A name excluded now, in a folder that did not change: the folder is not taken over.
+    third = nightly(excludes=["brief-005.txt"])
+    after = folder_trees(repo, third.tree_id, src)
+    assert after["Patient-000"] != new["Patient-000"]
+    entries = {n.name for n in decode_tree(repo.read_blob(TREE, after["Patient-000"]), "")}
+    assert "brief-005.txt" not in entries and "brief-004.txt" in entries
+    assert third.summary.total_files == second.summary.total_files - 6
 
 
 def test_restore_in_many_small_windows_with_files_across_packs(

@@ -28,10 +28,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from praxisbackup import __version__, platform
 from praxisbackup.engine import crypto, pipeline
+from praxisbackup.engine.listing import Examined, Listing, list_folder, unchanged_sizes
 from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import absolute_source, snapshot_path, split_source
 from praxisbackup.engine.progress import Progress, quiet_gc
@@ -99,35 +100,6 @@ class BackupResult:
     @property
     def has_warnings(self) -> bool:
         return bool(self.snapshot.skipped or self.snapshot.warnings)
-
-
-def _same_file(old: ParentEntry, st: os.stat_result) -> bool:
-    """A regular file without further links whose every recorded field equals the previous
-    snapshot's entry (so its node would encode to the same bytes)."""
-    doc = old.doc
-    if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and doc.get("type") == FILE):
-        return False
-    user, group = platform.owner_names(st.st_uid, st.st_gid)
-    return (
-        doc.get("mode") == stat.S_IMODE(st.st_mode)
-        and doc.get("mtime_ns") == st.st_mtime_ns
-        and doc.get("atime_ns") == st.st_atime_ns
-        and doc.get("ctime_ns") == st.st_ctime_ns
-        and doc.get("size") == st.st_size
-        and doc.get("inode") == st.st_ino
-        and doc.get("device") == st.st_dev
-        and doc.get("links") == st.st_nlink
-        and doc.get("uid") == st.st_uid
-        and doc.get("gid") == st.st_gid
-        and doc.get("user", "") == user
-        and doc.get("group", "") == group
-        and doc.get("btime_ns") == platform.birthtime_ns(st)
-        and doc.get("attributes") == platform.file_attributes(st)
-        and not doc.get("rdev")
-        and "target" not in doc
-        and "link" not in doc
-        and "subtree" not in doc
-    )
 
 
 def _same_metadata(old: ParentEntry, st: os.stat_result) -> bool:
@@ -214,23 +186,8 @@ def _prewalk(sources: list[str]) -> None:
 LISTERS = 3
 #: Sub-folders of a folder listed ahead of the walk.
 LOOKAHEAD = 16
-Listing = list[tuple[str, str, "os.stat_result | OSError"]]
-
-
-def _list_folder(path: str) -> Listing | OSError:
-    """A folder's entries sorted by name, each with its lstat (or the error it gave)."""
-    try:
-        with os.scandir(path) as it:
-            names = sorted((e.name, e.path) for e in it)
-    except OSError as exc:
-        return exc
-    out: Listing = []
-    for name, child in names:
-        try:
-            out.append((name, child, os.lstat(child)))
-        except OSError as exc:
-            out.append((name, child, exc))
-    return out
+#: What listing a folder gives: its entries and previous entries, or a worker's examination.
+_Answer: TypeAlias = "tuple[Listing | OSError, dict[str, ParentEntry]] | Examined"
 
 
 class _Dir:
@@ -291,7 +248,7 @@ class Archiver:
         self._flushing = 0
         self._lister = ThreadPoolExecutor(LISTERS, thread_name_prefix="list")
         self._warn_lock = threading.Lock()
-        self._listings: dict[str, Future[tuple[Listing | OSError, dict[str, ParentEntry]]]] = {}
+        self._listings: dict[str, Future[_Answer]] = {}
         self._ahead: dict[str, tuple[str, bytes | None]] = {}
         #: Batches waiting for a worker with room (the walk goes on meanwhile).
         self._waiting: collections.deque[list[tuple[int, str, int]]] = collections.deque()
@@ -394,6 +351,9 @@ class Archiver:
             self._pool = pipeline.take_prestarted()
         with BlobWriter(self.repo) as writer:
             self._writer = writer
+            if self._pool is not None and parent is not None and not self.options.force:
+                # Nightly run: the workers examine folders against the previous snapshot.
+                self._pool.init(self._packer_params(), writer.add_pack)
             failed = True
             try:
                 with quiet_gc():
@@ -516,7 +476,7 @@ class Archiver:
         self, path: str, parent_tree: bytes | None
     ) -> tuple[Listing | OSError, dict[str, ParentEntry]]:
         """A folder's listing and its previous tree (run by the lister threads)."""
-        listing = _list_folder(path)
+        listing = list_folder(path)
         if isinstance(listing, OSError):
             return listing, {}
         return listing, self._parent_tree(parent_tree)
@@ -526,14 +486,40 @@ class Archiver:
         ahead = self._ahead.pop(path, None)
         if ahead is not None:
             child, subtree = ahead
-            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+            self._listings[child] = self._request_listing(child, subtree)
+
+    def _request_listing(self, path: str, parent_tree: bytes | None) -> Future[_Answer]:
+        """A folder's listing and previous entries, from a lister thread - or, in a nightly
+        run, its examination by a worker process, which answers "unchanged" for a folder of
+        untouched files without sending its entries."""
+        pool = self._pool
+        if parent_tree is not None and pool is not None and pool.ready and not self.options.force:
+            assert self._writer is not None
+            loc = self.repo.index.lookup(TREE, parent_tree)
+            if loc is not None and self._writer.has(TREE, parent_tree):
+                return pool.examine(path, parent_tree, loc)
+        return self._lister.submit(self._list_with_parent, path, parent_tree)
 
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
         future = self._listings.pop(path, None)
         self._list_next(path)
-        listing, old = (
+        answer = (
             future.result() if future is not None else self._list_with_parent(path, parent_tree)
         )
+        if isinstance(answer, Examined):
+            if (
+                answer.unchanged is not None
+                and parent_tree is not None
+                and self._take_examined(folder, spath, answer.unchanged, parent_tree)
+            ):
+                return
+            if answer.listing is None or answer.tree_error is not None:
+                # (rare: a name now excluded, or the tree's first copy unreadable - the
+                # archiver's own reading tries every copy and warns)
+                answer = self._list_with_parent(path, parent_tree)
+            else:
+                answer = (answer.listing, answer.old)
+        listing, old = answer
         if isinstance(listing, OSError):
             self._skip(spath, f"cannot list folder: {listing.strerror or listing}")
             self._release(folder)
@@ -555,7 +541,7 @@ class Archiver:
         for i in range(len(subfolders) - LOOKAHEAD):
             self._ahead[subfolders[i][0]] = subfolders[i + LOOKAHEAD]
         for child, subtree in subfolders[:LOOKAHEAD]:
-            self._listings[child] = self._lister.submit(self._list_with_parent, child, subtree)
+            self._listings[child] = self._request_listing(child, subtree)
         if parent_tree is not None and self._unchanged_leaf(folder, entries, old, parent_tree):
             return
         for name, child, child_spath, st in entries:
@@ -575,30 +561,41 @@ class Archiver:
         again. The nightly run's common case (thousands of folders of unchanged documents)."""
         if self.options.force or len(entries) != len(old) or not entries:
             return False
-        assert self._writer is not None and self._source is not None
+        assert self._writer is not None
         writer = self._writer
         if not writer.has(TREE, old_tree):
             return False
-        checked = []
-        for name, _child, _spath, st in entries:
-            entry = old.get(name)
-            if entry is None or not isinstance(st, os.stat_result) or not _same_file(entry, st):
-                return False
-            try:
-                content = entry.content
-            except ValueError:
-                return False
-            if not all(writer.has(DATA, c) for c in content):
-                return False
-            checked.append(st.st_size)
+        sizes = unchanged_sizes(
+            ((name, st) for name, _child, _spath, st in entries),
+            old,
+            lambda c: writer.has(DATA, c),
+        )
+        if sizes is None:
+            return False
+        self._take_over(folder, old_tree, sizes)
+        return True
+
+    def _take_examined(
+        self, folder: _Dir, spath: str, files: list[tuple[str, int]], old_tree: bytes
+    ) -> bool:
+        """A worker found the folder unchanged; it is taken over unless a name in it is
+        excluded now (then it is gone through as usual)."""
+        if any(self._exclude(f"{spath}/{name}", name) for name, _size in files):
+            return False
+        self._take_over(folder, old_tree, [size for _name, size in files])
+        return True
+
+    def _take_over(self, folder: _Dir, old_tree: bytes, sizes: list[int]) -> None:
+        """An unchanged folder keeps its previous tree; its files are counted as unmodified."""
+        assert self._source is not None
         source = self._source
         s = self.summary
-        s.total_files += len(checked)
-        s.files_unmodified += len(checked)
-        s.total_bytes += sum(checked)
-        source.files += len(checked)
-        source.bytes += sum(checked)
-        self.progress.advance(files=len(checked))
+        s.total_files += len(sizes)
+        s.files_unmodified += len(sizes)
+        s.total_bytes += sum(sizes)
+        source.files += len(sizes)
+        source.bytes += sum(sizes)
+        self.progress.advance(files=len(sizes))
         folder.nodes = []
         folder.missing -= 1
         assert folder.missing == 0
@@ -607,7 +604,6 @@ class Archiver:
             folder.node.subtree = old_tree
         if folder.parent is not None:
             self._release(folder.parent)
-        return True
 
     def _release(self, folder: _Dir) -> None:
         """One missing entry of ``folder`` is known: store the trees that are now complete."""

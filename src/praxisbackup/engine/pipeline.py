@@ -38,6 +38,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import io
+import itertools
 import os
 import pickle
 import queue
@@ -48,6 +49,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -58,7 +60,18 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from praxisbackup import platform
 from praxisbackup.engine import crypto
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
-from praxisbackup.engine.pack import DATA, FinishedPack, PackBuilder, blob_ad, blob_payload
+from praxisbackup.engine.index import BlobLocation
+from praxisbackup.engine.listing import Examined, list_folder, unchanged_sizes
+from praxisbackup.engine.objects import decompressor
+from praxisbackup.engine.pack import (
+    DATA,
+    TREE,
+    FinishedPack,
+    PackBuilder,
+    blob_ad,
+    blob_payload,
+    open_blob,
+)
 from praxisbackup.engine.packverify import PackBlobs, PackVerdict, verify_pack
 from praxisbackup.engine.restorewindow import (
     MetadataWriter,
@@ -67,7 +80,8 @@ from praxisbackup.engine.restorewindow import (
     WindowWriter,
     WriteSettings,
 )
-from praxisbackup.errors import PraxisError
+from praxisbackup.engine.tree import decode_parent_tree
+from praxisbackup.errors import IntegrityError, PraxisError, StorageError
 from praxisbackup.storage import Backend, open_backend
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
@@ -378,14 +392,64 @@ def receive_folders(channel: socket.socket, count: int) -> list[int]:
     return fds
 
 
+class FolderExaminer:
+    """Examines source folders against the previous snapshot in a worker process (the nightly
+    run's walk): list, ``lstat``, read and decode the folder's previous tree, compare every
+    entry (:func:`listing.unchanged_sizes`, the archiver's own rule)."""
+
+    def __init__(self, params: PackerParams, backend: Backend) -> None:
+        self._key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
+        self._cipher = self._key.cipher()
+        self._backend = backend
+        self._known = _Known(params.known)
+        self._dec = decompressor()
+
+    def examine(self, path: str, tree_id: bytes, loc: BlobLocation) -> Examined:
+        what = f"tree {tree_id.hex()[:12]}"
+        try:
+            sealed = self._backend.read_range("data", loc.pack_id, loc.offset, loc.length)
+            plain = open_blob(
+                self._cipher,
+                self._key,
+                self._dec,
+                TREE,
+                tree_id,
+                sealed,
+                loc.raw_length,
+                loc.compressed,
+                what,
+            )
+            old = decode_parent_tree(plain, what)
+        except (IntegrityError, StorageError) as exc:
+            return Examined(None, None, {}, str(exc))
+        listing = list_folder(path)
+        if not isinstance(listing, OSError):
+            entries = ((name, st) for name, _path, st in listing)
+            sizes = unchanged_sizes(entries, old, self._known.__contains__)
+            if sizes is not None:
+                names = [name for name, _path, _st in listing]
+                return Examined(list(zip(names, sizes, strict=True)), None, {})
+        return Examined(None, listing, old)
+
+
 # -- framing -----------------------------------------------------------------------------------
 def send(out: IO[bytes], header: object, payload: Sequence[bytes | memoryview] = ()) -> None:
     head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
     total = sum(len(p) for p in payload)
-    out.write(_FRAME.pack(len(head), total) + head)
+    _write_all(out, _FRAME.pack(len(head), total) + head)
     for part in payload:
-        out.write(part)
+        _write_all(out, part)
     out.flush()
+
+
+def _write_all(out: IO[bytes], data: bytes | memoryview) -> None:
+    """Write all of ``data``. The pipes are unbuffered, and a write interrupted by a signal
+    (the deferred SIGTERM or SIGINT of a command, a debugger) may write only part of it: the
+    rest of the frame must still follow, or the other side waits for it forever."""
+    view = memoryview(data).cast("B")
+    while view:
+        written = out.write(view)
+        view = view[written or 0 :]
 
 
 def _read_exact(inp: IO[bytes], buf: bytearray | memoryview) -> bool:
@@ -430,6 +494,7 @@ def worker_main() -> None:
     packer: FilePacker | None = None
     backend: Backend | None = None
     verifier: PackVerifier | None = None
+    examiner: FolderExaminer | None = None
     restorer: RestoreWindows | None = None
     channel: socket.socket | None = None
 
@@ -448,6 +513,10 @@ def worker_main() -> None:
             if kind == "init":
                 backend = open_backend(msg[1].location)
                 packer = FilePacker(msg[1], emit)
+                examiner = FolderExaminer(msg[1], backend)
+            elif kind == "examine":
+                assert examiner is not None
+                send(out, ("examined", msg[1], examiner.examine(msg[2], msg[3], msg[4])))
             elif kind == "files":
                 assert packer is not None
                 send(out, ("files", packer.read_batch(msg[1])))
@@ -537,11 +606,24 @@ class _Worker:
             try:
                 msg, payload = receive(stdout)
             except (EOFError, OSError):
+                self._pool.fail_examinations(
+                    WorkerError("a backup worker process ended unexpectedly")
+                )
                 self._results.put((self.index, ("eof",), bytearray()))
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the archiver
+                self._pool.fail_examinations(WorkerError(f"reading from a backup worker: {exc!r}"))
                 self._results.put((self.index, ("error", f"reading from it: {exc!r}"), bytearray()))
                 return
+            if msg[0] == "examined":
+                self._pool.examined(msg[1], msg[2])
+                continue
+            if msg[0] == "praxis-error":  # the medium is full, gone, ...: the run's error
+                self._pool.fail_examinations(msg[1])
+            elif msg[0] == "error":
+                self._pool.fail_examinations(
+                    WorkerError(f"a backup worker process failed:\n{msg[1]}")
+                )
             if msg[0] == "pack":
                 # Committed from this thread: a full writer queue holds up this worker only.
                 _kind, pack_id, size, entries, staged = msg
@@ -593,6 +675,10 @@ class WorkerPool:
 
     def __init__(self, count: int) -> None:
         self.results: queue.Queue[tuple[int, Any, bytearray]] = queue.Queue()
+        #: Folder examinations in flight (nightly run), answered on the readers' threads.
+        self._examinations: dict[int, Future[Any]] = {}
+        self._examination_lock = threading.Lock()
+        self._next_examination = itertools.count()
         self.workers: list[_Worker] = []
         #: Receives every finished pack, on the worker's reader thread (set before ``init``).
         self.on_pack: PackHandler | None = None
@@ -639,6 +725,28 @@ class WorkerPool:
             raise WorkerError(f"a {work} worker process ended unexpectedly")
         self.workers[index].outstanding -= 1
         return index, msg
+
+    def examine(self, path: str, tree_id: bytes, loc: BlobLocation) -> Future[Any]:
+        """Ask a worker (in turn) to examine a folder against its previous tree; the future
+        gets an :class:`Examined`, or a WorkerError if the worker fails."""
+        number = next(self._next_examination)
+        future: Future[Any] = Future()
+        with self._examination_lock:
+            self._examinations[number] = future
+        self.workers[number % len(self.workers)].send(("examine", number, path, tree_id, loc))
+        return future
+
+    def examined(self, number: int, answer: Examined) -> None:
+        with self._examination_lock:
+            future = self._examinations.pop(number, None)
+        if future is not None:
+            future.set_result(answer)
+
+    def fail_examinations(self, error: BaseException) -> None:
+        with self._examination_lock:
+            waiting, self._examinations = self._examinations, {}
+        for future in waiting.values():
+            future.set_exception(error)
 
     def broadcast(self, header: object) -> None:
         """Send a message that needs no answer to every worker."""

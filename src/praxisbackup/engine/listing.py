@@ -1,0 +1,104 @@
+"""Listing a source folder and comparing it with the previous snapshot's tree: the nightly
+run's common case, a folder of documents nobody touched.
+
+Used by the archiver's process and - for folders that have a previous tree - by the backup's
+worker processes, which list, ``lstat`` and compare a folder on their own core and answer
+"unchanged" with just the names and sizes (see :class:`Examined`); the archiver then takes
+over the previous tree. One definition of "unchanged" for both.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from praxisbackup import platform
+from praxisbackup.engine.tree import FILE, ParentEntry
+
+#: A folder's entries: (name, path, lstat or the error it gave), sorted by name.
+Listing = list[tuple[str, str, "os.stat_result | OSError"]]
+
+
+def list_folder(path: str) -> Listing | OSError:
+    """A folder's entries sorted by name, each with its lstat (or the error it gave)."""
+    try:
+        with os.scandir(path) as it:
+            names = sorted((e.name, e.path) for e in it)
+    except OSError as exc:
+        return exc
+    out: Listing = []
+    for name, child in names:
+        try:
+            out.append((name, child, os.lstat(child)))
+        except OSError as exc:
+            out.append((name, child, exc))
+    return out
+
+
+def same_file(old: ParentEntry, st: os.stat_result) -> bool:
+    """A regular file without further links whose every recorded field equals the previous
+    snapshot's entry (so its node would encode to the same bytes)."""
+    doc = old.doc
+    if not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and doc.get("type") == FILE):
+        return False
+    user, group = platform.owner_names(st.st_uid, st.st_gid)
+    return (
+        doc.get("mode") == stat.S_IMODE(st.st_mode)
+        and doc.get("mtime_ns") == st.st_mtime_ns
+        and doc.get("atime_ns") == st.st_atime_ns
+        and doc.get("ctime_ns") == st.st_ctime_ns
+        and doc.get("size") == st.st_size
+        and doc.get("inode") == st.st_ino
+        and doc.get("device") == st.st_dev
+        and doc.get("links") == st.st_nlink
+        and doc.get("uid") == st.st_uid
+        and doc.get("gid") == st.st_gid
+        and doc.get("user", "") == user
+        and doc.get("group", "") == group
+        and doc.get("btime_ns") == platform.birthtime_ns(st)
+        and doc.get("attributes") == platform.file_attributes(st)
+        and not doc.get("rdev")
+        and "target" not in doc
+        and "link" not in doc
+        and "subtree" not in doc
+    )
+
+
+def unchanged_sizes(
+    entries: Iterable[tuple[str, os.stat_result | OSError]],
+    old: dict[str, ParentEntry],
+    has_data: Callable[[bytes], bool],
+) -> list[int] | None:
+    """The sizes of a folder's entries if it holds only regular files that all look exactly as
+    in the previous snapshot (every recorded field) and whose content the repository holds
+    intact - then its previous tree is byte-identical and can be taken over; else None."""
+    sizes: list[int] = []
+    for name, st in entries:
+        entry = old.get(name)
+        if entry is None or not isinstance(st, os.stat_result) or not same_file(entry, st):
+            return None
+        try:
+            content = entry.content
+        except ValueError:
+            return None
+        if not all(has_data(c) for c in content):
+            return None
+        sizes.append(st.st_size)
+    if not sizes or len(sizes) != len(old):
+        return None
+    return sizes
+
+
+@dataclass
+class Examined:
+    """What a worker process found in a folder: either ``unchanged`` (the names and sizes of
+    its files, all as in the previous tree) or its ``listing`` and previous ``old`` entries
+    for the archiver to go through. ``tree_error`` says why the previous tree could not be
+    read (then every file is read again)."""
+
+    unchanged: list[tuple[str, int]] | None
+    listing: Listing | OSError | None
+    old: dict[str, ParentEntry]
+    tree_error: str | None = None
