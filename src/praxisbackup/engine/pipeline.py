@@ -392,10 +392,20 @@ def receive_folders(channel: socket.socket, count: int) -> list[int]:
     return fds
 
 
+class _LockedOutput(io.FileIO):
+    """A worker's protocol stream, shared by its threads: :func:`send` writes one frame at a
+    time under ``lock``."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__(fd, "wb", closefd=False)
+        self.lock = threading.Lock()
+
+
 class FolderExaminer:
     """Examines source folders against the previous snapshot in a worker process (the nightly
     run's walk): list, ``lstat``, read and decode the folder's previous tree, compare every
-    entry (:func:`listing.unchanged_sizes`, the archiver's own rule)."""
+    entry (:func:`listing.unchanged_sizes`, the archiver's own rule). Runs on its own thread,
+    beside the reading of files."""
 
     def __init__(self, params: PackerParams, backend: Backend) -> None:
         self._key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
@@ -403,6 +413,26 @@ class FolderExaminer:
         self._backend = backend
         self._known = _Known(params.known)
         self._dec = decompressor()
+        self._queue: queue.Queue[tuple[IO[bytes], int, str, bytes, BlobLocation]] = queue.Queue()
+        threading.Thread(target=self._loop, daemon=True, name="examine").start()
+
+    def submit(
+        self, out: IO[bytes], number: int, path: str, tree_id: bytes, loc: BlobLocation
+    ) -> None:
+        self._queue.put((out, number, path, tree_id, loc))
+
+    def _loop(self) -> None:
+        while True:
+            out, number, path, tree_id, loc = self._queue.get()
+            answer: tuple[object, ...]
+            try:
+                answer = ("examined", number, self.examine(path, tree_id, loc))
+            except BaseException:  # noqa: BLE001 - reported to the archiver, which stops
+                answer = ("error", traceback.format_exc())
+            try:
+                send(out, answer)
+            except OSError:
+                return  # the archiver is gone
 
     def examine(self, path: str, tree_id: bytes, loc: BlobLocation) -> Examined:
         what = f"tree {tree_id.hex()[:12]}"
@@ -436,10 +466,12 @@ class FolderExaminer:
 def send(out: IO[bytes], header: object, payload: Sequence[bytes | memoryview] = ()) -> None:
     head = pickle.dumps(header, protocol=pickle.HIGHEST_PROTOCOL)
     total = sum(len(p) for p in payload)
-    _write_all(out, _FRAME.pack(len(head), total) + head)
-    for part in payload:
-        _write_all(out, part)
-    out.flush()
+    lock = getattr(out, "lock", None)  # a worker's stream, shared by its threads
+    with lock if lock is not None else contextlib.nullcontext():
+        _write_all(out, _FRAME.pack(len(head), total) + head)
+        for part in payload:
+            _write_all(out, part)
+        out.flush()
 
 
 def _write_all(out: IO[bytes], data: bytes | memoryview) -> None:
@@ -489,7 +521,7 @@ def worker_main() -> None:
         msvcrt.setmode(0, os.O_BINARY)  # type: ignore[attr-defined]
         msvcrt.setmode(1, os.O_BINARY)  # type: ignore[attr-defined]
     inp = io.FileIO(0, "rb", closefd=False)
-    out = io.FileIO(1, "wb", closefd=False)
+    out = _LockedOutput(1)
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     packer: FilePacker | None = None
     backend: Backend | None = None
@@ -515,8 +547,10 @@ def worker_main() -> None:
                 packer = FilePacker(msg[1], emit)
                 examiner = FolderExaminer(msg[1], backend)
             elif kind == "examine":
+                # On its own thread: a folder's examination need not wait for the database
+                # file this worker is reading (the nightly run's walk goes on meanwhile).
                 assert examiner is not None
-                send(out, ("examined", msg[1], examiner.examine(msg[2], msg[3], msg[4])))
+                examiner.submit(out, msg[1], msg[2], msg[3], msg[4])
             elif kind == "files":
                 assert packer is not None
                 send(out, ("files", packer.read_batch(msg[1])))
