@@ -147,7 +147,13 @@ def test_a_lost_lock_stops_its_holder(tmp_path: Path) -> None:
     assert restorer.result.files < 20  # it stopped instead of reading on
 
 
-def test_a_backup_whose_lock_was_taken_away_stops_before_its_snapshot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("refreshed", [True, False], ids=["refreshed", "not-yet-refreshed"])
+def test_a_backup_whose_lock_was_taken_away_stops_before_its_snapshot(
+    tmp_path: Path, refreshed: bool
+) -> None:
+    """Whether the lock's refresh (every few minutes) noticed it or not: a backup whose lock
+    was removed saves neither an index file nor a snapshot (a prune may have deleted what it
+    wrote: the outsider saw a green backup whose snapshot could not be restored)."""
     src = tmp_path / "praxis"
     src.mkdir()
     for i in range(30):
@@ -167,12 +173,15 @@ def test_a_backup_whose_lock_was_taken_away_stops_before_its_snapshot(tmp_path: 
         lock_file.unlink()  # e.g. a prune on another PC took the lock for stale
     held = repo.held_locks[0]
     assert isinstance(held, RepositoryLock)
-    held.refresh()
+    index_before = sorted((repo_path / "index").iterdir())
+    if refreshed:
+        held.refresh()
     gate.open.set()
     thread.join()
     assert len(errors) == 1 and isinstance(errors[0], RepositoryLockedError), errors
     assert "stopped to protect the data" in str(errors[0])
     assert list((repo_path / "snapshots").iterdir()) == []
+    assert sorted((repo_path / "index").iterdir()) == index_before
 
 
 def test_a_lock_that_cannot_be_refreshed_is_lost(tmp_path: Path) -> None:

@@ -386,6 +386,7 @@ class Archiver:
             skipped=self.skipped,
             warnings=self.warnings,
         )
+        self.repo.confirm_locks()  # a lock removed meanwhile: no snapshot of lost data
         save_snapshot(self.repo, snap)
         return BackupResult(snap, stats)
 

@@ -180,6 +180,29 @@ class RepositoryLock:
             except RepositoryLockedError as exc:
                 self.repo.lock_lost = exc
 
+    def confirm(self) -> None:
+        """Before work becomes visible (an index file, a snapshot): the lock must still be on
+        the medium. One removed by another process (taken for stale, or deleted by hand) may
+        mean a prune deleted what this run wrote - the run stops instead of saving a snapshot
+        that points at it. (Refreshing notices too, but only every few minutes.)"""
+        with self._mutex:
+            if self.name is None or self.repo.lock_lost is not None:
+                return
+            where = self.repo.backend.location
+            try:
+                present = self.name in set(self.repo.list_names("locks"))
+            except StorageError as exc:
+                self.repo.lock_lost = RepositoryLockedError(
+                    f"the {self.command} lock on {where} could not be checked ({exc}); "
+                    "stopped to protect the data"
+                )
+                return
+            if not present:
+                self.repo.lock_lost = RepositoryLockedError(
+                    f"the {self.command} lock on {where} was removed by another process; "
+                    "stopped to protect the data (nothing of this run was saved)"
+                )
+
     def release(self) -> None:
         with self._mutex:
             if self.name is not None:

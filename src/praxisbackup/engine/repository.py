@@ -134,6 +134,15 @@ class Repository:
         self.held_locks: list[object] = []
         self.lock_lost: PraxisError | None = None
 
+    def confirm_locks(self) -> None:
+        """Every lock this process holds must still be on the medium (RepositoryLock.confirm);
+        raises the lost lock's error otherwise."""
+        for held in self.held_locks:
+            confirm = getattr(held, "confirm", None)
+            if confirm is not None:
+                confirm()
+        self.check_lock()
+
     def check_lock(self) -> None:
         """Stop work once a lock of this process could not be refreshed: another process may
         already have taken it for stale (a prune could delete what this one reads)."""
@@ -359,7 +368,7 @@ class Repository:
         return name
 
     def write_index(self, doc: IndexFile) -> str:
-        self.check_lock()
+        self.confirm_locks()  # lock removed meanwhile? a prune may have deleted its packs
         raw = seal_object(self.cipher, ObjectKind.INDEX, encode_index(doc))
         name = crypto.storage_id(raw)
         self.backend.write("index", name, raw)
