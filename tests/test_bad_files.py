@@ -281,3 +281,54 @@ def test_damage_found_by_the_nightly_verification_is_stored_again_next_time(
     assert snap.summary.blobs_new > 0 and snap.summary.bytes_read == 300_000  # read again
     out = run_cli("restore", snap.id, "--target", str(tmp_path / "r"), "--verify", repo=repo_path)
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("examined_by", ["this-process", "worker-processes"])
+def test_damaged_trees_of_a_folder_and_its_parent_are_not_shared_by_the_next_snapshot(
+    tmp_path: Path, examined_by: str
+) -> None:
+    """The previous trees of ``a`` and ``a/b`` are both damaged. ``a/b`` is then rebuilt
+    without a previous listing; its new tree has the id of the damaged one and was once taken
+    as "already stored" - a green night whose snapshot could not restore ``a/b`` (outsider).
+    The stored copy is now read first, found damaged and stored anew."""
+    from praxisbackup.engine import pipeline
+    from praxisbackup.engine.archiver import Archiver, BackupOptions
+    from praxisbackup.engine.browse import walk
+    from praxisbackup.engine.pack import TREE
+    from praxisbackup.engine.restorer import RestoreOptions, Restorer
+    from praxisbackup.engine.snapshot import find_snapshot
+
+    src = tmp_path / "praxis"
+    (src / "a" / "b").mkdir(parents=True)
+    (src / "a" / "b" / "f1.txt").write_text("eins")
+    (src / "a" / "b" / "f2.txt").write_text("zwei")
+    repo_path = tmp_path / "repo"
+    repo = Repository.init(LocalBackend(str(repo_path)), PASSWORD)
+    repo.load_index()
+    Archiver(repo, BackupOptions([str(src)])).run()
+    (src / "a" / "x.txt").write_text("neu")  # a's tree changes, a/b's does not
+    latest = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    subtrees = {path: node.subtree for path, node in walk(repo, latest.tree_id) if node.subtree}
+    for folder in (src / "a", src / "a" / "b"):
+        tree_id = subtrees[str(folder)]
+        assert tree_id is not None
+        loc = repo.index.lookup(TREE, tree_id)
+        assert loc is not None
+        pack = repo_path / "data" / loc.pack_id[:2] / loc.pack_id
+        raw = bytearray(pack.read_bytes())
+        raw[loc.offset + 20] ^= 0x40
+        pack.write_bytes(bytes(raw))
+    repo = reopen(repo_path)
+    if examined_by == "worker-processes":
+        pipeline.prestart(2)
+    result = Archiver(repo, BackupOptions([str(src)])).run()
+    assert any("read again" in w.reason for w in result.snapshot.warnings)
+    repo = reopen(repo_path)
+    target = tmp_path / "target"
+    restored = Restorer(
+        repo, find_snapshot(repo, "latest"), RestoreOptions(target=str(target), verify=True)
+    ).run()
+    assert restored.ok, (restored.errors, restored.verify_failures)
+    back = target.joinpath(*src.parts[1:])
+    assert (back / "a" / "b" / "f1.txt").read_text() == "eins"
+    assert (back / "a" / "b" / "f2.txt").read_text() == "zwei"

@@ -248,6 +248,8 @@ class Archiver:
         self._flushing = 0
         self._lister = ThreadPoolExecutor(LISTERS, thread_name_prefix="list")
         self._warn_lock = threading.Lock()
+        #: A previous tree was unreadable: trees shared with earlier snapshots are verified.
+        self._trees_suspect = False
         self._listings: dict[str, Future[_Answer]] = {}
         self._ahead: dict[str, tuple[str, bytes | None]] = {}
         #: Batches waiting for a worker with room (the walk goes on meanwhile).
@@ -271,7 +273,7 @@ class Archiver:
 
         return excluded
 
-    def _parent_tree(self, tree_id: bytes | None) -> dict[str, ParentEntry]:
+    def _parent_tree(self, tree_id: bytes | None, where: str = "") -> dict[str, ParentEntry]:
         if tree_id is None:
             return {}
         try:
@@ -279,10 +281,16 @@ class Archiver:
                 self.repo.read_blob(TREE, tree_id), f"tree {tree_id.hex()[:12]}"
             )
         except (IntegrityError, StorageError) as exc:
+            # The folders below were listed in this tree only: their stored trees were never
+            # read, so from now on a tree this run would share with an earlier one is read
+            # first (see _store_tree).
+            self._trees_suspect = True
             with self._warn_lock:  # also called by the lister threads
                 self.warnings.append(
                     Skipped(
-                        "(parent snapshot)", f"parent tree unreadable, files are read again: {exc}"
+                        where or "(parent snapshot)",
+                        f"its previous folder listing is unreadable, its files are read "
+                        f"again: {exc}",
                     )
                 )
             return {}
@@ -291,8 +299,20 @@ class Archiver:
         assert self._writer is not None
         raw = encode_tree(nodes)
         tid = crypto.blob_id(self.repo.key, raw)
+        if self._trees_suspect and self.repo.index.has_good(TREE, tid):
+            # After an unreadable previous tree: the stored copy may be damaged as well (the
+            # outsider saw a new snapshot share a damaged tree). Reading it marks a damaged
+            # copy, and the tree is then stored anew.
+            self._tree_readable(tid)
         self._writer.add(TREE, tid, raw)
         return tid
+
+    def _tree_readable(self, tid: bytes) -> bool:
+        try:
+            self.repo.read_blob(TREE, tid)
+        except (IntegrityError, StorageError):
+            return False  # every copy that failed is marked damaged in the index
+        return True
 
     def _find_parent(self, host: str, paths: list[str]) -> Snapshot | None:
         snaps = list_snapshots(self.repo, errors={})
@@ -480,7 +500,7 @@ class Archiver:
         listing = list_folder(path)
         if isinstance(listing, OSError):
             return listing, {}
-        return listing, self._parent_tree(parent_tree)
+        return listing, self._parent_tree(parent_tree, path)
 
     def _list_next(self, path: str) -> None:
         """The listing of ``path`` was taken: request the one LOOKAHEAD folders after it."""
