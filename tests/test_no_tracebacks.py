@@ -113,3 +113,36 @@ def test_an_unexpected_error_names_its_log_and_exits_70(tmp_path: Path) -> None:
     assert "Traceback (most recent call last)" in log.read_text()
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
     assert os.path.exists(logs) and stat.S_IMODE(logs.stat().st_mode) == 0o700
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`praxisbackup ls latest | head -1`: the reader closes the pipe; the command ends with
+    exit code 0 and no "broken pipe" error (the outsider saw a German error line and 2)."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "praxis"
+    src.mkdir()
+    for i in range(3000):
+        (src / f"dokument-mit-einem-langen-namen-{i:05d}.txt").write_text("x")
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    env = dict(
+        os.environ,
+        PRAXISBACKUP_KDF_N="1024",
+        PRAXISBACKUP_PASSWORD=PASSWORD,
+        PRAXISBACKUP_REPOSITORY=str(repo),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "praxisbackup.cli.main", "ls", "latest"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `head -1`
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, errors
+    assert first.strip() and errors == ""

@@ -219,6 +219,10 @@ class PraxisGroup(click.Group):
             if "readonly" in str(exc) or "unable to open" in str(exc):
                 _fail(text("error.no_rights", lang, detail=str(exc)), ExitCode.FAILURE, lang)
             _fail(f"the local state database cannot be used: {exc}", ExitCode.FAILURE, lang)
+        if isinstance(exc, BrokenPipeError) and _reader_gone():
+            # `praxisbackup ls latest | head`: the reader stopped reading - nothing failed.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(ExitCode.OK)
         if isinstance(exc, OSError):
             if exc.errno in (errno.EACCES, errno.EPERM):
                 _fail(text("error.no_rights", lang, detail=describe_os_error(exc)), 2, lang)
@@ -231,6 +235,18 @@ class PraxisGroup(click.Group):
             ExitCode.INTERNAL,
             lang,
         )
+
+
+def _reader_gone() -> bool:
+    """Standard output is a pipe whose reader has closed it (POSIX; False where unknown)."""
+    try:
+        import select  # noqa: PLC0415 - only after a broken pipe
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _fd, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 _VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}
