@@ -133,16 +133,20 @@ def test_a_blob_with_a_damaged_copy_is_read_from_its_other_copy(tmp_path: Path) 
     assert restored.read_bytes() == (src / "akte.bin").read_bytes()
 
 
-def flip_first_data_pack(repo_path: Path) -> str:
-    repo = reopen(repo_path)
-    blob_id = next(repo.index.blob_ids(DATA))
-    loc = repo.index.lookup(DATA, blob_id)
+def flip_blob(repo_path: Path, repo: Repository, blob_type: int, blob_id: bytes, at: int) -> str:
+    """Flip a bit ``at`` bytes into a blob's stored copy; returns its pack."""
+    loc = repo.index.lookup(blob_type, blob_id)
     assert loc is not None
     path = repo_path / "data" / loc.pack_id[:2] / loc.pack_id
     raw = bytearray(path.read_bytes())
-    raw[loc.offset + 30] ^= 0x01
+    raw[loc.offset + at] ^= 0x01
     path.write_bytes(bytes(raw))
     return loc.pack_id
+
+
+def flip_first_data_pack(repo_path: Path) -> str:
+    repo = reopen(repo_path)
+    return flip_blob(repo_path, repo, DATA, next(repo.index.blob_ids(DATA)), 30)
 
 
 def test_damage_found_by_check_makes_the_next_backup_store_the_data_again(
@@ -312,12 +316,7 @@ def test_damaged_trees_of_a_folder_and_its_parent_are_not_shared_by_the_next_sna
     for folder in (src / "a", src / "a" / "b"):
         tree_id = subtrees[str(folder)]
         assert tree_id is not None
-        loc = repo.index.lookup(TREE, tree_id)
-        assert loc is not None
-        pack = repo_path / "data" / loc.pack_id[:2] / loc.pack_id
-        raw = bytearray(pack.read_bytes())
-        raw[loc.offset + 20] ^= 0x40
-        pack.write_bytes(bytes(raw))
+        flip_blob(repo_path, repo, TREE, tree_id, 20)
     repo = reopen(repo_path)
     if examined_by == "worker-processes":
         pipeline.prestart(2)
