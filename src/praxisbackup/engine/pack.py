@@ -78,9 +78,12 @@ def open_blob(
     raw_length: int,
     compressed: bool,
     what: str,
+    check_id: bool = True,
 ) -> bytes:
     """The reverse of :func:`blob_payload` with proof: decrypt, decompress and check the
-    plaintext against its id (keyed BLAKE3). Raises IntegrityError naming ``what``."""
+    plaintext against its id (keyed BLAKE3). Raises IntegrityError naming ``what``.
+    ``check_id=False`` skips the hash: AES-GCM already authenticates the content and binds it
+    to its id (associated data) - what a restore relies on."""
     payload = cipher.open(sealed, blob_ad(blob_type, blob_id), what)
     if compressed:
         try:
@@ -89,7 +92,7 @@ def open_blob(
             raise IntegrityError(f"{what} cannot be decompressed: {exc}") from None
     else:
         data = payload
-    if len(data) != raw_length or crypto.blob_id(key, data) != blob_id:
+    if len(data) != raw_length or (check_id and crypto.blob_id(key, data) != blob_id):
         raise IntegrityError(f"{what} does not match its id")
     return data
 

@@ -35,7 +35,7 @@ from praxisbackup import platform
 from praxisbackup.engine import crypto
 from praxisbackup.engine.index import BlobLocation
 from praxisbackup.engine.objects import decompressor
-from praxisbackup.engine.pack import DATA, blob_ad, open_blob
+from praxisbackup.engine.pack import DATA, open_blob
 from praxisbackup.engine.progress import Progress
 from praxisbackup.engine.snapshot import Skipped
 from praxisbackup.engine.tree import DIR, SYMLINK, Node
@@ -373,10 +373,6 @@ class WindowWriter:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    @property
-    def full(self) -> bool:
-        return self._full is not None
-
     def write(self, plan: WindowPlan, folders: Sequence[TargetDir]) -> WindowOutcome:
         outcome = WindowOutcome([FAILED] * len(plan.files))
         jobs = [_Job(f, folders[f.folder], f.chunk_count) for f in plan.files]
@@ -453,25 +449,28 @@ class WindowWriter:
 
     def _decode(
         self, need: NeedPlan, raw: bytes | memoryview | None, dec: zstandard.ZstdDecompressor
-    ) -> bytes | memoryview | None:
+    ) -> bytes | None:
         """Decrypt and decompress one blob; None if it does not authenticate or decompress.
-        AES-GCM authenticates the blob's content and binds it to its id (associated data), so
-        the id is not hashed again here (``check --read-data`` and ``--verify`` do)."""
+        The id is not hashed again here (``check --read-data`` and ``--verify`` do)."""
         if raw is None:
             return None
         loc = need.loc
+        what = f"data blob {need.blob_id.hex()[:12]}"
         try:
-            payload = self._cipher.open(
-                raw, blob_ad(DATA, need.blob_id), f"data blob {need.blob_id.hex()[:12]}"
+            return open_blob(
+                self._cipher,
+                self._key,
+                dec,
+                DATA,
+                need.blob_id,
+                raw,
+                loc.raw_length,
+                loc.compressed,
+                what,
+                check_id=False,
             )
-            data = (
-                dec.decompress(payload, max_output_size=loc.raw_length)
-                if loc.compressed
-                else payload
-            )
-        except (IntegrityError, zstandard.ZstdError):
+        except IntegrityError:
             return None
-        return data if len(data) == loc.raw_length else None
 
     def _other_copy(
         self, outcome: WindowOutcome, need: NeedPlan, dec: zstandard.ZstdDecompressor
