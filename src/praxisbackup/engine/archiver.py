@@ -772,10 +772,7 @@ class Archiver:
     def _pump(self) -> None:
         """Hand waiting batches to workers that have room."""
         assert self._pool is not None
-        while self._waiting:
-            worker = min(self._pool.workers, key=lambda w: w.outstanding)
-            if worker.outstanding >= OUTSTANDING:
-                return
+        while self._waiting and self._pool.has_room(OUTSTANDING):
             self._pool.submit(self._waiting.popleft())
 
     def _poll(self) -> None:

@@ -318,7 +318,7 @@ class Checker:
         waiting = deque(packs)
         done = 0
         while done < len(packs):
-            while waiting and min(w.outstanding for w in pool.workers) < IN_FLIGHT:
+            while waiting and pool.has_room(IN_FLIGHT):
                 pack_id = waiting.popleft()
                 pool.request(("verify", pack_id, indexed.pop(pack_id, b"")))
             answer = pool.next_answer(self.repo.check_lock, "check")

@@ -677,7 +677,7 @@ class _Worker:
         except OSError as exc:
             raise WorkerError(f"a worker process ended unexpectedly ({exc})") from None
 
-    def send_folders(self, fds: list[int]) -> None:
+    def send_folders(self, fds: Sequence[int]) -> None:
         """Hand open folder descriptors to the worker (before the message that uses them)."""
         assert self.channel is not None
         try:
@@ -734,12 +734,20 @@ class WorkerPool:
         """Give a batch of (token, path, size) to the least busy worker."""
         self.request(("files", batch))
 
-    def request(self, header: object) -> None:
-        """Send a request to the least busy worker (its answer arrives in ``results``; the
-        receiver lowers that worker's ``outstanding``)."""
+    def has_room(self, limit: int) -> bool:
+        """Some worker has fewer than ``limit`` requests outstanding."""
+        return min(w.outstanding for w in self.workers) < limit
+
+    def request(self, header: object, folders: Sequence[int] = ()) -> int:
+        """Send a request to the least busy worker, after the open ``folders`` it needs (see
+        :meth:`_Worker.send_folders`); returns the worker's index. Its answer arrives in
+        ``results``; the receiver lowers that worker's ``outstanding``."""
         worker = min(self.workers, key=lambda w: w.outstanding)
         worker.outstanding += 1
+        if folders:
+            worker.send_folders(folders)
         worker.send(header)
+        return worker.index
 
     def next_answer(self, waiting: Callable[[], None], work: str) -> tuple[int, Any] | None:
         """The next answer of a worker, as (worker index, message), its request no longer

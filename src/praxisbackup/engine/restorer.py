@@ -626,10 +626,9 @@ class Restorer:
                         self._restored[planned.spath] = (planned.parts, planned.name)
                     if self.options.verify:
                         self._done_files.append((planned.parts, planned.name, node, planned.spath))
-                elif status == KEPT:
-                    res.existing_kept.append(planned.spath)
-                    self._kept_files.append((planned.parts, planned.name, node, planned.spath))
-        for planned in window:
+        for planned, status in zip(window, outcome.status, strict=True):
+            if status == KEPT:  # appeared meanwhile: "never" kept it
+                self._kept(planned.parts, planned.name, planned.node, planned.spath)
             self.target.release(planned.parts)
         self.progress.advance(files=done, size=0 if sizes_counted else outcome.bytes)
 
@@ -676,15 +675,12 @@ class Restorer:
     ) -> None:
         pool = self._workers
         assert pool is not None
-        while min(w.outstanding for w in pool.workers) >= WINDOWS_PER_PROCESS:
+        while not pool.has_room(WINDOWS_PER_PROCESS):
             self._take_result()
-        worker = min(pool.workers, key=lambda w: w.outstanding)
-        self._sent[worker.index].append(window)
-        worker.outstanding += 1
         fds = [f.fd for f in folders if isinstance(f, FdDir)]
         assert len(fds) == len(folders)  # worker processes only where folders are descriptors
-        worker.send_folders(fds)
-        worker.send(("restore-window", plan, [f.path for f in folders]))
+        index = pool.request(("restore-window", plan, [f.path for f in folders]), fds)
+        self._sent[index].append(window)
 
     def _take_result(self) -> None:
         """Wait for the next window a worker finished and take it over."""
