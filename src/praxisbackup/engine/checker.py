@@ -308,13 +308,7 @@ class Checker:
     ) -> None:
         """Verify in worker processes (one per core), each with ``IN_FLIGHT`` packs queued so
         that its next read is ready when it finishes one."""
-        key = self.repo.key
-        pool.broadcast(
-            (
-                "verify-init",
-                pipeline.VerifyParams(self.repo.backend.location, key.encryption, key.chunk_id),
-            )
-        )
+        pool.broadcast(("verify-init", pipeline.RepositoryAccess.of(self.repo)))
         waiting = deque(packs)
         done = 0
         while done < len(packs):

@@ -51,7 +51,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import blake3
 import zstandard
@@ -83,6 +83,9 @@ from praxisbackup.engine.restorewindow import (
 from praxisbackup.engine.tree import decode_parent_tree
 from praxisbackup.errors import IntegrityError, PraxisError, StorageError
 from praxisbackup.storage import Backend, open_backend
+
+if TYPE_CHECKING:
+    from praxisbackup.engine.repository import Repository
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
@@ -316,21 +319,28 @@ class _HeaderCipher:
 
 
 @dataclass(frozen=True)
-class VerifyParams:
-    """What a worker needs to verify packs of one repository (``check --read-data``)."""
+class RepositoryAccess:
+    """How a worker process reaches the repository: the medium's location and the keys
+    (what it needs to verify packs, ``check --read-data``)."""
 
     location: str
     encryption_key: bytes
     chunk_id_key: bytes
 
+    @classmethod
+    def of(cls, repo: Repository) -> RepositoryAccess:
+        return cls(repo.backend.location, repo.key.encryption, repo.key.chunk_id)
+
+    def open(self) -> tuple[Backend, crypto.MasterKey, crypto.Cipher]:
+        key = crypto.MasterKey(self.encryption_key, self.chunk_id_key)
+        return open_backend(self.location), key, key.cipher()
+
 
 class PackVerifier:
     """Verifies packs in a worker process (see :mod:`packverify`)."""
 
-    def __init__(self, params: VerifyParams) -> None:
-        self._backend = open_backend(params.location)
-        self._key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
-        self._cipher = self._key.cipher()
+    def __init__(self, access: RepositoryAccess) -> None:
+        self._backend, self._key, self._cipher = access.open()
         self._buffer = bytearray()
 
     def verify(self, pack_id: str, indexed: PackBlobs) -> PackVerdict:
@@ -341,9 +351,7 @@ class PackVerifier:
 class RestoreParams:
     """What a worker needs to write restore windows (see :mod:`restorewindow`)."""
 
-    location: str
-    encryption_key: bytes
-    chunk_id_key: bytes
+    access: RepositoryAccess
     settings: WriteSettings
     threads: int
 
@@ -353,11 +361,9 @@ class RestoreWindows:
     restoring process sends over the worker's socket."""
 
     def __init__(self, params: RestoreParams) -> None:
-        key = crypto.MasterKey(params.encryption_key, params.chunk_id_key)
+        backend, key, cipher = params.access.open()
         metadata = MetadataWriter(params.settings)
-        self._writer = WindowWriter(
-            open_backend(params.location), key, key.cipher(), metadata, params.threads
-        )
+        self._writer = WindowWriter(backend, key, cipher, metadata, params.threads)
 
     def write(self, plan: WindowPlan, paths: list[str], channel: socket.socket) -> WindowOutcome:
         from praxisbackup.platform.targetdir import FdDir  # noqa: PLC0415 - POSIX workers only

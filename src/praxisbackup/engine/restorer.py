@@ -654,19 +654,9 @@ class Restorer:
             self.options.processes = 0  # cannot start processes here: write in this one
             return
         self._wait_window()  # the window thread's last window, before the workers take over
-        repo = self.repo
-        pool.broadcast(
-            (
-                "restore-init",
-                pipeline.RestoreParams(
-                    repo.backend.location,
-                    repo.key.encryption,
-                    repo.key.chunk_id,
-                    self._settings,
-                    RESTORE_THREADS_PER_PROCESS,
-                ),
-            )
-        )
+        access = pipeline.RepositoryAccess.of(self.repo)
+        params = pipeline.RestoreParams(access, self._settings, RESTORE_THREADS_PER_PROCESS)
+        pool.broadcast(("restore-init", params))
         self._workers = pool
         self._sent = {w.index: deque() for w in pool.workers}
 
