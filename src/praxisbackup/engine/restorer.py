@@ -310,7 +310,7 @@ class Restorer:
         with lock:
             # Sized to the open-file limit (raised where allowed): the folders the target tree
             # keeps open, the windows' folders (up to five windows in flight), their files.
-            files = platform.open_file_limit()
+            files = platform.raise_open_file_limit()
             self._window_files = max(8, min(WINDOW_FILES, files // 8))
             self._window_folders = max(2, min(WINDOW_FOLDERS, files // 32))
             open_limit = max(8, min(OPEN_LIMIT, files // 4))

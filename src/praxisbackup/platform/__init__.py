@@ -36,6 +36,7 @@ pread_into = _impl.pread_into
 pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 open_file_limit = _impl.open_file_limit
+raise_open_file_limit = _impl.raise_open_file_limit
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl
 protect_secret = _impl.protect_secret
@@ -91,6 +92,7 @@ __all__ = [
     "program_data",
     "protect_secret",
     "pwrite",
+    "raise_open_file_limit",
     "restore_owner",
     "set_birthtime_ns",
     "set_file_attributes",

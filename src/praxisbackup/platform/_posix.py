@@ -160,6 +160,14 @@ _WANTED_FILES = 10240
 
 
 def open_file_limit() -> int:
+    """The soft limit of open files (what caches of open files are sized to)."""
+    import resource  # noqa: PLC0415 - POSIX only
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return _WANTED_FILES if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def raise_open_file_limit() -> int:
     """Raise the soft limit of open files towards the hard limit (as Go programs such as restic
     do at start) and return it: a restore holds many folders open, and the default soft limit
     is 1024 on Linux and 256 on macOS."""
@@ -167,15 +175,12 @@ def open_file_limit() -> int:
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = _WANTED_FILES if hard == resource.RLIM_INFINITY else min(hard, _WANTED_FILES)
-    if soft == resource.RLIM_INFINITY:
-        return _WANTED_FILES
-    if soft < wanted:
+    if soft != resource.RLIM_INFINITY and soft < wanted:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
         except (ValueError, OSError):
             return int(soft)  # not allowed to raise it: the caller sizes its caches to it
-        return wanted
-    return int(soft)
+    return open_file_limit()
 
 
 def disk_identity(path: str) -> str:

@@ -150,6 +150,11 @@ def open_file_limit() -> int:
     return 8192
 
 
+def raise_open_file_limit() -> int:
+    """Nothing to raise (see open_file_limit)."""
+    return open_file_limit()
+
+
 def disk_identity(path: str) -> str:
     """The volume serial number (``st_dev`` on Windows). Two partitions of one physical disk
     differ here; IOCTL_VOLUME_GET_VOLUME_DISK_EXTENTS would tell the disk (not yet used)."""
