@@ -15,6 +15,7 @@ import pytest
 from conftest import PASSWORD, reopen, tree_state
 from praxisbackup.engine import archiver as archiver_module
 from praxisbackup.engine import pipeline
+from praxisbackup.engine import prewalk as prewalk_module
 from praxisbackup.engine import restorer as restorer_module
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
@@ -225,3 +226,50 @@ def test_a_staged_object_is_invisible_until_committed(tmp_path: Path) -> None:
     assert backend.read("data", name) == b"part one part two"
     with pytest.raises(ValueError, match="invalid staged name"):
         backend.commit("data", name, "../escape")
+
+
+def test_known_ids_are_found_also_when_their_first_bytes_are_shared() -> None:
+    """The workers' table of stored ids bisects over the ids' first 8 bytes: ids sharing
+    them must all be found, and an id differing only after them must not be."""
+    rnd = random.Random(7)
+    shared = rnd.randbytes(8)
+    ids = sorted(
+        [rnd.randbytes(32) for _ in range(2000)] + [shared + rnd.randbytes(24) for _ in range(5)]
+    )
+    known = pipeline._Known(b"".join(ids))
+    assert len(known) == 2005
+    assert all(blob_id in known for blob_id in ids)
+    assert shared + bytes(24) not in known
+    assert not any(rnd.randbytes(32) in known for _ in range(2000))
+    assert ids[0][:31] not in known  # not an id at all
+    assert ids[0] not in pipeline._Known(b"")
+
+
+def test_the_prewalk_looks_at_every_entry_once_and_follows_no_link(tmp_path: Path) -> None:
+    """The metadata walk before a backup counts each entry of the sources once, does not
+    descend through a link to a folder elsewhere, and stops at its entry limit."""
+    src = make_source(tmp_path, folders=9, files=7)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    for i in range(50):
+        (outside / f"f{i}").write_bytes(b"x")
+    (src / "Patient-000" / "link").symlink_to(outside)
+    (src / "unreadable").mkdir()
+    os.chmod(src / "unreadable", 0)
+    try:
+        expected = sum(len(dirs) + len(files) for _root, dirs, files in os.walk(src))
+        walk = prewalk_module.Prewalk([str(src)], threads=3)
+        deadline = time.monotonic() + 30
+        while not walk.done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert walk.done
+        assert walk.entries == expected == 9 * 7 + 9 + 1 + 1 + 1
+
+        limited = prewalk_module.Prewalk([str(src)], threads=2, limit=20)
+        deadline = time.monotonic() + 30
+        while not limited.done and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert limited.done
+        assert 20 <= limited.entries < expected
+    finally:
+        os.chmod(src / "unreadable", 0o755)

@@ -35,6 +35,7 @@ from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.listing import Examined, Listing, list_folder, unchanged_sizes
 from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import absolute_source, snapshot_path, split_source
+from praxisbackup.engine.prewalk import Prewalk
 from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot, Summary, list_snapshots, save_snapshot
@@ -151,34 +152,27 @@ def node_from_stat(name: str, st: os.stat_result) -> Node:
     )
 
 
-_prewalk_stop = threading.Event()
+_prewalk: Prewalk | None = None
 
 
 def prepare(paths: list[str]) -> None:
     """Start what a backup of ``paths`` needs before the repository is opened (the key
     derivation takes a good part of a second and leaves the interpreter free): the worker
     processes, and a walk that brings the sources' folder listings and file metadata into the
-    cache. The walk stops when the backup's own walk starts."""
+    cache (:mod:`prewalk`; it ends with the backup)."""
+    global _prewalk  # noqa: PLW0603 - one per command, ended by the backup
     pipeline.prestart()
     sources = [absolute_source(p) for p in paths if "\x00" not in p]
-    _prewalk_stop.clear()
-    threading.Thread(target=_prewalk, args=(sources,), daemon=True, name="prewalk").start()
+    if _prewalk is not None:
+        _prewalk.stop()
+    _prewalk = Prewalk(sources)
 
 
-def _prewalk(sources: list[str]) -> None:
-    stack = list(sources)
-    while stack and not _prewalk_stop.is_set():
-        try:
-            with os.scandir(stack.pop()) as it:
-                for entry in it:
-                    if _prewalk_stop.is_set():
-                        return
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                    else:
-                        entry.stat(follow_symlinks=False)
-        except OSError:
-            continue  # the backup itself reports what cannot be read
+def _end_prewalk() -> None:
+    global _prewalk  # noqa: PLW0603
+    if _prewalk is not None:
+        _prewalk.stop()
+        _prewalk = None
 
 
 #: Threads that list folders (and lstat their entries) ahead of the walk: on cold caches
@@ -326,7 +320,12 @@ class Archiver:
 
     # -- the walk -------------------------------------------------------------------------
     def run(self) -> BackupResult:
-        _prewalk_stop.set()
+        try:
+            return self._run()
+        finally:
+            _end_prewalk()
+
+    def _run(self) -> BackupResult:
         started = time.monotonic()
         start_time = datetime.now().astimezone()
         bad = [p for p in self.options.paths if "\x00" in p]

@@ -35,6 +35,7 @@ processes costs more than reading a few files) and when workers cannot be starte
 
 from __future__ import annotations
 
+import array
 import bisect
 import contextlib
 import io
@@ -89,6 +90,8 @@ if TYPE_CHECKING:
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
+#: Finished packs a worker holds while an earlier one is being written and synced.
+PACKS_AHEAD = 1
 #: A pack is finished at the repository's pack size or with this many blobs (tiny files: the
 #: entries of a 16 MiB pack of 100-byte files would hold a worker's memory).
 MAX_PACK_BLOBS = 20_000
@@ -138,23 +141,31 @@ class FileRead:
 
 
 class _Known:
-    """Membership in the sorted id table, without building a set (32 bytes per blob)."""
+    """Membership in the sorted id table, without building a set (32 bytes per blob). The
+    bisection runs over the ids' first 8 bytes as integers (an ``array``, 8 bytes more per
+    blob), so that it runs in C; the id is then compared in full."""
 
     def __init__(self, table: bytes) -> None:
         self._table = table
         self._count = len(table) // 32
+        self._prefixes = array.array("Q", memoryview(table).cast("Q")[::4].tobytes())
+        if sys.byteorder == "little":
+            self._prefixes.byteswap()  # big-endian values sort as the ids' bytes do
 
     def __len__(self) -> int:
         return self._count
 
-    def __getitem__(self, i: int) -> bytes:
-        return self._table[i * 32 : i * 32 + 32]
-
     def __contains__(self, blob_id: object) -> bool:
-        if not self._count or not isinstance(blob_id, bytes):
+        if not self._count or not isinstance(blob_id, bytes) or len(blob_id) != 32:
             return False
-        i = bisect.bisect_left(self, blob_id)
-        return i < self._count and self[i] == blob_id
+        prefix = int.from_bytes(blob_id[:8], "big")
+        prefixes, table = self._prefixes, self._table
+        i = bisect.bisect_left(prefixes, prefix)
+        while i < self._count and prefixes[i] == prefix:
+            if table[i * 32 : i * 32 + 32] == blob_id:
+                return True
+            i += 1
+        return False
 
 
 def open_source(path: str) -> int:
@@ -536,11 +547,7 @@ def worker_main() -> None:
     restorer: RestoreWindows | None = None
     channel: socket.socket | None = None
 
-    def emit(pack: FinishedPack) -> None:
-        assert backend is not None
-        staged = backend.stage("data", pack.id, pack.parts)
-        send(out, ("pack", pack.id, pack.size, pack.entries, staged))
-
+    reading: _ReadingThread | None = None
     while True:
         try:
             msg, _payload = receive(inp)
@@ -550,16 +557,19 @@ def worker_main() -> None:
             kind = msg[0]
             if kind == "init":
                 backend = open_backend(msg[1].location)
-                packer = FilePacker(msg[1], emit)
+                outbox = _Outbox(backend, out)
+                packer = FilePacker(msg[1], outbox.pack)
                 examiner = FolderExaminer(msg[1], backend)
+                reading = _ReadingThread(packer, outbox)
             elif kind == "examine":
                 # On its own thread: a folder's examination need not wait for the database
                 # file this worker is reading (the nightly run's walk goes on meanwhile).
                 assert examiner is not None
                 examiner.submit(out, msg[1], msg[2], msg[3], msg[4])
-            elif kind == "files":
-                assert packer is not None
-                send(out, ("files", packer.read_batch(msg[1])))
+            elif kind in ("files", "flush"):
+                # On the reading thread, so that this loop goes on receiving examinations.
+                assert reading is not None
+                reading.submit(msg)
             elif kind == "verify-init":
                 verifier = PackVerifier(msg[1])
             elif kind == "verify":
@@ -571,20 +581,112 @@ def worker_main() -> None:
             elif kind == "restore-window":
                 assert restorer is not None and channel is not None
                 send(out, ("restored", restorer.write(msg[1], msg[2], channel)))
-            elif kind == "flush":
-                assert packer is not None
-                packer.flush()
-                send(out, ("flushed",))
             elif kind == "stop":
                 return
         except (BrokenPipeError, ConnectionResetError, EOFError):
             return  # the process that gave the work is gone (killed): nobody to answer
-        except PraxisError as exc:  # the medium is full, read-only, gone: the archiver's error
-            _answer_last(out, ("praxis-error", exc))
+        except BaseException as exc:  # noqa: BLE001 - reported to the archiver, which stops
+            _report_failure(out, exc)
             return
-        except BaseException:  # noqa: BLE001 - reported to the archiver, which stops
-            _answer_last(out, ("error", traceback.format_exc()))
-            return
+
+
+class _ReadingThread:
+    """Reads the batches of files (and the final flush) of a worker in the order they came,
+    on a thread of their own, and answers each through the :class:`_Outbox`. The first
+    failure is reported and ends the reading: the archiver stops the backup."""
+
+    def __init__(self, packer: FilePacker, outbox: _Outbox) -> None:
+        self._packer = packer
+        self._outbox = outbox
+        self._queue: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, daemon=True, name="read").start()
+
+    def submit(self, msg: tuple[Any, ...]) -> None:
+        self._queue.put(msg)
+
+    def _loop(self) -> None:
+        while True:
+            msg = self._queue.get()
+            try:
+                if msg[0] == "files":
+                    self._outbox.send(("files", self._packer.read_batch(msg[1])))
+                else:
+                    self._packer.flush()
+                    self._outbox.send(("flushed",))
+            except _OutboxClosed:
+                return  # the outbox reported its failure, or the archiver is gone
+            except BaseException as exc:  # noqa: BLE001 - reported to the archiver, which stops
+                self._outbox.fail(exc)
+                return
+
+
+class _OutboxClosed(Exception):
+    """The outbox stopped: a pack could not be staged, or the archiver is gone."""
+
+
+class _Outbox:
+    """What the reading thread sends, in its order, from a thread of its own that also stages
+    the finished packs (``Backend.stage``: write and fsync). Reading and compressing go on
+    while a pack is written and synced; at most :data:`PACKS_AHEAD` finished packs wait, which
+    bounds the worker's memory. A pack's message still precedes the answers that follow it."""
+
+    def __init__(self, backend: Backend, out: IO[bytes]) -> None:
+        self._backend = backend
+        self._out = out
+        self._queue: queue.SimpleQueue[FinishedPack | tuple[Any, ...]] = queue.SimpleQueue()
+        self._room = threading.Semaphore(PACKS_AHEAD)
+        self._closed = False
+        threading.Thread(target=self._loop, daemon=True, name="stage").start()
+
+    def pack(self, pack: FinishedPack) -> None:
+        self._room.acquire()
+        if self._closed:
+            raise _OutboxClosed
+        self._queue.put(pack)
+
+    def send(self, header: tuple[Any, ...]) -> None:
+        if self._closed:
+            raise _OutboxClosed
+        self._queue.put(header)
+
+    def fail(self, exc: BaseException) -> None:
+        """Report a failure of the reading, after what is queued (then nothing more)."""
+        self._queue.put(("failure", exc))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if isinstance(item, FinishedPack):
+                    staged = self._backend.stage("data", item.id, item.parts)
+                    self._room.release()
+                    send(self._out, ("pack", item.id, item.size, item.entries, staged))
+                elif item[0] == "failure":
+                    self._close()
+                    _report_failure(self._out, item[1])
+                    return
+                else:
+                    send(self._out, item)
+            except (BrokenPipeError, ConnectionResetError):
+                self._close()  # the archiver is gone
+                return
+            except BaseException as exc:  # noqa: BLE001 - reported to the archiver, which stops
+                self._close()
+                _report_failure(self._out, exc)
+                return
+
+    def _close(self) -> None:
+        self._closed = True
+        self._room.release()  # a reading thread waiting for room sees the outbox closed
+
+
+def _report_failure(out: IO[bytes], exc: BaseException) -> None:
+    """A worker's failure, for the process that gave the work: a PraxisError (the medium is
+    full, read-only, gone) is that process's own error; anything else a worker failure."""
+    if isinstance(exc, PraxisError):
+        _answer_last(out, ("praxis-error", exc))
+    else:
+        _answer_last(out, ("error", "".join(traceback.format_exception(exc))))
 
 
 def _answer_last(out: IO[bytes], header: object) -> None:

@@ -27,6 +27,7 @@ set_birthtime_ns = _impl.set_birthtime_ns
 set_file_attributes = _impl.set_file_attributes
 drop_cache = _impl.drop_cache
 prefetch = _impl.prefetch
+background_thread = _impl.background_thread
 fsync_directory = _impl.fsync_directory
 owner_names = _impl.owner_names
 restore_owner = _impl.restore_owner

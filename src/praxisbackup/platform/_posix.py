@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import grp
 import os
 import pwd
 import sys
+import threading
 from collections.abc import Callable
 
 
@@ -62,6 +64,15 @@ def prefetch(fd: int) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
         except OSError:
             return
+
+
+def background_thread() -> None:
+    """Lower the calling thread's scheduling priority (work that helps but must not slow the
+    thread it runs beside, such as the key derivation). On Linux ``setpriority`` with a
+    thread id sets that thread's nice value; elsewhere nothing is changed."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def fsync_directory(path: str) -> None:

@@ -98,6 +98,13 @@ def prefetch(fd: int) -> None:
     """No read-ahead advice on Windows (the cache manager reads ahead on its own)."""
 
 
+def background_thread() -> None:
+    """Lower the calling thread's priority (``THREAD_PRIORITY_BELOW_NORMAL``): work that helps
+    but must not slow the thread it runs beside, such as the key derivation."""
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    kernel32.SetThreadPriority(kernel32.GetCurrentThread(), -1)
+
+
 def fsync_directory(path: str) -> None:
     """NTFS journals renames; directory handles cannot be flushed with os.fsync."""
 
