@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import PASSWORD, reopen, tree_state
+from praxisbackup import platform
 from praxisbackup.engine import archiver as archiver_module
 from praxisbackup.engine import pipeline
 from praxisbackup.engine import prewalk as prewalk_module
@@ -25,6 +26,7 @@ from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import Snapshot, find_snapshot
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import PraxisError, StorageError
+from praxisbackup.platform import direct as direct_module
 from praxisbackup.storage import LocalBackend
 from praxisbackup.torture.faults import CrashingBackend
 
@@ -273,3 +275,29 @@ def test_the_prewalk_looks_at_every_entry_once_and_follows_no_link(tmp_path: Pat
         assert 20 <= limited.entries < expected
     finally:
         os.chmod(src / "unreadable", 0o755)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, (3 << 20) + 5])
+def test_a_direct_read_gives_the_file_s_bytes_or_says_it_cannot(
+    tmp_path: Path, size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check --read-data reads packs past the page cache (O_DIRECT) into a reused aligned
+    buffer: the bytes must be the file's, whatever its length. Where direct reads cannot be
+    done (here: as on Windows), the pack is read normally into the same buffer."""
+    data = random.Random(size).randbytes(size)
+    path = tmp_path / "pack"
+    path.write_bytes(data)
+    buffer = platform.ReadBuffer()
+    got = platform.read_direct(str(path), buffer)
+    assert got is not None, "ext4 (the test machines' file system) reads directly"
+    assert bytes(got) == data
+    again = platform.read_direct(str(path), buffer)  # the buffer is reused
+    assert again is not None and bytes(again) == data
+    backend = LocalBackend(str(tmp_path / "repo"))
+    backend.create()
+    backend.write("data", "ab" * 32, data)
+    assert bytes(backend.read_uncached("data", "ab" * 32, buffer)) == data
+    assert bytes(backend.read_uncached("data", "ab" * 32)) == data
+    monkeypatch.setattr(direct_module, "_O_DIRECT", 0)
+    assert platform.read_direct(str(path), buffer) is None
+    assert bytes(backend.read_uncached("data", "ab" * 32, buffer)) == data

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from praxisbackup import platform
 from praxisbackup.engine import crypto, pipeline
 from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.pack import DATA, TREE
@@ -290,7 +291,7 @@ class Checker:
             self.repo.check_lock()
             buffer = getattr(local, "buffer", None)
             if buffer is None:
-                buffer = local.buffer = bytearray()
+                buffer = local.buffer = platform.ReadBuffer()
             repo = self.repo
             return verify_pack(
                 repo.backend, repo.key, repo.cipher, pack_id, indexed.pop(pack_id, b""), buffer

@@ -18,6 +18,7 @@ from praxisbackup.engine.index import PACK_RECORD
 from praxisbackup.engine.objects import decompressor
 from praxisbackup.engine.pack import COMPRESSED, open_blob, parse_pack
 from praxisbackup.errors import IntegrityError, StorageError
+from praxisbackup.platform import ReadBuffer
 from praxisbackup.storage import Backend
 
 #: The blobs the index places in one pack, with where they lie: :data:`index.PACK_RECORD`
@@ -43,7 +44,7 @@ def verify_pack(
     cipher: crypto.Cipher,
     pack_id: str,
     indexed: PackBlobs,
-    buffer: bytearray,
+    buffer: ReadBuffer,
 ) -> PackVerdict:
     """Read ``pack_id`` from the medium and verify it against ``indexed``: every blob the index
     places in it, by (type, id), with its place. Each blob is verified where the index says it

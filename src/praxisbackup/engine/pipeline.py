@@ -352,7 +352,7 @@ class PackVerifier:
 
     def __init__(self, access: RepositoryAccess) -> None:
         self._backend, self._key, self._cipher = access.open()
-        self._buffer = bytearray()
+        self._buffer = platform.ReadBuffer()
 
     def verify(self, pack_id: str, indexed: PackBlobs) -> PackVerdict:
         return verify_pack(self._backend, self._key, self._cipher, pack_id, indexed, self._buffer)

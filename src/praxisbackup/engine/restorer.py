@@ -87,7 +87,7 @@ OVERWRITE_POLICIES = ("never", "if-changed", "always")
 #: Files are planned in windows of this many files or bytes; each window's data is read pack
 #: by pack (every needed pack once, nearby blobs in one read) and written by the workers.
 WINDOW_FILES = 256
-WINDOW_BYTES = 512 << 20
+WINDOW_BYTES = 64 << 20
 #: ... or this many folders (a window's folders stay open until it is written; one file per
 #: folder must not hold hundreds of folders open per window).
 WINDOW_FOLDERS = 64

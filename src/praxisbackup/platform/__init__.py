@@ -21,6 +21,9 @@ else:
 
 IS_WINDOWS = sys.platform == "win32"
 
+from praxisbackup.platform.direct import ReadBuffer as ReadBuffer  # noqa: E402
+from praxisbackup.platform.direct import read_direct as read_direct  # noqa: E402
+
 birthtime_ns = _impl.birthtime_ns
 file_attributes = _impl.file_attributes
 set_birthtime_ns = _impl.set_birthtime_ns

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from praxisbackup.platform import ReadBuffer
+
 #: Namespaces of a repository. ``config`` holds the single object named ``config``; ``meta``
 #: holds named encrypted documents (run protocols, the media register copy, drill results).
 KINDS = ("config", "keys", "data", "index", "snapshots", "locks", "meta")
@@ -60,7 +62,7 @@ class Backend(Protocol):
         ...
 
     def read_uncached(
-        self, kind: str, name: str, buffer: bytearray | None = None
+        self, kind: str, name: str, buffer: ReadBuffer | None = None
     ) -> bytes | memoryview:
         """Read a whole object from the medium itself, bypassing the OS page cache if possible
         (into ``buffer`` if given: then a view, valid until the buffer is used again)."""

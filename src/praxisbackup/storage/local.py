@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 
 from praxisbackup import platform
 from praxisbackup.errors import RepositoryNotFoundError, StorageError
+from praxisbackup.platform import ReadBuffer
 from praxisbackup.storage.base import KINDS, ObjectInfo
 
 TEMP_PREFIX = ".tmp-"
@@ -293,39 +294,32 @@ class LocalBackend:
         return [out[k] for k in range(len(ranges))]
 
     def read_uncached(
-        self, kind: str, name: str, buffer: bytearray | None = None
+        self, kind: str, name: str, buffer: ReadBuffer | None = None
     ) -> bytes | memoryview:
-        """The whole object from the medium (cached pages dropped before and after). With a
-        ``buffer`` (grown as needed) the result is a view into it, valid until its next use."""
+        """The whole object from the medium. With a ``buffer`` it is read past the cache
+        (``O_DIRECT``, :mod:`praxisbackup.platform.direct`) into the buffer and the result is a
+        view, valid until the buffer's next use. Where that cannot be done, and without a
+        buffer, the cached pages are dropped before and after a normal read."""
         path = self._path(kind, name)
         try:
+            if buffer is not None and (direct := platform.read_direct(path, buffer)) is not None:
+                return direct
             fd = os.open(path, _OPEN_FLAGS_READ)
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
         try:
             platform.drop_cache(fd)
             if buffer is not None:
-                size = os.fstat(fd).st_size
-                if len(buffer) < size + 1:
-                    buffer.extend(bytes(size + 1 - len(buffer)))
-                view = memoryview(buffer)
-                got = 0
-                while True:  # to the end, even if the file grew since fstat
-                    n = platform.pread_into(fd, view[got : got + (8 << 20)], got)
-                    if n == 0:
-                        break
-                    got += n
-                    if got == len(view):
-                        buffer.extend(bytes(8 << 20))
-                        view = memoryview(buffer)
-                platform.drop_cache(fd)
-                return view[:got]
+                view = buffer.view(os.fstat(fd).st_size + 1)
+                got = platform.pread_into(fd, view, 0)
+                if got < len(view):  # (else it grew since fstat: read it whole below)
+                    platform.drop_cache(fd)
+                    return view[:got]
             chunks = []
-            while True:
-                block = os.read(fd, 8 << 20)
-                if not block:
-                    break
+            offset = 0
+            while block := platform.pread(fd, 8 << 20, offset):
                 chunks.append(block)
+                offset += len(block)
             platform.drop_cache(fd)
             return b"".join(chunks)
         except OSError as exc:

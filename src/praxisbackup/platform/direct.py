@@ -1,0 +1,72 @@
+"""Reading a whole file past the operating system's cache.
+
+Two readers want the medium's own bytes rather than the page cache's: ``check --read-data``
+(a pack written minutes ago may still be cached, so a plain read would prove nothing about the
+disk), and the backup of large source files (their pages would only push the server's working
+set out of memory, and the kernel's cache bookkeeping costs about 0.4 CPU-seconds per GB on
+the bench machine, where a direct read costs under 0.1).
+
+Linux opens such files with ``O_DIRECT``: the disk transfers straight into a page-aligned
+buffer. That needs offsets and lengths in whole blocks, so a :class:`ReadBuffer` is an
+anonymous mapping (page-aligned) rounded up to :data:`ALIGN`. Where ``O_DIRECT`` is missing
+(Windows, macOS) or refused (tmpfs, some network and FUSE file systems: ``EINVAL``),
+:func:`read_direct` answers None and the caller reads normally.
+"""
+
+from __future__ import annotations
+
+import errno
+import mmap
+import os
+
+#: Offsets and lengths of direct reads are multiples of this (the largest common block size).
+ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
+
+
+class ReadBuffer:
+    """A reusable page-aligned buffer for whole-file reads; it grows as needed and keeps its
+    size (a view it gave is valid until the next :meth:`view`)."""
+
+    def __init__(self) -> None:
+        self._map: mmap.mmap | None = None
+
+    def view(self, size: int) -> memoryview:
+        """A writable view of at least ``size`` bytes, rounded up to whole blocks."""
+        size = max(ALIGN, -(-size // ALIGN) * ALIGN)
+        if self._map is None or len(self._map) < size:
+            if self._map is not None:
+                self._map.close()
+            self._map = mmap.mmap(-1, size)
+        return memoryview(self._map)[:size]
+
+
+def read_direct(path: str, buffer: ReadBuffer) -> memoryview | None:
+    """The whole file, read from the medium past the cache into ``buffer``; None if this
+    system or file system cannot (or if the file changed size meanwhile): then read it
+    normally. Other errors (missing file, I/O error) are raised as they are."""
+    if not _O_DIRECT:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None
+        raise
+    try:
+        size = os.fstat(fd).st_size
+        view = buffer.view(size + 1)  # one byte more: a file that grew is noticed
+        got = 0
+        while got < len(view):
+            try:
+                n = os.preadv(fd, [view[got:]], got)
+            except OSError as exc:
+                if exc.errno == errno.EINVAL:
+                    return None
+                raise
+            got += n
+            if n == 0 or got % ALIGN:
+                break  # the end of the file (it ends inside a block)
+        return view[:got] if got == size else None
+    finally:
+        os.close(fd)
