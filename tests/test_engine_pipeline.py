@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PASSWORD, reopen, tree_state
+from conftest import PASSWORD, reopen, run_cli, tree_state
 from praxisbackup import platform
 from praxisbackup.engine import archiver as archiver_module
 from praxisbackup.engine import pipeline
@@ -301,3 +301,54 @@ def test_a_direct_read_gives_the_file_s_bytes_or_says_it_cannot(
     monkeypatch.setattr(direct_module, "_O_DIRECT", 0)
     assert platform.read_direct(str(path), buffer) is None
     assert bytes(backend.read_uncached("data", "ab" * 32, buffer)) == data
+
+
+def test_worker_processes_import_nothing_from_the_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup started from a folder others can write to (a shared practice folder) must not
+    run a module lying there in its worker processes (found by an outsider: a ``blake3.py``
+    in the current folder ran as root in every worker)."""
+    marker = tmp_path / "imported"
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    for module in ("blake3", "zstandard", "pyfastcdc", "signal"):
+        (planted / f"{module}.py").write_text(
+            f"open({str(marker)!r}, 'a').write({module!r} + '\\n')\nraise ImportError\n"
+        )
+    monkeypatch.chdir(planted)
+    pool = pipeline.WorkerPool(1)
+    worker = pool.workers[0]
+    pool.close()
+    assert worker.proc.returncode == 0
+    assert not marker.exists(), marker.read_text()
+
+
+def test_a_backup_leaves_folder_access_times_as_they_were_and_records_them(
+    tmp_path: Path,
+) -> None:
+    """Listing a folder updates its access time (relatime: once a day); the prewalk and the
+    walk list every folder before its metadata is recorded, so the snapshot held the backup's
+    own time and the folder's original time was lost (found by an outsider). Folders are now
+    listed without touching their access time."""
+    src = make_source(tmp_path, folders=3, files=2)
+    folders = [src, *sorted(p for p in src.iterdir() if p.is_dir())]  # (listing src: before)
+    now = time.time_ns()
+    old_atime, old_mtime = now - 3 * 86_400 * 10**9, now - 4 * 86_400 * 10**9
+    for folder in folders:
+        os.utime(folder, ns=(old_atime, old_mtime))
+    repo_path = tmp_path / "repo"
+    run_cli("init", repo=repo_path, check=True)
+    run_cli("backup", str(src), repo=repo_path, check=True)
+    for folder in folders:
+        assert os.stat(folder).st_atime_ns == old_atime, folder
+    repo = reopen(repo_path)
+    tree = bytes.fromhex(find_snapshot(repo, "latest").tree)
+    for part in src.parts[1:]:  # down to the source: its node holds its own times
+        nodes = decode_tree(repo.read_blob(TREE, tree), "tree")
+        node = next(n for n in nodes if n.name == part)
+        assert node.subtree is not None
+        tree = node.subtree
+    assert node.atime_ns == old_atime
+    inside = [n for n in decode_tree(repo.read_blob(TREE, tree), "tree") if n.subtree is not None]
+    assert len(inside) == 3 and all(n.atime_ns == old_atime for n in inside)

@@ -164,3 +164,42 @@ def test_hard_links_stay_linked_when_the_first_name_is_not_restored(tmp_path: Pa
     b, c = (back / "hl_b").stat(), (back / "sub" / "hl_c").stat()
     assert (b.st_ino, b.st_nlink) == (c.st_ino, 2)
     assert (back / "sub" / "hl_c").read_text() == "Befund\n"
+
+
+def test_a_folder_chain_too_deep_for_the_walk_is_skipped_and_the_night_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Anyone who can write to the data can create a chain of folders a thousand levels deep;
+    it ended every backup with an internal error (exit 70, no snapshot). Folders deeper than
+    MAX_DEPTH are now skipped with a warning naming them, and everything else is saved."""
+    src = tmp_path / "praxis"
+    (src / "Befunde").mkdir(parents=True)
+    (src / "Befunde" / "akte.txt").write_text("Befund\n")
+    chain = [src / "tief" / Path(*["a"] * k) for k in range(1000)]
+    try:
+        for depth, level in enumerate(chain, start=1):
+            level.mkdir()
+            if depth == 10:
+                (level / "flach.txt").write_text("zehn\n")
+        repo = tmp_path / "repo"
+        run_cli("init", repo=repo, check=True)
+        out = run_cli("backup", str(src), repo=repo)
+        assert out.returncode == 1, out.stderr  # finished with warnings
+        assert out.stderr.count("folder nested more than 300 levels deep") == 1, out.stderr
+        target = tmp_path / "target"
+        run_cli("restore", "latest", "--target", str(target), repo=repo, check=True)
+        restored = target / src.relative_to(src.anchor)
+        assert (restored / "Befunde" / "akte.txt").read_text() == "Befund\n"
+        assert (restored / "tief" / Path(*["a"] * 9) / "flach.txt").read_text() == "zehn\n"
+        # The source is level 1, "tief" level 2: 300 levels end with the 298th "a".
+        deepest = restored / "tief" / Path(*["a"] * 298)
+        assert deepest.is_dir() and not any(deepest.iterdir())
+    finally:
+        # Deepest first: a recursive removal (pytest's own, of old temporary folders) would
+        # exceed Python's recursion limit on this chain.
+        for level in reversed(chain):
+            if level.is_dir():
+                for child in level.iterdir():
+                    if not child.is_dir():
+                        child.unlink()
+                level.rmdir()

@@ -9,9 +9,10 @@ over the previous tree. One definition of "unchanged" for both.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from praxisbackup import platform
@@ -21,11 +22,40 @@ from praxisbackup.engine.tree import FILE, ParentEntry
 Listing = list[tuple[str, str, "os.stat_result | OSError"]]
 
 
+#: Listing a folder through a descriptor opened with O_NOATIME leaves its access time as it
+#: was (Linux; the owner or root). Otherwise the listing would change the very time a backup
+#: records for the folder (relatime updates it once a day) - the prewalk lists every folder
+#: before the walk takes its metadata.
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+_FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+@contextlib.contextmanager
+def scan(path: str) -> Iterator[Iterator[os.DirEntry[str]]]:
+    """``os.scandir`` of a folder without changing its access time where the system allows.
+    The entries' ``path`` is then only their name: callers join ``path`` and ``entry.name``.
+    A folder replaced by a link since its lstat is not followed (an error, like a vanished
+    folder)."""
+    if not _O_NOATIME or os.scandir not in os.supports_fd:
+        with os.scandir(path) as it:
+            yield it
+        return
+    try:
+        fd = os.open(path, _FOLDER_FLAGS | _O_NOATIME)
+    except PermissionError:  # not the owner: a plain listing (it may update the access time)
+        fd = os.open(path, _FOLDER_FLAGS)
+    try:
+        with os.scandir(fd) as it:
+            yield it
+    finally:
+        os.close(fd)
+
+
 def list_folder(path: str) -> Listing | OSError:
     """A folder's entries sorted by name, each with its lstat (or the error it gave)."""
     try:
-        with os.scandir(path) as it:
-            names = sorted((e.name, e.path) for e in it)
+        with scan(path) as it:
+            names = sorted((e.name, os.path.join(path, e.name)) for e in it)
     except OSError as exc:
         return exc
     out: Listing = []

@@ -703,7 +703,16 @@ class WorkerError(PraxisError):
 
 PackHandler = Callable[[FinishedPack], None]
 #: Imported, not run as ``__main__``: pickled results must name this module's classes.
-_WORKER_COMMAND = "from praxisbackup.engine.pipeline import worker_main; worker_main()"
+#: Ctrl-C is ignored before anything is imported (the archiver decides; a worker still
+#: importing would otherwise print a traceback).
+_WORKER_COMMAND = (
+    "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+    "from praxisbackup.engine.pipeline import worker_main; worker_main()"
+)
+#: ``-P``: the current folder is not put on the import path. A backup or restore started from a
+#: folder others can write to (a shared practice folder) must not import, say, a ``blake3.py``
+#: lying there - as root, in the nightly run.
+_SAFE_PATH = "-P"
 
 
 class _Worker:
@@ -724,7 +733,7 @@ class _Worker:
             passed = (theirs.fileno(),)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _WORKER_COMMAND],
+                [sys.executable, _SAFE_PATH, "-c", _WORKER_COMMAND],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 bufsize=0,

@@ -21,6 +21,7 @@ import threading
 from collections import deque
 
 from praxisbackup import platform
+from praxisbackup.engine.listing import scan
 
 #: Threads listing folders at once (they wait for the disk, not for a core).
 THREADS = 8
@@ -90,11 +91,11 @@ def _look_into(folder: str) -> tuple[int, list[str]]:
     found: list[str] = []
     count = 0
     try:
-        with os.scandir(folder) as it:
+        with scan(folder) as it:
             for entry in it:
                 count += 1
                 if entry.is_dir(follow_symlinks=False):
-                    found.append(entry.path)
+                    found.append(os.path.join(folder, entry.name))
                 else:
                     entry.stat(follow_symlinks=False)
     except OSError:

@@ -62,6 +62,7 @@ def command_line(config_path: str) -> list[str]:
     """The command the scheduler starts."""
     return [
         sys.executable,
+        "-P",  # not the scheduler's current folder on the import path
         "-m",
         "praxisbackup.cli.main",
         "-c",

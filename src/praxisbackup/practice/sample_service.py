@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
         if not alive:
             held = _first_file(argv[2]) if len(argv) > 2 else []
             proc = subprocess.Popen(
-                [sys.executable, "-c", HOLDER, *held],
+                [sys.executable, "-P", "-c", HOLDER, *held],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
