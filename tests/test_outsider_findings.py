@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import PASSWORD, run_cli
 from fsimages import ext4_image
 
 
@@ -203,3 +207,39 @@ def test_a_folder_chain_too_deep_for_the_walk_is_skipped_and_the_night_goes_on(
                     if not child.is_dir():
                         child.unlink()
                 level.rmdir()
+
+
+def test_a_stopped_backup_ends_as_interrupted_and_leaves_no_lock(tmp_path: Path) -> None:
+    """SIGTERM (kill, a service manager, a logout) ended a backup silently with a lock left
+    behind (found by an outsider). It now ends as Ctrl-C does: workers ended, the lock
+    removed, "abgebrochen" and exit 2, earlier snapshots intact."""
+    src = tmp_path / "praxis"
+    src.mkdir()
+    rnd = os.urandom
+    for i in range(40):
+        (src / f"scan-{i:02d}.tif").write_bytes(rnd(6 << 20))
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "akte.txt").write_text("Befund\n")
+    run_cli("backup", str(tmp_path / "first"), repo=repo, check=True)
+    env = dict(os.environ, PRAXISBACKUP_PASSWORD=PASSWORD, PRAXISBACKUP_KDF_N="1024")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo), "backup", str(src)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any((repo / "locks").iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # into the reading
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2, err
+    assert "abgebrochen" in err and "Traceback" not in err, err
+    assert not any((repo / "locks").iterdir())
+    snapshots = json.loads(run_cli("--json", "snapshots", repo=repo, check=True).stdout)
+    assert len(snapshots) == 1
+    assert run_cli("check", "--read-data", repo=repo).returncode in (0, 1)

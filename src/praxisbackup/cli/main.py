@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sqlite3
 import sys
 import tempfile
@@ -297,8 +298,19 @@ def cli(
     ctx.obj = Ctx(repo, password_file, as_json, quiet, config_path)
 
 
+def _stop_requested(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     platform.tune_memory()
+    # A stop request (kill, a logout, a service manager) ends a command as Ctrl-C does: worker
+    # processes ended, locks removed, "interrupted" and exit 2 - not a silent death with a
+    # lock left behind. `run` and `serve` install their own handling on top.
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            signal.signal(sig, _stop_requested)
     cli(prog_name="praxisbackup")
 
 
