@@ -13,12 +13,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from conftest import reopen
 from fsimages import ext4_image
 from praxisbackup.app.job import NightlyJob
 from praxisbackup.catalog.runs import Catalog
+from praxisbackup.engine import pipeline
 from praxisbackup.engine.archiver import Archiver
 from praxisbackup.engine.checker import Checker
 from praxisbackup.media.label import MediumError
@@ -353,3 +355,39 @@ def test_failing_after_hook_is_yellow(env: tuple[Path, Service], usb: Path) -> N
     base, svc = env
     p = run_job(config_text(base, svc, str(usb)) + hook("Tray", "after", "night", "exit 2"))
     assert p.status == "yellow" and codes(p, "yellow") == ["hook_failed"] and p.snapshot_id
+
+
+def _worker_processes() -> list[psutil.Process]:
+    """Backup worker processes still running below this test's process."""
+    return [
+        child
+        for child in psutil.Process().children(recursive=True)
+        if any("worker_main" in part for part in child.cmdline())
+    ]
+
+
+def test_the_night_starts_workers_early_and_leaves_none_behind(
+    env: tuple[Path, Service], usb: Path
+) -> None:
+    """The nightly job starts its worker processes and the metadata prewalk while the key is
+    derived, as the backup command does; a night that ends before its backup (here: a service
+    that will not stop) ends them too."""
+    base, svc = env
+    started: list[int] = []
+    real_pool = pipeline.WorkerPool
+
+    def counting_pool(count: int) -> pipeline.WorkerPool:
+        started.append(count)
+        return real_pool(count)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(pipeline, "WorkerPool", counting_pool)
+        first = run_job(config_text(base, svc, str(usb)))
+        assert first.status == "green", first.findings
+        assert started, "the night started worker processes early"
+        assert pipeline._prestarted is None and not _worker_processes()
+        started.clear()
+        p = run_job(config_text(base, svc, str(usb), stop="exit 1"))
+    assert p.status == "red" and codes(p) == ["service_stop_failed"] and not p.snapshot_id
+    assert started, "workers were started before the services were stopped"
+    assert pipeline._prestarted is None and not _worker_processes()

@@ -34,7 +34,8 @@ from praxisbackup.app.interrupt import Interrupted, StopRequests
 from praxisbackup.app.runlock import RunLock
 from praxisbackup.catalog.runs import Catalog
 from praxisbackup.credentials import repository_passphrase
-from praxisbackup.engine.archiver import Archiver, BackupOptions
+from praxisbackup.engine.archiver import Archiver, BackupOptions, cancel_prepared
+from praxisbackup.engine.archiver import prepare as prepare_backup
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.forget import HOLD_PREFIX, hold_until
 from praxisbackup.engine.lock import lock_repository
@@ -111,6 +112,7 @@ class NightlyJob:
             except Exception as exc:  # noqa: BLE001 - the protocol must name every failure
                 p.add(RED, "backup_failed", error=f"{type(exc).__name__}: {exc}")
             finally:
+                cancel_prepared()  # (nothing left after a backup)
                 # Recording and notifying must not be cut short by a second stop request.
                 self.stops.disarm()
                 self.hooks.run("on_error" if p.status == RED else "after", "night")
@@ -253,6 +255,9 @@ class NightlyJob:
             return
         passphrase = self.passphrase or repository_passphrase(cfg)
         backend = LocalBackend(medium.repository_path)
+        # Worker processes and the sources' metadata walk start while the key is derived, as
+        # for the backup command (undone in run() if the night stops before the backup).
+        prepare_backup(source_paths)
         self.repo = repo = Repository.open(backend, passphrase)
         if repo.config.id != medium.label.repository_id:
             p.add(

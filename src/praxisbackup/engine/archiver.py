@@ -168,6 +168,13 @@ def prepare(paths: list[str]) -> None:
     _prewalk = Prewalk(sources)
 
 
+def cancel_prepared() -> None:
+    """Undo :func:`prepare` when no backup follows (the nightly job stopped before it); after
+    a backup there is nothing left to undo."""
+    _end_prewalk()
+    pipeline.discard_prestarted()
+
+
 def _end_prewalk() -> None:
     global _prewalk  # noqa: PLW0603
     if _prewalk is not None:

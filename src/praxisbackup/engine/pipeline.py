@@ -947,3 +947,10 @@ def take_prestarted() -> WorkerPool | None:
     with _prestart_lock:
         pool, _prestarted = _prestarted, None
         return pool
+
+
+def discard_prestarted() -> None:
+    """End workers started early that no command took (it stopped before its work)."""
+    pool = take_prestarted()
+    if pool is not None:
+        pool.close()
