@@ -5,13 +5,18 @@ exits 70 (not 1, which means "finished with warnings")."""
 from __future__ import annotations
 
 import os
+import signal
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from conftest import PASSWORD, run_cli
+from praxisbackup.cli import main as cli_main
+from praxisbackup.engine.lock import lock_repository
 from praxisbackup.engine.repository import Repository
+from praxisbackup.platform import stops
 from praxisbackup.storage import LocalBackend
 from praxisbackup.torture.crafted import Crafter
 
@@ -146,3 +151,59 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(tmp_path: Path) ->
     errors = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 0, errors
     assert first.strip() and errors == ""
+
+
+def test_a_stop_while_the_command_loads_is_an_interruption_not_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stop request while a command's modules are still being imported reached click, which
+    printed "Aborted!" and exited 1 - "finished with warnings", a success for a service
+    manager (found by an outsider). It is now "abgebrochen" with exit 2."""
+
+    def interrupted_load(_self: object, _names: list[str]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main.PraxisGroup, "_load", interrupted_load)
+    with pytest.raises(SystemExit) as ended:
+        cli_main.cli.main(["-r", "/nonexistent", "snapshots"], prog_name="praxisbackup")
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert "abgebrochen" in err and "Aborted" not in err, err
+
+
+def test_a_stop_request_during_a_lock_step_waits_for_it_and_leaves_no_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop request landing while the lock is written (or removed) left a lock on the medium
+    about once in forty backups (outsider). It now takes effect once the step is complete:
+    the lock is held and then removed as the command ends."""
+    path = tmp_path / "repo"
+    Repository.init(LocalBackend(str(path)), PASSWORD)
+
+    class StoppedWhileLocking(LocalBackend):
+        def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:
+            if kind == "locks":
+                os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the step
+            super().write(kind, name, data)
+
+    repo = Repository.open(StoppedWhileLocking(str(path)), PASSWORD)
+    monkeypatch.setattr(cli_main, "_stopping", False)
+    previous = signal.signal(signal.SIGTERM, cli_main._stop_requested)
+    try:
+        with pytest.raises(KeyboardInterrupt), lock_repository(repo, True, "test"):
+            pytest.fail("the stop request must end the block before its first line")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.listdir(path / "locks") == []
+
+
+def test_a_stop_request_outside_an_uninterrupted_step_acts_at_once() -> None:
+    def stop() -> None:
+        raise KeyboardInterrupt
+
+    assert not stops.defer(stop)
+    with pytest.raises(KeyboardInterrupt), stops.uninterrupted():
+        assert stops.defer(stop)
+        assert stops.defer(stop)  # (one is enough)
+    with stops.uninterrupted():
+        pass  # nothing pending any more

@@ -195,8 +195,8 @@ def test_a_folder_chain_too_deep_for_the_walk_is_skipped_and_the_night_goes_on(
         restored = target / src.relative_to(src.anchor)
         assert (restored / "Befunde" / "akte.txt").read_text() == "Befund\n"
         assert (restored / "tief" / Path(*["a"] * 9) / "flach.txt").read_text() == "zehn\n"
-        # The source is level 1, "tief" level 2: 300 levels end with the 298th "a".
-        deepest = restored / "tief" / Path(*["a"] * 298)
+        # "tief" is level 1 below the source: level 300 is the 299th "a".
+        deepest = restored / "tief" / Path(*["a"] * 299)
         assert deepest.is_dir() and not any(deepest.iterdir())
     finally:
         # Deepest first: a recursive removal (pytest's own, of old temporary folders) would

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType, TracebackType
 
+from praxisbackup.platform import stops
+
 _SIGNAL_NAMES = ("SIGTERM", "SIGINT", "SIGBREAK", "SIGHUP")
 
 
@@ -38,9 +40,15 @@ class StopRequests:
 
     def _handler(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
+        first = self.received is None
         self.received = self.received or name
-        if self._armed:
-            raise Interrupted(name)
+        if self._armed and first and not stops.defer(self._raise):
+            self._raise()
+
+    def _raise(self) -> None:
+        """(After a lock step in progress, platform/stops.py; only if still armed then.)"""
+        if self._armed and self.received is not None:
+            raise Interrupted(self.received)
 
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():

@@ -16,13 +16,14 @@ import sys
 import tempfile
 import traceback
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from praxisbackup import __version__, platform
 from praxisbackup.cli.context import Ctx
 from praxisbackup.errors import ExitCode, PraxisError
+from praxisbackup.platform import stops
 
 #: The repository commands (cli/engine_commands.py): run without loading the practice, media,
 #: notification and document modules (their imports cost more than a small backup).
@@ -83,7 +84,7 @@ def describe_os_error(exc: OSError) -> str:
     return f"{what}{where}"
 
 
-def _fail(message: str, code: int, lang: str = "en") -> None:
+def _fail(message: str, code: int, lang: str = "en") -> NoReturn:
     click.echo(f"praxisbackup: {text('error.prefix', lang)}: {message}", err=True)
     sys.exit(code)
 
@@ -160,6 +161,21 @@ class PraxisGroup(click.Group):
         if cmd_name not in self.commands:
             self._load_all()
         return super().get_command(ctx, cmd_name)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """A stop request while the command is being loaded (its modules are imported here)
+        is an interruption like any other - not click's "Aborted!" with exit 1, which means
+        "finished with warnings" (and counts as success for a service manager)."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except KeyboardInterrupt:
+            _fail(text("error.interrupted", "de"), ExitCode.FAILURE, "de")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         self._load(args)
@@ -298,16 +314,30 @@ def cli(
     ctx.obj = Ctx(repo, password_file, as_json, quiet, config_path)
 
 
-def _stop_requested(_signum: int, _frame: object) -> None:
+_stopping = False
+
+
+def _raise_interrupt() -> None:
     raise KeyboardInterrupt
+
+
+def _stop_requested(_signum: int, _frame: object) -> None:
+    """The first stop request ends the command (after a lock step in progress, see
+    platform/stops.py); further ones change nothing - it is already ending."""
+    global _stopping  # noqa: PLW0603 - one command per process
+    if _stopping:
+        return
+    _stopping = True
+    if not stops.defer(_raise_interrupt):
+        _raise_interrupt()
 
 
 def main() -> None:
     platform.tune_memory()
-    # A stop request (kill, a logout, a service manager) ends a command as Ctrl-C does: worker
-    # processes ended, locks removed, "interrupted" and exit 2 - not a silent death with a
-    # lock left behind. `run` and `serve` install their own handling on top.
-    for name in ("SIGTERM", "SIGHUP"):
+    # Ctrl-C and a stop request (kill, a logout, a service manager) end a command the same way:
+    # worker processes ended, locks removed, "interrupted" and exit 2 - not a silent death with
+    # a lock left behind. `run` and `serve` install their own handling on top.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None:
             signal.signal(sig, _stop_requested)

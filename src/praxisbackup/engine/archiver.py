@@ -187,10 +187,11 @@ def _end_prewalk() -> None:
 LISTERS = 3
 #: Sub-folders of a folder listed ahead of the walk.
 LOOKAHEAD = 16
-#: Folders nested deeper below a source are skipped with a warning: the walk recurses (two
-#: interpreter frames per level), and a chain of a few hundred folders that anyone with write
-#: access to the data can create must not fail the whole night (found by an outsider: 500
-#: levels ended the backup with an internal error). No practice's data comes near it.
+#: Folders nested deeper below a source (its sub-folders are level 1) are skipped with a
+#: warning: the walk recurses (two interpreter frames per level), and a chain of a few hundred
+#: folders that anyone with write access to the data can create must not fail the whole
+#: night (found by an outsider: 500 levels ended the backup with an internal error). No
+#: practice's data comes near it.
 MAX_DEPTH = 300
 #: What listing a folder gives: its entries and previous entries, or a worker's examination.
 _Answer: TypeAlias = "tuple[Listing | OSError, dict[str, ParentEntry]] | Examined"
@@ -484,7 +485,7 @@ class Archiver:
             return
         node = node_from_stat(name, st)
         if node.type == DIR:
-            if self._depth >= MAX_DEPTH:
+            if self._depth > MAX_DEPTH:
                 self._skip(spath, f"folder nested more than {MAX_DEPTH} levels deep")
                 return
             self.summary.dirs += 1

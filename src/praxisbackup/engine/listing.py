@@ -31,11 +31,13 @@ _FOLDER_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOF
 
 
 @contextlib.contextmanager
-def scan(path: str) -> Iterator[Iterator[os.DirEntry[str]]]:
+def scan(path: str, touch: bool = True) -> Iterator[Iterator[os.DirEntry[str]]]:
     """``os.scandir`` of a folder without changing its access time where the system allows.
     The entries' ``path`` is then only their name: callers join ``path`` and ``entry.name``.
-    A folder replaced by a link since its lstat is not followed (an error, like a vanished
-    folder)."""
+    A folder that is a link now (the last component of ``path``) is not followed (an error,
+    like a vanished folder). Where the access time cannot be spared (not the owner, not root)
+    the folder is listed anyway - unless ``touch`` is False: then PermissionError (the
+    prewalk, which would change the time before the walk records it)."""
     if not _O_NOATIME or os.scandir not in os.supports_fd:
         with os.scandir(path) as it:
             yield it
@@ -43,6 +45,8 @@ def scan(path: str) -> Iterator[Iterator[os.DirEntry[str]]]:
     try:
         fd = os.open(path, _FOLDER_FLAGS | _O_NOATIME)
     except PermissionError:  # not the owner: a plain listing (it may update the access time)
+        if not touch:
+            raise
         fd = os.open(path, _FOLDER_FLAGS)
     try:
         with os.scandir(fd) as it:

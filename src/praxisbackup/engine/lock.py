@@ -23,6 +23,7 @@ from praxisbackup import platform
 from praxisbackup.engine.objects import ObjectKind
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import IntegrityError, RepositoryLockedError, StorageError
+from praxisbackup.platform import stops
 
 REFRESH_EVERY = 300.0
 STALE_AFTER = 1800.0
@@ -204,10 +205,10 @@ class RepositoryLock:
                 )
 
     def release(self) -> None:
-        with self._mutex:
+        with self._mutex, stops.uninterrupted():
             if self.name is not None:
-                name, self.name = self.name, None
-                self.repo.backend.delete("locks", name)
+                self.repo.backend.delete("locks", self.name)
+                self.name = None
 
 
 @contextmanager
@@ -220,32 +221,38 @@ def lock_repository(
     afterwards (the medium turned read-only, or is gone) is only added as a note - it becomes
     stale and the next writer removes it."""
     lock = RepositoryLock(repo, exclusive, command)
+    refresher: _Refresher | None = None
     try:
-        lock.acquire()
-    except StorageError as exc:
-        if not reader:
-            raise
-        raise StorageError(
-            f"{exc}; to read a medium that cannot be written, use --no-lock (then nothing "
-            "keeps a prune from deleting data while it is read)"
-        ) from None
-    repo.held_locks.append(lock)
-    refresher = _Refresher(lock)
-    refresher.start()
-    try:
+        # A stop request waits until the lock is written and held here, where it is removed
+        # again on the way out (else a lock could be left on the medium).
+        with stops.uninterrupted():
+            try:
+                lock.acquire()
+            except StorageError as exc:
+                if not reader:
+                    raise
+                raise StorageError(
+                    f"{exc}; to read a medium that cannot be written, use --no-lock (then "
+                    "nothing keeps a prune from deleting data while it is read)"
+                ) from None
+            repo.held_locks.append(lock)
+            refresher = _Refresher(lock)
+            refresher.start()
         yield lock
     except BaseException as exc:
-        refresher.stop.set()
-        try:
-            lock.release()
-        except StorageError as cleanup:
-            exc.add_note(f"the lock could not be removed afterwards: {cleanup}")
+        if refresher is not None:
+            refresher.stop.set()
+            try:
+                lock.release()
+            except StorageError as cleanup:
+                exc.add_note(f"the lock could not be removed afterwards: {cleanup}")
         raise
     else:
         refresher.stop.set()
         lock.release()
     finally:
-        repo.held_locks.remove(lock)
+        if refresher is not None:
+            repo.held_locks.remove(lock)
 
 
 def assert_no_exclusive_lock(repo: Repository) -> None:
