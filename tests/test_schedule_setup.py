@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import xml.etree.ElementTree as ET
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -171,3 +172,19 @@ at = {json.dumps(slot)}
     run_id = history[0].split()[-1]
     shown = run_cli("-c", str(cfg), "report", run_id, check=True).stdout
     assert "GELB" in shown and "Praxis" in shown
+
+
+def test_a_configuration_path_with_percent_and_dollar_reaches_the_command_intact() -> None:
+    """systemd expands %-specifiers and $VARIABLES in ExecStart and cron turns % into a new
+    line (found by an outsider): both are escaped, so the command gets the path as it is."""
+    path = "/srv/Praxis 100%/$HOME.toml"
+    service = schedule.systemd_units(path, "23:05")["praxisbackup-nightly.service"]
+    (exec_line,) = [line for line in service.splitlines() if line.startswith("ExecStart=")]
+    # What systemd makes of it: %% is a %, $$ is a $.
+    unescaped = exec_line.removeprefix("ExecStart=").replace("%%", "%").replace("$$", "$")
+    assert "%/" not in exec_line.replace("%%", "") and "$H" not in exec_line.replace("$$", "")
+    assert shlex.split(unescaped)[-4:] == ["-c", path, "-q", "run"]
+    line = schedule.cron_line(path, "23:05")
+    command = line.split(" root ", 1)[1]
+    assert "%" not in command.replace("\\%", "")  # no bare % left for cron
+    assert shlex.split(command.replace("\\%", "%"))[-4:] == ["-c", path, "-q", "run"]

@@ -115,7 +115,9 @@ def task_scheduler_xml(config_path: str, at: str, today: date | None = None) -> 
 
 
 def systemd_units(config_path: str, at: str) -> dict[str, str]:
-    cmd = shlex.join(command_line(config_path))
+    # systemd expands %-specifiers and $VARIABLES in ExecStart, quoted or not: doubled, each
+    # stands for itself (a configuration path may contain either).
+    cmd = shlex.join(command_line(config_path)).replace("%", "%%").replace("$", "$$")
     return {
         f"{UNIT}.service": f"""[Unit]
 Description=praxisbackup nightly backup
@@ -176,7 +178,9 @@ def _output(proc: subprocess.CompletedProcess[bytes]) -> str:
 
 def cron_line(config_path: str, at: str) -> str:
     hours, minutes = at.split(":")
-    return f"{int(minutes)} {int(hours)} * * * root {shlex.join(command_line(config_path))}\n"
+    # cron turns an unescaped % of the command into a new line.
+    cmd = shlex.join(command_line(config_path)).replace("%", "\\%")
+    return f"{int(minutes)} {int(hours)} * * * root {cmd}\n"
 
 
 def _has_systemd() -> bool:
