@@ -52,16 +52,36 @@ def verify_pack(
     is reported as such without condemning intact blobs; the header is compared with the
     index. A copy the index does not know is never read from here and is not checked either.
     ``buffer`` is reused for the read."""
+    return verify_read(key, cipher, pack_id, indexed, read_pack(backend, pack_id, buffer))
+
+
+def read_pack(
+    backend: Backend, pack_id: str, buffer: ReadBuffer
+) -> bytes | memoryview | StorageError:
+    """The first half of :func:`verify_pack`: the pack from the medium (a view into
+    ``buffer``), or why it could not be read."""
+    try:
+        return backend.read_uncached("data", pack_id, buffer)
+    except StorageError as exc:
+        return exc
+
+
+def verify_read(
+    key: crypto.MasterKey,
+    cipher: crypto.Cipher,
+    pack_id: str,
+    indexed: PackBlobs,
+    raw: bytes | memoryview | StorageError,
+) -> PackVerdict:
+    """The second half of :func:`verify_pack`, on what :func:`read_pack` gave."""
     verdict = PackVerdict(pack_id)
     what = f"pack {pack_id[:12]}"
     located = {
         (btype, bid): (offset, length, raw_length, bool(compressed))
         for btype, bid, offset, length, raw_length, compressed in PACK_RECORD.iter_unpack(indexed)
     }
-    try:
-        raw = backend.read_uncached("data", pack_id, buffer)
-    except StorageError as exc:
-        verdict.problems.append(("pack", pack_id, str(exc)))
+    if isinstance(raw, StorageError):
+        verdict.problems.append(("pack", pack_id, str(raw)))
         verdict.bad = sorted(located)
         return verdict
     verdict.bytes = len(raw)

@@ -73,7 +73,7 @@ from praxisbackup.engine.pack import (
     blob_payload,
     open_blob,
 )
-from praxisbackup.engine.packverify import PackBlobs, PackVerdict, verify_pack
+from praxisbackup.engine.packverify import PackBlobs, read_pack, verify_read
 from praxisbackup.engine.restorewindow import (
     MetadataWriter,
     WindowOutcome,
@@ -348,14 +348,58 @@ class RepositoryAccess:
 
 
 class PackVerifier:
-    """Verifies packs in a worker process (see :mod:`packverify`)."""
+    """Verifies packs in a worker process (see :mod:`packverify`), answering each in the
+    order they came. A loading thread reads the next pack from the medium while a verifying
+    thread decrypts, decompresses and hashes the one before: read past the cache, a pack's
+    read is a pure wait for the disk (two buffers; the worker's other memory is far below the
+    command's peak, which falls while the key is derived). The first failure is reported and
+    ends the verification: the checker stops."""
 
-    def __init__(self, access: RepositoryAccess) -> None:
+    def __init__(self, access: RepositoryAccess, out: IO[bytes]) -> None:
         self._backend, self._key, self._cipher = access.open()
-        self._buffer = platform.ReadBuffer()
+        self._out = out
+        self._free: queue.SimpleQueue[platform.ReadBuffer] = queue.SimpleQueue()
+        for _ in range(2):
+            self._free.put(platform.ReadBuffer())
+        self._to_read: queue.SimpleQueue[tuple[str, PackBlobs]] = queue.SimpleQueue()
+        self._read: queue.SimpleQueue[
+            tuple[str, PackBlobs, bytes | memoryview | StorageError, platform.ReadBuffer]
+        ] = queue.SimpleQueue()
+        self._failed = threading.Lock()
+        threading.Thread(target=self._load, daemon=True, name="load").start()
+        threading.Thread(target=self._verify, daemon=True, name="verify").start()
 
-    def verify(self, pack_id: str, indexed: PackBlobs) -> PackVerdict:
-        return verify_pack(self._backend, self._key, self._cipher, pack_id, indexed, self._buffer)
+    def submit(self, pack_id: str, indexed: PackBlobs) -> None:
+        self._to_read.put((pack_id, indexed))
+
+    def _load(self) -> None:
+        while True:
+            pack_id, indexed = self._to_read.get()
+            buffer = self._free.get()
+            try:
+                raw = read_pack(self._backend, pack_id, buffer)
+            except BaseException as exc:  # noqa: BLE001 - reported to the checker, which stops
+                self._fail(exc)
+                return
+            self._read.put((pack_id, indexed, raw, buffer))
+
+    def _verify(self) -> None:
+        while True:
+            pack_id, indexed, raw, buffer = self._read.get()
+            try:
+                verdict = verify_read(self._key, self._cipher, pack_id, indexed, raw)
+                raw = b""  # (the buffer's view is released before the buffer is reused)
+                self._free.put(buffer)
+                send(self._out, ("verified", verdict))
+            except (BrokenPipeError, ConnectionResetError):
+                return  # the checker is gone
+            except BaseException as exc:  # noqa: BLE001 - reported to the checker, which stops
+                self._fail(exc)
+                return
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._failed.acquire(blocking=False):
+            _report_failure(self._out, exc)
 
 
 @dataclass(frozen=True)
@@ -571,10 +615,12 @@ def worker_main() -> None:
                 assert reading is not None
                 reading.submit(msg)
             elif kind == "verify-init":
-                verifier = PackVerifier(msg[1])
+                verifier = PackVerifier(msg[1], out)
             elif kind == "verify":
+                # On the verifier's threads: this loop takes the next pack meanwhile, whose
+                # read then overlaps the verification of this one.
                 assert verifier is not None
-                send(out, ("verified", verifier.verify(msg[1], msg[2])))
+                verifier.submit(msg[1], msg[2])
             elif kind == "restore-init":
                 restorer = RestoreWindows(msg[1])
                 channel = socket.socket(fileno=int(os.environ[_SOCKET_ENV]))
