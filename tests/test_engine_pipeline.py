@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from praxisbackup.engine import restorer as restorer_module
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.pack import TREE
+from praxisbackup.engine.packverify import read_pack
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.snapshot import Snapshot, find_snapshot
@@ -352,3 +354,48 @@ def test_a_backup_leaves_folder_access_times_as_they_were_and_records_them(
     assert node.atime_ns == old_atime
     inside = [n for n in decode_tree(repo.read_blob(TREE, tree), "tree") if n.subtree is not None]
     assert len(inside) == 3 and all(n.atime_ns == old_atime for n in inside)
+
+
+def test_a_pack_swapped_for_a_fifo_a_device_link_or_another_file_is_reported_not_read(
+    tmp_path: Path,
+) -> None:
+    """Packs swapped during a check (outsider): a FIFO hung every worker, a link to /dev/zero
+    was read without end. Now a repository object is opened without following a link or
+    waiting for a writer, must be a regular file, and - for the check - have the index's
+    size; otherwise the read is an error, at once."""
+    backend = LocalBackend(str(tmp_path / "repo"))
+    backend.create()
+    name = "cd" * 32
+    data = random.Random(5).randbytes(100_000)
+    backend.write("data", name, data)
+    path = tmp_path / "repo" / "data" / name[:2] / name
+    assert path.is_file()
+    buffer = platform.ReadBuffer()
+    assert bytes(read_pack(backend, name, buffer, len(data))) == data  # type: ignore[arg-type]
+
+    def outcome(size: int | None) -> str:
+        found: list[object] = []
+        reader = threading.Thread(
+            target=lambda: found.append(read_pack(backend, name, buffer, size)), daemon=True
+        )
+        reader.start()
+        reader.join(20)
+        assert not reader.is_alive(), "the read waits"
+        (got,) = found
+        assert isinstance(got, StorageError), got
+        return str(got)
+
+    path.unlink()
+    os.mkfifo(path)
+    assert "not a regular file" in outcome(len(data))
+    assert "not a regular file" in outcome(None)
+    path.unlink()
+    path.symlink_to("/dev/zero")
+    assert "symbolic links" in outcome(len(data))  # ELOOP: a link is not followed
+    path.unlink()
+    path.write_bytes(data + data)
+    assert f"{2 * len(data)} bytes instead of {len(data)}" in outcome(len(data))
+    with pytest.raises(StorageError, match="not a regular file"):
+        path.unlink()
+        os.mkfifo(path)
+        backend.read_range("data", name, 0, 10)  # (a restore's reads too)

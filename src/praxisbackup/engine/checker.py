@@ -106,6 +106,8 @@ class Checker:
         self._structure = self.result
         #: The data reading found damage (then the structure examination is repeated).
         self._data_damage = False
+        #: The index's size of every pack: a pack of another size is not read.
+        self._pack_sizes: dict[str, int] = {}
         self._recorded: set[tuple[str, int, bytes]] = set()
 
     def run(
@@ -258,7 +260,7 @@ class Checker:
     def _read_packs(self, packs: list[str], alongside: Callable[[], None] | None = None) -> None:
         """Verify ``packs``; ``alongside`` runs in this process meanwhile if the verification
         runs in worker processes (otherwise after it)."""
-        sizes = dict(self.repo.index.packs())
+        sizes = self._pack_sizes = dict(self.repo.index.packs())
         total = sum(sizes[p] for p in packs)
         self.progress.set_total(len(packs), total)
         indexed = self.repo.index.pack_records(packs)
@@ -294,7 +296,13 @@ class Checker:
                 buffer = local.buffer = platform.ReadBuffer()
             repo = self.repo
             return verify_pack(
-                repo.backend, repo.key, repo.cipher, pack_id, indexed.pop(pack_id, b""), buffer
+                repo.backend,
+                repo.key,
+                repo.cipher,
+                pack_id,
+                indexed.pop(pack_id, b""),
+                buffer,
+                self._pack_sizes.get(pack_id),
             )
 
         with ThreadPoolExecutor(READERS, thread_name_prefix="check") as threads:
@@ -315,7 +323,8 @@ class Checker:
         while done < len(packs):
             while waiting and pool.has_room(IN_FLIGHT):
                 pack_id = waiting.popleft()
-                pool.request(("verify", pack_id, indexed.pop(pack_id, b"")))
+                size = self._pack_sizes.get(pack_id)
+                pool.request(("verify", pack_id, indexed.pop(pack_id, b""), size))
             answer = pool.next_answer(self.repo.check_lock, "check")
             if answer is not None:
                 done += 1

@@ -45,6 +45,7 @@ def verify_pack(
     pack_id: str,
     indexed: PackBlobs,
     buffer: ReadBuffer,
+    size: int | None = None,
 ) -> PackVerdict:
     """Read ``pack_id`` from the medium and verify it against ``indexed``: every blob the index
     places in it, by (type, id), with its place. Each blob is verified where the index says it
@@ -52,16 +53,18 @@ def verify_pack(
     is reported as such without condemning intact blobs; the header is compared with the
     index. A copy the index does not know is never read from here and is not checked either.
     ``buffer`` is reused for the read."""
-    return verify_read(key, cipher, pack_id, indexed, read_pack(backend, pack_id, buffer))
+    raw = read_pack(backend, pack_id, buffer, size)
+    return verify_read(key, cipher, pack_id, indexed, raw)
 
 
 def read_pack(
-    backend: Backend, pack_id: str, buffer: ReadBuffer
+    backend: Backend, pack_id: str, buffer: ReadBuffer, size: int | None = None
 ) -> bytes | memoryview | StorageError:
     """The first half of :func:`verify_pack`: the pack from the medium (a view into
-    ``buffer``), or why it could not be read."""
+    ``buffer``), or why it could not be read (also: not ``size`` bytes, the index's size -
+    a pack swapped during the check is not read without bound)."""
     try:
-        return backend.read_uncached("data", pack_id, buffer)
+        return backend.read_uncached("data", pack_id, buffer, size)
     except StorageError as exc:
         return exc
 

@@ -361,7 +361,7 @@ class PackVerifier:
         self._free: queue.SimpleQueue[platform.ReadBuffer] = queue.SimpleQueue()
         for _ in range(2):
             self._free.put(platform.ReadBuffer())
-        self._to_read: queue.SimpleQueue[tuple[str, PackBlobs]] = queue.SimpleQueue()
+        self._to_read: queue.SimpleQueue[tuple[str, PackBlobs, int | None]] = queue.SimpleQueue()
         self._read: queue.SimpleQueue[
             tuple[str, PackBlobs, bytes | memoryview | StorageError, platform.ReadBuffer]
         ] = queue.SimpleQueue()
@@ -369,15 +369,15 @@ class PackVerifier:
         threading.Thread(target=self._load, daemon=True, name="load").start()
         threading.Thread(target=self._verify, daemon=True, name="verify").start()
 
-    def submit(self, pack_id: str, indexed: PackBlobs) -> None:
-        self._to_read.put((pack_id, indexed))
+    def submit(self, pack_id: str, indexed: PackBlobs, size: int | None) -> None:
+        self._to_read.put((pack_id, indexed, size))
 
     def _load(self) -> None:
         while True:
-            pack_id, indexed = self._to_read.get()
+            pack_id, indexed, size = self._to_read.get()
             buffer = self._free.get()
             try:
-                raw = read_pack(self._backend, pack_id, buffer)
+                raw = read_pack(self._backend, pack_id, buffer, size)
             except BaseException as exc:  # noqa: BLE001 - reported to the checker, which stops
                 self._fail(exc)
                 return
@@ -620,7 +620,7 @@ def worker_main() -> None:
                 # On the verifier's threads: this loop takes the next pack meanwhile, whose
                 # read then overlaps the verification of this one.
                 assert verifier is not None
-                verifier.submit(msg[1], msg[2])
+                verifier.submit(msg[1], msg[2], msg[3])
             elif kind == "restore-init":
                 restorer = RestoreWindows(msg[1])
                 channel = socket.socket(fileno=int(os.environ[_SOCKET_ENV]))

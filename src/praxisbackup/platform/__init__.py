@@ -22,6 +22,7 @@ else:
 IS_WINDOWS = sys.platform == "win32"
 
 from praxisbackup.platform.direct import ReadBuffer as ReadBuffer  # noqa: E402
+from praxisbackup.platform.direct import open_regular as open_regular  # noqa: E402
 from praxisbackup.platform.direct import read_direct as read_direct  # noqa: E402
 
 birthtime_ns = _impl.birthtime_ns

@@ -18,10 +18,41 @@ from __future__ import annotations
 import errno
 import mmap
 import os
+import stat
 
 #: Offsets and lengths of direct reads are multiples of this (the largest common block size).
 ALIGN = 4096
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
+#: A repository object is opened without following a link and without waiting for a writer:
+#: a pack swapped for a FIFO during a check hung it, one swapped for a link to /dev/zero was
+#: read without end (found by an outsider).
+_SAFE_READ = (
+    os.O_RDONLY
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+)
+
+
+def open_regular(path: str, size: int | None = None) -> int:
+    """Open a file for reading - a regular file only (else OSError, "not a regular file"),
+    never a link as the last component, never waiting on a FIFO; with ``size``, only a file
+    of that many bytes (a file swapped for a huge one is not read)."""
+    fd = os.open(path, _SAFE_READ)
+    try:
+        _check_regular(fd, path, size)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _check_regular(fd: int, path: str, size: int | None) -> None:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", path)
+    if size is not None and st.st_size != size:
+        raise OSError(errno.EINVAL, f"{st.st_size} bytes instead of {size}", path)
 
 
 class ReadBuffer:
@@ -41,17 +72,23 @@ class ReadBuffer:
         return memoryview(self._map)[:size]
 
 
-def read_direct(path: str, buffer: ReadBuffer) -> memoryview | None:
+def read_direct(path: str, buffer: ReadBuffer, size: int | None = None) -> memoryview | None:
     """The whole file, read from the medium past the cache into ``buffer``; None if this
     system or file system cannot (or if the file changed size meanwhile): then read it
-    normally. Other errors (missing file, I/O error) are raised as they are."""
+    normally. Other errors (missing file, I/O error, not a regular file, not ``size`` bytes
+    long) are raised as they are."""
     if not _O_DIRECT:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | _O_DIRECT)
+        fd = os.open(path, _SAFE_READ | _O_DIRECT)
     except OSError as exc:
         if exc.errno == errno.EINVAL:
             return None
+        raise
+    try:
+        _check_regular(fd, path, size)
+    except BaseException:
+        os.close(fd)
         raise
     try:
         size = os.fstat(fd).st_size

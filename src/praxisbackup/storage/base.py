@@ -62,10 +62,11 @@ class Backend(Protocol):
         ...
 
     def read_uncached(
-        self, kind: str, name: str, buffer: ReadBuffer | None = None
+        self, kind: str, name: str, buffer: ReadBuffer | None = None, size: int | None = None
     ) -> bytes | memoryview:
         """Read a whole object from the medium itself, bypassing the OS page cache if possible
-        (into ``buffer`` if given: then a view, valid until the buffer is used again)."""
+        (into ``buffer`` if given: then a view, valid until the buffer is used again). With
+        ``size``, an object of another size is an error before anything is read."""
         ...
 
     def write(self, kind: str, name: str, data: bytes | Sequence[bytes]) -> None:

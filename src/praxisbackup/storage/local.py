@@ -31,7 +31,6 @@ from praxisbackup.platform import ReadBuffer
 from praxisbackup.storage.base import KINDS, ObjectInfo
 
 TEMP_PREFIX = ".tmp-"
-_OPEN_FLAGS_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
 _OPEN_FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 _MAX_CACHED_HANDLES = 64
 #: read_ranges reads across gaps up to this size rather than issuing another read.
@@ -72,7 +71,7 @@ class _HandleCache:
         with self._lock:
             entry = self._entries.get(path)
             if entry is None:
-                entry = [os.open(path, _OPEN_FLAGS_READ), 0]
+                entry = [platform.open_regular(path), 0]
                 self._entries[path] = entry
             else:
                 self._entries.move_to_end(path)
@@ -220,7 +219,7 @@ class LocalBackend:
     def read(self, kind: str, name: str) -> bytes:
         path = self._path(kind, name)
         try:
-            with open(path, "rb") as fh:
+            with open(platform.open_regular(path), "rb") as fh:
                 return fh.read()
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
@@ -294,7 +293,7 @@ class LocalBackend:
         return [out[k] for k in range(len(ranges))]
 
     def read_uncached(
-        self, kind: str, name: str, buffer: ReadBuffer | None = None
+        self, kind: str, name: str, buffer: ReadBuffer | None = None, size: int | None = None
     ) -> bytes | memoryview:
         """The whole object from the medium. With a ``buffer`` it is read past the cache
         (``O_DIRECT``, :mod:`praxisbackup.platform.direct`) into the buffer and the result is a
@@ -302,9 +301,12 @@ class LocalBackend:
         buffer, the cached pages are dropped before and after a normal read."""
         path = self._path(kind, name)
         try:
-            if buffer is not None and (direct := platform.read_direct(path, buffer)) is not None:
+            if (
+                buffer is not None
+                and (direct := platform.read_direct(path, buffer, size)) is not None
+            ):
                 return direct
-            fd = os.open(path, _OPEN_FLAGS_READ)
+            fd = platform.open_regular(path, size)
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
         try:
