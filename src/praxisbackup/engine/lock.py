@@ -207,8 +207,8 @@ class RepositoryLock:
     def release(self) -> None:
         with self._mutex, stops.uninterrupted():
             if self.name is not None:
-                self.repo.backend.delete("locks", self.name)
-                self.name = None
+                name, self.name = self.name, None
+                self.repo.backend.delete("locks", name)
 
 
 @contextmanager

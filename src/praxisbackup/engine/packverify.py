@@ -1,8 +1,8 @@
 """Verifying one pack as it lies on the medium: the unit of work of ``check --read-data`` and
 of the nightly verification.
 
-A pack is read with its cached pages dropped (so the medium itself answers), hashed against its
-name, its header decrypted, and every blob the index places in it decrypted, decompressed and
+A pack is read past the page cache (so the medium itself answers), hashed against its name,
+its header decrypted, and every blob the index places in it decrypted, decompressed and
 hashed against its id. The function is pure apart from the read: it runs in the checking
 process for small verifications and in worker processes (:mod:`pipeline`) for large ones, so
 that decryption, decompression and hashing use every core instead of taking turns on one

@@ -18,6 +18,7 @@ push out of the cache what the walk has yet to use.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections import deque
@@ -89,17 +90,15 @@ class Prewalk:
 
 def _look_into(folder: str) -> tuple[int, list[str]]:
     """List a folder and ``lstat`` its entries; returns the number of entries and the
-    sub-folders. What cannot be read counts as empty: the backup itself reports it."""
+    sub-folders seen. A folder that cannot be read (or not without changing its access time)
+    ends with what was seen: the backup itself reports it."""
     found: list[str] = []
     count = 0
-    try:
-        with scan(folder, touch=False) as it:
-            for entry in it:
-                count += 1
-                if entry.is_dir(follow_symlinks=False):
-                    found.append(os.path.join(folder, entry.name))
-                else:
-                    entry.stat(follow_symlinks=False)
-    except OSError:
-        return count, found
+    with contextlib.suppress(OSError), scan(folder, touch=False) as it:
+        for entry in it:
+            count += 1
+            if entry.is_dir(follow_symlinks=False):
+                found.append(os.path.join(folder, entry.name))
+            else:
+                entry.stat(follow_symlinks=False)
     return count, found

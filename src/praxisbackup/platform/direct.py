@@ -1,15 +1,14 @@
 """Reading a whole file past the operating system's cache.
 
-Two readers want the medium's own bytes rather than the page cache's: ``check --read-data``
-(a pack written minutes ago may still be cached, so a plain read would prove nothing about the
-disk), and the backup of large source files (their pages would only push the server's working
-set out of memory, and the kernel's cache bookkeeping costs about 0.4 CPU-seconds per GB on
-the bench machine, where a direct read costs under 0.1).
+``check --read-data`` wants the medium's own bytes rather than the page cache's: a pack written
+minutes ago may still be cached, so a plain read would prove nothing about the disk. A direct
+read also spares the kernel's cache bookkeeping (about 0.4 CPU-seconds per GB on the bench
+machine, against under 0.1).
 
 Linux opens such files with ``O_DIRECT``: the disk transfers straight into a page-aligned
 buffer. That needs offsets and lengths in whole blocks, so a :class:`ReadBuffer` is an
 anonymous mapping (page-aligned) rounded up to :data:`ALIGN`. Where ``O_DIRECT`` is missing
-(Windows, macOS) or refused (tmpfs, some network and FUSE file systems: ``EINVAL``),
+(Windows, macOS) or refused (older tmpfs, some network and FUSE file systems: ``EINVAL``),
 :func:`read_direct` answers None and the caller reads normally.
 """
 
@@ -39,20 +38,23 @@ def open_regular(path: str, size: int | None = None) -> int:
     never a link as the last component, never waiting on a FIFO; with ``size``, only a file
     of that many bytes (a file swapped for a huge one is not read)."""
     fd = os.open(path, _SAFE_READ)
-    try:
-        _check_regular(fd, path, size)
-    except BaseException:
-        os.close(fd)
-        raise
+    _check_regular(fd, path, size)
     return fd
 
 
-def _check_regular(fd: int, path: str, size: int | None) -> None:
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise OSError(errno.EINVAL, "not a regular file", path)
-    if size is not None and st.st_size != size:
-        raise OSError(errno.EINVAL, f"{st.st_size} bytes instead of {size}", path)
+def _check_regular(fd: int, path: str, size: int | None) -> int:
+    """The open file's size, if it is a regular file of ``size`` bytes (when given); else it
+    is closed and OSError raised."""
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+        if size is not None and st.st_size != size:
+            raise OSError(errno.EINVAL, f"{st.st_size} bytes instead of {size}", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return st.st_size
 
 
 class ReadBuffer:
@@ -85,13 +87,8 @@ def read_direct(path: str, buffer: ReadBuffer, size: int | None = None) -> memor
         if exc.errno == errno.EINVAL:
             return None
         raise
+    size = _check_regular(fd, path, size)
     try:
-        _check_regular(fd, path, size)
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        size = os.fstat(fd).st_size
         view = buffer.view(size + 1)  # one byte more: a file that grew is noticed
         got = 0
         while got < len(view):
