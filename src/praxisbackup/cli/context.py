@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from praxisbackup import platform
+from praxisbackup.cli.keyahead import ENV_REPOSITORY
 from praxisbackup.credentials import repository_passphrase
 from praxisbackup.engine.repository import Repository
 from praxisbackup.errors import RepositoryNotFoundError, UsageError
@@ -21,8 +22,6 @@ if TYPE_CHECKING:  # the engine commands run without the configuration model and
     from praxisbackup.model.config import Config
 
 __all__ = ["Ctx", "human_size"]
-
-ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
 
 
 ENV_LANG = "PRAXISBACKUP_LANG"

@@ -8,11 +8,17 @@ naming the log file that holds the full trace.
 
 from __future__ import annotations
 
+import sys
+
+from praxisbackup.cli import keyahead
+
+if __name__ == "__main__":  # (``python -m``): the key is derived while the rest loads
+    keyahead.start(sys.argv[1:])
+
 import errno
 import os
 import signal
 import sqlite3
-import sys
 import tempfile
 import traceback
 from datetime import datetime

@@ -119,6 +119,20 @@ def store_secret(path: str, value: str) -> None:
     write_private_file(path, data + b"\n")
 
 
+def given_passphrase(env_name: str = ENV_PASSWORD, password_file: str | None = None) -> str | None:
+    """The passphrase given to this one command, if any: in the environment (``env_name`` or
+    ``PRAXISBACKUP_PASSWORD``) or in an explicit file (``--password-file`` or
+    ``PRAXISBACKUP_PASSWORD_FILE``)."""
+    for name in dict.fromkeys((env_name, ENV_PASSWORD)):
+        value = os.environ.get(name)
+        if value:
+            return value
+    explicit = password_file or os.environ.get(ENV_PASSWORD_FILE)
+    if explicit:
+        return read_secret_file(explicit, "passphrase")
+    return None
+
+
 def repository_passphrase(
     config: Config | None = None,
     password_file: str | None = None,
@@ -135,13 +149,9 @@ def repository_passphrase(
     Without any, a clear error at once: a scheduled run must never wait for a prompt.
     """
     env_name = config.repository.password_env if config is not None else ENV_PASSWORD
-    for name in dict.fromkeys((env_name, ENV_PASSWORD)):
-        value = os.environ.get(name)
-        if value:
-            return value
-    explicit = password_file or os.environ.get(ENV_PASSWORD_FILE)
-    if explicit:
-        return read_secret_file(explicit, "passphrase")
+    given = given_passphrase(env_name, password_file)
+    if given is not None:
+        return given
     if config is not None and config.repository.password_file:
         try:
             return read_secret_file(config.repository.password_file, "passphrase", private=True)

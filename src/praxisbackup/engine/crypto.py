@@ -12,6 +12,8 @@ import base64
 import json
 import os
 import secrets
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -105,8 +107,57 @@ def storage_id(data: bytes | memoryview) -> str:
 
 
 def _derive(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
+    """The key-encryption key of a slot: taken from a derivation started ahead of need
+    (:func:`derive_ahead`) when one was started for exactly these inputs, else derived now."""
+    _ahead_settled.wait()
+    with _ahead_lock:
+        started = _ahead.pop((passphrase, salt, params), None)
+    if started is not None and started.exception() is None:
+        return started.result()
+    return _derive_now(passphrase, salt, params)
+
+
+def _derive_now(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
     kdf = Scrypt(salt=salt, length=32, n=params.n, r=params.r, p=params.p)
     return kdf.derive(passphrase.encode("utf-8"))
+
+
+#: Derivations started ahead of need, by (passphrase, salt, parameters): at most one per
+#: command (see :func:`derive_ahead`).
+_ahead: dict[tuple[str, bytes, KdfParams], Future[bytes]] = {}
+_ahead_lock = threading.Lock()
+#: Clear while a derivation ahead may still be registered (:func:`expect_ahead`): a slot's
+#: key is then not derived twice at once (twice the memory, and a core taken from the work).
+_ahead_settled = threading.Event()
+_ahead_settled.set()
+
+
+def expect_ahead() -> None:
+    """A derivation ahead of need may be registered soon: :func:`_derive` waits for
+    :func:`ahead_settled` (which the starter must call in every case)."""
+    _ahead_settled.clear()
+
+
+def ahead_settled() -> None:
+    _ahead_settled.set()
+
+
+def derive_ahead(passphrase: str, slot: ParsedKeySlot) -> None:
+    """Start deriving ``slot``'s key-encryption key now, on a thread of its own: scrypt
+    releases the interpreter lock, so a command's modules load (a third of a second from a
+    cold disk) while the key is derived, instead of before. Opening the slot with the same
+    passphrase takes the result; a failed derivation is simply done again there."""
+    started: Future[bytes] = Future()
+    with _ahead_lock:
+        _ahead[(passphrase, slot.salt, slot.params)] = started
+
+    def derive() -> None:
+        try:
+            started.set_result(_derive_now(passphrase, slot.salt, slot.params))
+        except BaseException as exc:  # noqa: BLE001 - kept for _derive, which derives again
+            started.set_exception(exc)
+
+    threading.Thread(target=derive, daemon=True, name="derive-key").start()
 
 
 def _b64(data: bytes) -> str:

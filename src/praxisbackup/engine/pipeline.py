@@ -556,6 +556,13 @@ def _read_exact(inp: IO[bytes], buf: bytearray | memoryview) -> bool:
     return True
 
 
+#: The protocol streams are read through a buffer of a pipe's size: the frames waiting in the
+#: pipe are taken with one system call. Read frame by frame, a worker's loop gave up the
+#: interpreter lock twice per frame and waited for it behind its busy threads: the nightly
+#: run's archiver spent a second blocked on full pipes of folder examinations (py-spy).
+_READ_AHEAD = 1 << 16
+
+
 def receive(inp: IO[bytes]) -> tuple[Any, bytearray]:
     """The next frame: (header, payload). EOFError when the other side is gone."""
     head = bytearray(_FRAME.size)
@@ -581,7 +588,7 @@ def worker_main() -> None:
 
         msvcrt.setmode(0, os.O_BINARY)  # type: ignore[attr-defined]
         msvcrt.setmode(1, os.O_BINARY)  # type: ignore[attr-defined]
-    inp = io.FileIO(0, "rb", closefd=False)
+    inp = io.BufferedReader(io.FileIO(0, "rb", closefd=False), _READ_AHEAD)
     out = _LockedOutput(1)
     sys.stdout = sys.stderr  # nothing but frames on the protocol stream
     packer: FilePacker | None = None
@@ -794,7 +801,10 @@ class _Worker:
         self.stdin: IO[bytes] = self.proc.stdin
         self._results = results
         self._reader = threading.Thread(
-            target=self._read_loop, args=(self.proc.stdout,), daemon=True, name=f"worker-{index}"
+            target=self._read_loop,
+            args=(io.BufferedReader(self.proc.stdout, _READ_AHEAD),),
+            daemon=True,
+            name=f"worker-{index}",
         )
         self._reader.start()
 

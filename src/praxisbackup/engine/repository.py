@@ -88,6 +88,35 @@ class IndexLoadReport:
     damaged: dict[str, str] = field(default_factory=dict)
 
 
+def _candidates(passphrase: str) -> list[str]:
+    """What a passphrase is tried as: itself, and a recovery key typed loosely, normalized."""
+    normalized = crypto.normalize_recovery_key(passphrase)
+    return [passphrase] if normalized == passphrase else [passphrase, normalized]
+
+
+def _key_slots(
+    backend: Backend, candidates: int
+) -> tuple[list[str], list[tuple[int, str, crypto.ParsedKeySlot]], list[str]]:
+    """(all slot names, usable slots in the order they are tried, damaged ones). Every slot's
+    structure and cost is checked first (cheap), and the cheapest is tried first, until the
+    budget is spent: crafted slots cannot make opening take minutes or swap."""
+    slots = sorted(info.name for info in backend.list("keys"))
+    damaged: list[str] = []
+    usable: list[tuple[int, str, crypto.ParsedKeySlot]] = []
+    for slot_id in slots:
+        raw = backend.read("keys", slot_id)
+        try:
+            if crypto.storage_id(raw) != slot_id:
+                raise IntegrityError(f"key slot {slot_id[:8]} does not match its name")
+            parsed = crypto.parse_key_slot(raw, f"key slot {slot_id[:8]}")
+        except IntegrityError:
+            damaged.append(slot_id)
+            continue
+        usable.append((parsed.cost * candidates, slot_id, parsed))
+    usable.sort(key=lambda item: (item[0], item[1]))
+    return slots, usable, damaged
+
+
 def _write_key_slot(
     backend: Backend, master: MasterKey, passphrase: str, label: str, kdf: KdfParams | None
 ) -> str:
@@ -195,28 +224,10 @@ class Repository:
             raise RepositoryNotFoundError(
                 f"there is no praxisbackup repository at {backend.location}"
             )
-        candidates = [passphrase]
-        normalized = crypto.normalize_recovery_key(passphrase)
-        if normalized != passphrase:
-            candidates.append(normalized)
-        slots = sorted(info.name for info in backend.list("keys"))
+        candidates = _candidates(passphrase)
+        slots, usable, damaged = _key_slots(backend, len(candidates))
         if not slots:
             raise IntegrityError(f"the repository at {backend.location} has no key slots")
-        # Check every slot's structure and cost first (cheap), then try the cheapest first
-        # until the budget is spent: crafted slots cannot make opening take minutes or swap.
-        damaged: list[str] = []
-        usable: list[tuple[int, str, crypto.ParsedKeySlot]] = []
-        for slot_id in slots:
-            raw = backend.read("keys", slot_id)
-            try:
-                if crypto.storage_id(raw) != slot_id:
-                    raise IntegrityError(f"key slot {slot_id[:8]} does not match its name")
-                parsed = crypto.parse_key_slot(raw, f"key slot {slot_id[:8]}")
-            except IntegrityError:
-                damaged.append(slot_id)
-                continue
-            usable.append((parsed.cost * len(candidates), slot_id, parsed))
-        usable.sort(key=lambda item: (item[0], item[1]))
         spent = 0
         untried = 0
         for cost, slot_id, parsed in usable:
@@ -250,6 +261,15 @@ class Repository:
             code="error.wrong_passphrase",
             location=backend.location,
         )
+
+    @staticmethod
+    def derive_ahead(backend: Backend, passphrase: str) -> None:
+        """Start deriving, on a thread, the key that :meth:`open` with ``passphrase`` tries
+        first (see :func:`crypto.derive_ahead`); nothing if there is no usable key slot."""
+        if backend.is_repository():
+            _slots, usable, _damaged = _key_slots(backend, len(_candidates(passphrase)))
+            if usable:
+                crypto.derive_ahead(passphrase, usable[0][2])
 
     # -- keys ---------------------------------------------------------------------------
     def add_key(self, passphrase: str, label: str, kdf: KdfParams | None = None) -> str:
