@@ -102,13 +102,14 @@ def decode_index(payload: bytes, what: str) -> IndexFile:
         for _ in range(n_packs):
             pid, size, n_blobs = _PACK.unpack_from(payload, pos)
             pos += _PACK.size
-            entries = []
-            for _ in range(n_blobs):
-                btype, flags, bid, off, length, raw = _BLOB.unpack_from(payload, pos)
-                pos += _BLOB.size
-                if btype not in BLOB_TYPES or off + length > size:
-                    raise IntegrityError(f"{what} has an invalid blob entry")
-                entries.append(PackEntry(btype, flags, bid, off, length, raw))
+            end = pos + n_blobs * _BLOB.size
+            if end > len(payload):
+                raise IntegrityError(f"{what} is truncated")
+            # (unpacked in C, checked in one pass: every command loads the whole index)
+            entries = list(map(PackEntry._make, _BLOB.iter_unpack(payload[pos:end])))
+            pos = end
+            if not all(e.type in BLOB_TYPES and e.offset + e.length <= size for e in entries):
+                raise IntegrityError(f"{what} has an invalid blob entry")
             packs.append(PackRecord(pid.hex(), size, entries))
     except struct.error:
         raise IntegrityError(f"{what} is truncated") from None
@@ -136,16 +137,6 @@ class Index:
         #: (pack number, type, blob id) of copies known to be damaged.
         self._bad: set[tuple[int, int, bytes]] = set()
 
-    @staticmethod
-    def _pack(no: int, e: PackEntry) -> int:
-        return (
-            (no << 98)
-            | (e.offset << 66)
-            | (e.length << 34)
-            | (e.raw_length << 2)
-            | (1 if e.flags & COMPRESSED else 0)
-        )
-
     def _location(self, packed: int) -> BlobLocation:
         return BlobLocation(
             self._pack_ids[packed >> 98],
@@ -164,14 +155,21 @@ class Index:
             self._pack_ids.append(pack_id)
             self._pack_sizes.append(size)
             self._pack_no[pack_id] = no
-        for e in entries:
-            table = self._blobs[e.type]
-            packed = self._pack(no, e)
-            first = table.get(e.id)
+        blobs, pack_bits = self._blobs, no << 98
+        for btype, flags, bid, offset, length, raw_length in entries:
+            table = blobs[btype]
+            packed = (
+                pack_bits
+                | (offset << 66)
+                | (length << 34)
+                | (raw_length << 2)
+                | (1 if flags & COMPRESSED else 0)
+            )
+            first = table.get(bid)
             if first is None:
-                table[e.id] = packed
+                table[bid] = packed
             elif first >> 98 != no:
-                more = self._more[e.type].setdefault(e.id, [])
+                more = self._more[btype].setdefault(bid, [])
                 if all(other >> 98 != no for other in more):
                     more.append(packed)
 
