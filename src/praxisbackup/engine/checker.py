@@ -318,7 +318,9 @@ class Checker:
         """Verify in worker processes (one per core), each with ``IN_FLIGHT`` packs queued so
         that its next read is ready when it finishes one."""
         pool.broadcast(("verify-init", pipeline.RepositoryAccess.of(self.repo)))
-        waiting = deque(packs)
+        # Largest first: the last packs are the small ones, so the workers finish together
+        # (in the index's order, a late large pack kept one worker busy alone at the end).
+        waiting = deque(sorted(packs, key=lambda p: -self._pack_sizes.get(p, 0)))
         done = 0
         while done < len(packs):
             while waiting and pool.has_room(IN_FLIGHT):

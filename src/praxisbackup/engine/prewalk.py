@@ -8,6 +8,12 @@ same sources in any order keep many such reads in flight at once; measured on th
 55 000 files in 11 000 folders, a cold sequential ``find`` takes 1.3 s and a parallel one
 0.4 s. The walk that follows finds everything cached.
 
+Not every file is looked at: one ``lstat`` per folder (and one per :data:`SAMPLE` entries of
+large ones) reads an inode-table block from the disk, and the file system reads ahead well
+beyond it (ext4: 32 blocks, 512 inodes). The walk's own ``lstat`` of the other entries finds
+those blocks cached. ``lstat``-ing every entry here as well cost 0.35 s of system time on the
+bench and made the nightly run 0.15-0.2 s slower (four interleaved pairs).
+
 This only reads metadata, never file contents, and follows no links. It lists only folders
 whose access time it can leave as it is (``O_NOATIME``: the owner or root), so that the walk
 still records the original time of the others. It starts with the
@@ -28,6 +34,8 @@ from praxisbackup.engine.listing import scan
 
 #: Threads listing folders at once (they wait for the disk, not for a core).
 THREADS = 8
+#: Of a folder's files, the first and every SAMPLE-th are looked at (see above).
+SAMPLE = 16
 #: Entries after which the prewalk stops.
 ENTRY_LIMIT = 400_000
 
@@ -89,8 +97,8 @@ class Prewalk:
 
 
 def _look_into(folder: str) -> tuple[int, list[str]]:
-    """List a folder and ``lstat`` its entries; returns the number of entries and the
-    sub-folders seen. A folder that cannot be read (or not without changing its access time)
+    """List a folder and ``lstat`` a sample of its files; returns the number of entries and
+    the sub-folders seen. A folder that cannot be read (or not without changing its access time)
     ends with what was seen: the backup itself reports it."""
     found: list[str] = []
     count = 0
@@ -99,6 +107,6 @@ def _look_into(folder: str) -> tuple[int, list[str]]:
             count += 1
             if entry.is_dir(follow_symlinks=False):
                 found.append(os.path.join(folder, entry.name))
-            else:
+            elif count % SAMPLE == 1:
                 entry.stat(follow_symlinks=False)
     return count, found
