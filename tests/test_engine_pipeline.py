@@ -25,7 +25,7 @@ from praxisbackup.engine.pack import TREE
 from praxisbackup.engine.packverify import read_pack
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
-from praxisbackup.engine.snapshot import Snapshot, find_snapshot
+from praxisbackup.engine.snapshot import Snapshot, find_snapshot, list_snapshots
 from praxisbackup.engine.tree import decode_tree
 from praxisbackup.errors import PraxisError, StorageError
 from praxisbackup.platform import direct as direct_module
@@ -181,6 +181,27 @@ def test_nightly_fast_path_takes_over_unchanged_folders_and_sees_every_change(
     entries = {n.name for n in decode_tree(repo.read_blob(TREE, after["Patient-000"]), "")}
     assert "brief-005.txt" not in entries and "brief-004.txt" in entries
     assert third.summary.total_files == second.summary.total_files - 6
+
+
+def test_a_worker_lost_during_the_nightly_examination_fails_the_run_at_once(
+    small_repo: Path, tmp_path: Path
+) -> None:
+    """Folder examinations travel in batches: a worker that is gone when its batch is sent,
+    or before it answers, ends the run with one clear error - nothing waits for answers
+    that cannot come - and the earlier snapshot is intact."""
+    src = make_source(tmp_path, seed=8)
+    repo = reopen(small_repo)
+    first = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    pipeline.prestart(2)
+    pool = pipeline._prestarted
+    assert pool is not None
+    pool.workers[1].proc.kill()
+    pool.workers[1].proc.wait()
+    with pytest.raises(pipeline.WorkerError, match="worker process"):
+        Archiver(repo, BackupOptions([str(src)])).run()
+    again = reopen(small_repo)
+    assert [s.id for s in list_snapshots(again)] == [first.id]
+    assert Checker(again).run(read_data=True).ok
 
 
 def test_restore_in_many_small_windows_with_files_across_packs(

@@ -185,8 +185,9 @@ def _end_prewalk() -> None:
 #: Threads that list folders (and lstat their entries) ahead of the walk: on cold caches
 #: listing a folder waits for the disk, and thousands of small folders are the common case.
 LISTERS = 3
-#: Sub-folders of a folder listed ahead of the walk.
-LOOKAHEAD = 16
+#: Sub-folders of a folder listed ahead of the walk (in a nightly run: examined by the
+#: workers, in batches - enough for a few batches per worker).
+LOOKAHEAD = 32
 #: Folders nested deeper below a source (its sub-folders are level 1) are skipped with a
 #: warning: the walk recurses (two interpreter frames per level), and a chain of a few hundred
 #: folders that anyone with write access to the data can create must not fail the whole
@@ -548,6 +549,8 @@ class Archiver:
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
         future = self._listings.pop(path, None)
         self._list_next(path)
+        if future is not None and not future.done() and self._pool is not None:
+            self._pool.send_examinations()
         answer = (
             future.result() if future is not None else self._list_with_parent(path, parent_tree)
         )
@@ -819,6 +822,7 @@ class Archiver:
     def _handle_one(self) -> None:
         """Wait for the next message from a worker and act on it."""
         assert self._pool is not None
+        self._pool.send_examinations()
         try:
             index, msg, payload = self._pool.results.get(timeout=1.0)
         except queue.Empty:
