@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conftest import reopen, restored_path
 from praxisbackup import platform
+from praxisbackup.engine import pipeline
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
 from praxisbackup.engine.repository import Repository
@@ -108,3 +109,32 @@ def test_restore_selection_and_excludes_ignore_case(repo: Repository, tmp_path: 
     assert (root / "Briefe" / "2026" / "Befund Müller.txt").read_bytes() == b"Befund\r\n"
     assert not (root / "CompuMED").exists()
     assert not (root / "Briefe" / "entwurf.TMP").exists()
+
+
+def test_the_nightly_walk_in_worker_processes_sees_every_change(
+    repo: Repository, tmp_path: Path
+) -> None:
+    """The nightly run's folder examinations in worker processes (spawned Windows Pythons,
+    batches over pipes): untouched folders are taken over, a changed file is seen, and the
+    examination's entries carry the file ids and link counts of a Windows lstat."""
+    src = tmp_path / "Praxis"
+    src.mkdir()
+    build_practice(src)
+    for i in range(40):  # more folders than one batch of examinations
+        folder = src / "Archiv" / f"Patient-{i:03d}"
+        folder.mkdir(parents=True)
+        for j in range(3):
+            (folder / f"Brief-{j}.txt").write_bytes(b"Befund %d %d\r\n" % (i, j))
+    first = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    pipeline.prestart(2)
+    unchanged = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    assert pipeline._prestarted is None  # the run took the workers
+    assert unchanged.summary.files_unmodified == first.summary.files_new
+    assert unchanged.summary.bytes_read == 0
+    changed = src / "Archiv" / "Patient-017" / "Brief-1.txt"
+    changed.write_bytes(b"Befund geaendert\r\n")
+    os.utime(changed, ns=(1_500_000_000_000_000_000, 1_500_000_000_000_000_000))
+    pipeline.prestart(2)
+    second = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    assert second.summary.files_changed == 1
+    assert second.summary.files_unmodified == first.summary.files_new - 1
