@@ -9,8 +9,11 @@ import random
 import stat
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from conftest import PASSWORD, reopen, run_cli, tree_state
@@ -199,6 +202,8 @@ def test_a_worker_lost_during_the_nightly_examination_fails_the_run_at_once(
     pool.workers[1].proc.wait()
     with pytest.raises(pipeline.WorkerError, match="worker process"):
         Archiver(repo, BackupOptions([str(src)])).run()
+    left = [p for p in psutil.Process().children() if "worker_main" in " ".join(p.cmdline())]
+    assert not left, "the other worker was not ended"
     again = reopen(small_repo)
     assert [s.id for s in list_snapshots(again)] == [first.id]
     assert Checker(again).run(read_data=True).ok
@@ -420,3 +425,21 @@ def test_a_pack_swapped_for_a_fifo_a_device_link_or_another_file_is_reported_not
         path.unlink()
         os.mkfifo(path)
         backend.read_range("data", name, 0, 10)  # (a restore's reads too)
+
+
+def test_an_examination_the_archiver_cancelled_takes_no_answer_and_raises_nothing() -> None:
+    """After a failure or a stop the archiver cancels the examinations it waits for; a
+    worker's late answer or its end must not raise in the reader thread (found by an
+    outsider: "InvalidStateError: CANCELLED" tracebacks when a nightly run was stopped)."""
+    pool = pipeline.WorkerPool(0)
+    cancelled: Future[Any] = Future()
+    answered: Future[Any] = Future()
+    pool._examinations.update({0: cancelled, 1: answered})
+    assert cancelled.cancel()
+    pool.examined([(0, "late answer"), (1, "answer")])  # type: ignore[list-item]
+    assert answered.result() == "answer"
+    again: Future[Any] = Future()
+    pool._examinations[2] = again
+    again.cancel()
+    pool.fail_examinations(pipeline.WorkerError("a worker process ended unexpectedly"))
+    assert again.cancelled()

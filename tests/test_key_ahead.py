@@ -3,7 +3,12 @@ thread, and taken by the opening; anything wrong is reported by the command as b
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +46,9 @@ def _count_derivations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         (["check", "--", "-r", "/a"], None),
         (["check", "-r"], None),
         (["-q", "check", "--read-data"], None),
+        (["-qr", "/m/r", "check"], "/m/r"),
+        (["-qr/m/r", "check"], "/m/r"),
+        (["ls", "-lr", "/m/r"], None),
     ],
 )
 def test_the_repository_is_found_on_the_command_line(args: list[str], expected: str) -> None:
@@ -118,3 +126,79 @@ def test_problems_ahead_are_reported_by_the_command_itself(repo_path: Path, case
     assert expected in proc.stderr
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+def test_nothing_is_derived_for_a_command_that_opens_no_repository(
+    repo_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
+    calls = _count_derivations(monkeypatch)
+    monkeypatch.setenv("PRAXISBACKUP_PASSWORD", PASSWORD)
+    keyahead.start(["-qr", str(repo_path), "init"])
+    crypto._ahead_settled.wait()
+    assert calls == []
+
+
+def test_a_passphrase_in_a_pipe_is_left_to_the_command(repo_path: Path) -> None:
+    """``--password-file <(echo ...)``: a pipe can be read once - by the command itself."""
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
+    read_end, write_end = os.pipe()
+    os.write(write_end, PASSWORD.encode() + b"\n")
+    os.close(write_end)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAXISBACKUP_PASSWORD")}
+    command = [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo_path)]
+    try:
+        proc = subprocess.run(
+            [*command, "--password-file", f"/dev/fd/{read_end}", "snapshots"],
+            capture_output=True,
+            text=True,
+            env=env | {"PRAXISBACKUP_KDF_N": "1024"},
+            pass_fds=(read_end,),
+            timeout=120,
+        )
+    finally:
+        os.close(read_end)
+    assert proc.returncode == 0, proc.stderr
+    assert "0 snapshots" in proc.stdout
+
+
+def test_a_stop_while_the_command_loads_is_held_until_it_can_end_it() -> None:
+    before = {name: signal.getsignal(getattr(signal, name)) for name in ("SIGTERM", "SIGHUP")}
+    try:
+        keyahead.hold_stops()
+        os.kill(os.getpid(), signal.SIGTERM)  # no exception, no death: held
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert keyahead.held_stop() == signal.SIGTERM  # the first one counts
+    finally:
+        keyahead._held = None
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for name, handler in before.items():
+            signal.signal(getattr(signal, name), handler)
+
+
+def test_stops_in_the_first_half_second_end_the_command_cleanly(repo_path: Path) -> None:
+    """SIGTERM at moments spread over the loading: every run ends - "abgebrochen" with exit
+    2 once the command's handling is in place, the plain signal death before it - and none
+    prints a traceback or hangs (an interruption inside an import shared with the key
+    derivation's thread once left the process hanging)."""
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
+    env = os.environ | {"PRAXISBACKUP_PASSWORD": PASSWORD, "PRAXISBACKUP_KDF_N": "1024"}
+    outcomes = []
+    for step in range(12):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo_path), "check"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        time.sleep(0.03 * step)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        if proc.returncode == 2:
+            assert err.strip() == "praxisbackup: Fehler: abgebrochen", err
+        else:
+            assert proc.returncode in (-signal.SIGTERM, 0), (proc.returncode, err)
+        outcomes.append(proc.returncode)
+    assert 2 in outcomes

@@ -13,6 +13,7 @@ import sys
 from praxisbackup.cli import keyahead
 
 if __name__ == "__main__":  # (``python -m``): the key is derived while the rest loads
+    keyahead.hold_stops()
     keyahead.start(sys.argv[1:])
 
 import errno
@@ -342,11 +343,18 @@ def main() -> None:
     platform.tune_memory()
     # Ctrl-C and a stop request (kill, a logout, a service manager) end a command the same way:
     # worker processes ended, locks removed, "interrupted" and exit 2 - not a silent death with
-    # a lock left behind. `run` and `serve` install their own handling on top.
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None:
-            signal.signal(sig, _stop_requested)
+    # a lock left behind. `run` and `serve` install their own handling on top. A request that
+    # came while the command loaded was held (cli/keyahead.py) and ends it now.
+    try:
+        keyahead.held_stop()
+        for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+            sig = getattr(signal, name, None)
+            if sig is not None:
+                signal.signal(sig, _stop_requested)
+        if keyahead.held_stop() is not None:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        _fail(text("error.interrupted", "de"), ExitCode.FAILURE, "de")
     cli(prog_name="praxisbackup")
 
 

@@ -65,13 +65,19 @@ def keyring_set(service: str, user: str, value: str) -> None:
 DPAPI_PREFIX = "dpapi:"
 
 
-def read_secret_file(path: str, what: str, private: bool = False) -> str:
+def read_secret_file(
+    path: str, what: str, private: bool = False, regular_only: bool = False
+) -> str:
     """First line of a file, without the line break; it must be text and not empty. A line
     written by :func:`store_secret` on Windows is decrypted with the machine's DPAPI key.
     ``private``: on POSIX the file must not be readable by other users (a secret others can
-    read is no secret; say how to fix it rather than use it)."""
+    read is no secret; say how to fix it rather than use it). ``regular_only``: only a
+    regular file is read - never a pipe, which could be read only once (``<(echo ...)``) or
+    would wait for a writer."""
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", opener=_nonblocking if regular_only else None) as fh:
+            if regular_only and not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise UsageError(f"the {what} file {path} is not a regular file")
             if private and os.name != "nt":
                 mode = stat.S_IMODE(os.fstat(fh.fileno()).st_mode)
                 if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -119,17 +125,24 @@ def store_secret(path: str, value: str) -> None:
     write_private_file(path, data + b"\n")
 
 
-def given_passphrase(env_name: str = ENV_PASSWORD, password_file: str | None = None) -> str | None:
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def given_passphrase(
+    env_name: str = ENV_PASSWORD, password_file: str | None = None, regular_only: bool = False
+) -> str | None:
     """The passphrase given to this one command, if any: in the environment (``env_name`` or
     ``PRAXISBACKUP_PASSWORD``) or in an explicit file (``--password-file`` or
-    ``PRAXISBACKUP_PASSWORD_FILE``)."""
+    ``PRAXISBACKUP_PASSWORD_FILE``; with ``regular_only`` a regular file only, see
+    :func:`read_secret_file`)."""
     for name in dict.fromkeys((env_name, ENV_PASSWORD)):
         value = os.environ.get(name)
         if value:
             return value
     explicit = password_file or os.environ.get(ENV_PASSWORD_FILE)
     if explicit:
-        return read_secret_file(explicit, "passphrase")
+        return read_secret_file(explicit, "passphrase", regular_only=regular_only)
     return None
 
 

@@ -382,15 +382,16 @@ class Archiver:
                 raise SourceError(f"source {src} is given twice or overlaps another source")
             level[comps[-1]] = (src, st)
 
-        if self.options.workers != 0:
-            self._pool = pipeline.take_prestarted()
         with BlobWriter(self.repo) as writer:
             self._writer = writer
-            if self._pool is not None and parent is not None and not self.options.force:
-                # Nightly run: the workers examine folders against the previous snapshot.
-                self._pool.init(self._packer_params(), writer.add_pack)
             failed = True
             try:
+                if self.options.workers != 0:
+                    self._pool = pipeline.take_prestarted()
+                if self._pool is not None and parent is not None and not self.options.force:
+                    # Nightly run: the workers examine folders against the previous snapshot.
+                    # (Inside the try: a worker gone already ends the run - and the others.)
+                    self._pool.init(self._packer_params(), writer.add_pack)
                 with quiet_gc():
                     root_id = self._archive_virtual(root, [], parent.tree_id if parent else None)
                     self._finish_reading()

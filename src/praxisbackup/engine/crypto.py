@@ -109,7 +109,7 @@ def storage_id(data: bytes | memoryview) -> str:
 def _derive(passphrase: str, salt: bytes, params: KdfParams) -> bytes:
     """The key-encryption key of a slot: taken from a derivation started ahead of need
     (:func:`derive_ahead`) when one was started for exactly these inputs, else derived now."""
-    _ahead_settled.wait()
+    _ahead_settled.wait(AHEAD_PATIENCE)
     with _ahead_lock:
         started = _ahead.pop((passphrase, salt, params), None)
     if started is not None and started.exception() is None:
@@ -130,6 +130,9 @@ _ahead_lock = threading.Lock()
 #: key is then not derived twice at once (twice the memory, and a core taken from the work).
 _ahead_settled = threading.Event()
 _ahead_settled.set()
+#: Seconds opening waits for that registration at most (it takes milliseconds; a medium that
+#: hangs the reading of the slots would hang the opening's own reading as well).
+AHEAD_PATIENCE = 30.0
 
 
 def expect_ahead() -> None:
