@@ -26,8 +26,6 @@ import signal
 import sys
 import threading
 
-from praxisbackup.engine import crypto
-
 #: The command-line options whose value is the repository, and the passphrase file.
 _REPO_OPTIONS = ("-r", "--repo")
 _PASSWORD_FILE_OPTIONS = ("--password-file",)
@@ -125,6 +123,9 @@ def start(args: list[str]) -> None:
     if not location or _command(args) in _NO_OPENING:
         return
     password_file = option_value(args, _PASSWORD_FILE_OPTIONS)
+    # (imported here: stops are held before anything heavier than this module loads)
+    from praxisbackup.engine import crypto  # noqa: PLC0415
+
     crypto.expect_ahead()
     _loaded.clear()
     try:
@@ -153,6 +154,8 @@ not_started: BaseException | None = None
 
 def _derive_ahead(location: str, password_file: str | None) -> None:
     global not_started  # noqa: PLW0603 - one command per process
+    from praxisbackup.engine import crypto  # noqa: PLC0415 - loaded by start() already
+
     try:
         try:
             from praxisbackup.credentials import given_passphrase  # noqa: PLC0415

@@ -75,19 +75,13 @@ from praxisbackup.engine.pack import (
     open_blob,
 )
 from praxisbackup.engine.packverify import PackBlobs, read_pack, verify_read
-from praxisbackup.engine.restorewindow import (
-    MetadataWriter,
-    WindowOutcome,
-    WindowPlan,
-    WindowWriter,
-    WriteSettings,
-)
 from praxisbackup.engine.tree import decode_parent_tree
 from praxisbackup.errors import IntegrityError, PraxisError, StorageError
 from praxisbackup.storage import Backend, open_backend
 
 if TYPE_CHECKING:
     from praxisbackup.engine.repository import Repository
+    from praxisbackup.engine.restorewindow import WindowOutcome, WindowPlan, WriteSettings
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
@@ -421,6 +415,9 @@ class RestoreWindows:
 
     def __init__(self, params: RestoreParams, channel: socket.socket, out: IO[bytes]) -> None:
         backend, key, cipher = params.access.open()
+        # (loaded by restoring workers only: a backup's or a check's worker starts sooner)
+        from praxisbackup.engine.restorewindow import MetadataWriter, WindowWriter  # noqa: PLC0415
+
         metadata = MetadataWriter(params.settings)
         self._writer = WindowWriter(backend, key, cipher, metadata, params.threads)
         self._channel = channel
