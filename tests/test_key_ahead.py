@@ -55,40 +55,37 @@ def test_the_repository_is_found_on_the_command_line(args: list[str], expected: 
     assert keyahead.option_value(args, ("-r", "--repo")) == expected
 
 
-def test_the_key_derived_ahead_is_the_one_opening_uses(
-    repo_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("given", "at_opening", "derived_on"),
+    [
+        # once, on the thread started before the opening
+        (PASSWORD, PASSWORD, ["derive-key"]),
+        # a wrong passphrase given ahead is still wrong, and derived once
+        ("not the passphrase", "not the passphrase", ["derive-key"]),
+        # another passphrase at opening (a prompt, a key change) derives its own key
+        ("not the passphrase", PASSWORD, ["derive-key", "MainThread"]),
+    ],
+)
+def test_opening_takes_the_key_derived_ahead_for_its_own_passphrase_only(
+    repo_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    given: str,
+    at_opening: str,
+    derived_on: list[str],
 ) -> None:
     Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
     calls = _count_derivations(monkeypatch)
-    monkeypatch.setenv("PRAXISBACKUP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("PRAXISBACKUP_PASSWORD", given)
     monkeypatch.delenv("PRAXISBACKUP_REPOSITORY", raising=False)
     keyahead.start(["-q", "--repo", str(repo_path), "check"])
-    Repository.open(LocalBackend(str(repo_path)), PASSWORD).close()
-    assert calls == ["derive-key"]  # once, on the thread started before the opening
-    assert not crypto._ahead
-
-
-def test_a_wrong_passphrase_given_ahead_is_still_wrong(
-    repo_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
-    calls = _count_derivations(monkeypatch)
-    monkeypatch.setenv("PRAXISBACKUP_PASSWORD", "not the passphrase")
-    keyahead.start(["-r", str(repo_path), "snapshots"])
-    with pytest.raises(WrongPasswordError):
-        Repository.open(LocalBackend(str(repo_path)), "not the passphrase")
-    assert calls == ["derive-key"]
-
-
-def test_another_passphrase_at_opening_derives_its_own_key(
-    repo_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
-    calls = _count_derivations(monkeypatch)
-    monkeypatch.setenv("PRAXISBACKUP_PASSWORD", "not the passphrase")
-    keyahead.start(["-r", str(repo_path), "snapshots"])
-    Repository.open(LocalBackend(str(repo_path)), PASSWORD).close()
-    assert calls == ["derive-key", "MainThread"]
+    if at_opening == PASSWORD:
+        Repository.open(LocalBackend(str(repo_path)), at_opening).close()
+    else:
+        with pytest.raises(WrongPasswordError):
+            Repository.open(LocalBackend(str(repo_path)), at_opening)
+    assert calls == derived_on
+    if given == at_opening:
+        assert not crypto._ahead  # taken
 
 
 def test_nothing_is_started_without_a_given_passphrase(
