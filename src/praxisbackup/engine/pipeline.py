@@ -411,7 +411,9 @@ class RestoreWindows:
     restoring process sends over the worker's socket - in the order they came, on a thread of
     their own: the worker's input loop takes the next window's plan at once, so the restoring
     process is not held up sending it (on the bench it had spent two seconds blocked on full
-    pipes instead of planning). The first failure is reported and ends the writing."""
+    pipes instead of planning). The first failure is reported and ends the writing. When the
+    worker's input ends, the window being written is finished (:meth:`finish`): a killed
+    restoring process leaves its workers' current windows complete, as before."""
 
     def __init__(self, params: RestoreParams, channel: socket.socket, out: IO[bytes]) -> None:
         backend, key, cipher = params.access.open()
@@ -422,15 +424,21 @@ class RestoreWindows:
         self._writer = WindowWriter(backend, key, cipher, metadata, params.threads)
         self._channel = channel
         self._out = out
-        self._queue: queue.SimpleQueue[tuple[WindowPlan, list[str]]] = queue.SimpleQueue()
-        threading.Thread(target=self._loop, daemon=True, name="restore").start()
+        self._queue: queue.SimpleQueue[tuple[WindowPlan, list[str]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="restore")
+        self._thread.start()
 
     def submit(self, plan: WindowPlan, paths: list[str]) -> None:
         self._queue.put((plan, paths))
 
+    def finish(self) -> None:
+        """Wait until the windows received are written (or the writing has ended)."""
+        self._queue.put(None)
+        self._thread.join()
+
     def _loop(self) -> None:
-        while True:
-            plan, paths = self._queue.get()
+        while (window := self._queue.get()) is not None:
+            plan, paths = window
             try:
                 send(self._out, ("restored", self.write(plan, paths, self._channel)))
             except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -636,48 +644,52 @@ def worker_main() -> None:
     channel: socket.socket | None = None
 
     reading: _ReadingThread | None = None
-    while True:
-        try:
-            msg, _payload = receive(inp)
-        except EOFError:
-            return
-        try:
-            kind = msg[0]
-            if kind == "init":
-                backend = open_backend(msg[1].location)
-                outbox = _Outbox(backend, out)
-                packer = FilePacker(msg[1], outbox.pack)
-                examiner = FolderExaminer(msg[1], backend, out)
-                reading = _ReadingThread(packer, outbox)
-            elif kind == "examine":
-                # On its own thread: a folder's examination need not wait for the database
-                # file this worker is reading (the nightly run's walk goes on meanwhile).
-                assert examiner is not None
-                examiner.submit(msg[1])
-            elif kind in ("files", "flush"):
-                # On the reading thread, so that this loop goes on receiving examinations.
-                assert reading is not None
-                reading.submit(msg)
-            elif kind == "verify-init":
-                verifier = PackVerifier(msg[1], out)
-            elif kind == "verify":
-                # On the verifier's threads: this loop takes the next pack meanwhile, whose
-                # read then overlaps the verification of this one.
-                assert verifier is not None
-                verifier.submit(msg[1], msg[2], msg[3])
-            elif kind == "restore-init":
-                channel = socket.socket(fileno=int(os.environ[_SOCKET_ENV]))
-                restorer = RestoreWindows(msg[1], channel, out)
-            elif kind == "restore-window":
-                assert restorer is not None
-                restorer.submit(msg[1], msg[2])
-            elif kind == "stop":
+    try:
+        while True:
+            try:
+                msg, _payload = receive(inp)
+            except EOFError:
                 return
-        except (BrokenPipeError, ConnectionResetError, EOFError):
-            return  # the process that gave the work is gone (killed): nobody to answer
-        except BaseException as exc:  # noqa: BLE001 - reported to the archiver, which stops
-            _report_failure(out, exc)
-            return
+            try:
+                kind = msg[0]
+                if kind == "init":
+                    backend = open_backend(msg[1].location)
+                    outbox = _Outbox(backend, out)
+                    packer = FilePacker(msg[1], outbox.pack)
+                    examiner = FolderExaminer(msg[1], backend, out)
+                    reading = _ReadingThread(packer, outbox)
+                elif kind == "examine":
+                    # On its own thread: a folder's examination need not wait for the database
+                    # file this worker is reading (the nightly run's walk goes on meanwhile).
+                    assert examiner is not None
+                    examiner.submit(msg[1])
+                elif kind in ("files", "flush"):
+                    # On the reading thread, so that this loop goes on receiving examinations.
+                    assert reading is not None
+                    reading.submit(msg)
+                elif kind == "verify-init":
+                    verifier = PackVerifier(msg[1], out)
+                elif kind == "verify":
+                    # On the verifier's threads: this loop takes the next pack meanwhile, whose
+                    # read then overlaps the verification of this one.
+                    assert verifier is not None
+                    verifier.submit(msg[1], msg[2], msg[3])
+                elif kind == "restore-init":
+                    channel = socket.socket(fileno=int(os.environ[_SOCKET_ENV]))
+                    restorer = RestoreWindows(msg[1], channel, out)
+                elif kind == "restore-window":
+                    assert restorer is not None
+                    restorer.submit(msg[1], msg[2])
+                elif kind == "stop":
+                    return
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                return  # the process that gave the work is gone (killed): nobody to answer
+            except BaseException as exc:  # noqa: BLE001 - reported to the archiver, which stops
+                _report_failure(out, exc)
+                return
+    finally:
+        if restorer is not None:
+            restorer.finish()
 
 
 class _ReadingThread:
