@@ -136,23 +136,31 @@ def test_nothing_is_derived_for_a_command_that_opens_no_repository(
     assert calls == []
 
 
+def _snapshots_with_password_file(
+    repo_path: Path, password_file: str, pass_fds: tuple[int, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``snapshots`` with the passphrase only in ``password_file`` (nothing in the
+    environment)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAXISBACKUP_PASSWORD")}
+    command = [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo_path)]
+    return subprocess.run(
+        [*command, "--password-file", password_file, "snapshots"],
+        capture_output=True,
+        text=True,
+        env=env | {"PRAXISBACKUP_KDF_N": "1024"},
+        pass_fds=pass_fds,
+        timeout=120,
+    )
+
+
 def test_a_passphrase_in_a_pipe_is_left_to_the_command(repo_path: Path) -> None:
     """``--password-file <(echo ...)``: a pipe can be read once - by the command itself."""
     Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
     read_end, write_end = os.pipe()
     os.write(write_end, PASSWORD.encode() + b"\n")
     os.close(write_end)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAXISBACKUP_PASSWORD")}
-    command = [sys.executable, "-m", "praxisbackup.cli.main", "-r", str(repo_path)]
     try:
-        proc = subprocess.run(
-            [*command, "--password-file", f"/dev/fd/{read_end}", "snapshots"],
-            capture_output=True,
-            text=True,
-            env=env | {"PRAXISBACKUP_KDF_N": "1024"},
-            pass_fds=(read_end,),
-            timeout=120,
-        )
+        proc = _snapshots_with_password_file(repo_path, f"/dev/fd/{read_end}", (read_end,))
     finally:
         os.close(read_end)
     assert proc.returncode == 0, proc.stderr
@@ -199,3 +207,32 @@ def test_stops_in_the_first_half_second_end_the_command_cleanly(repo_path: Path)
             assert proc.returncode in (-signal.SIGTERM, 0), (proc.returncode, err)
         outcomes.append(proc.returncode)
     assert 2 in outcomes
+
+
+def test_a_passphrase_from_a_named_pipe_with_a_writer_reaches_the_command(
+    repo_path: Path, tmp_path: Path
+) -> None:
+    """A FIFO is not opened ahead of the command: opening it would take the waiting writer's
+    line, and the command's own open would then wait for a writer forever."""
+    Repository.init(LocalBackend(str(repo_path)), PASSWORD).close()
+    fifo = tmp_path / "passphrase.fifo"
+    os.mkfifo(fifo)
+
+    def write_once() -> None:
+        with open(fifo, "w", encoding="utf-8") as fh:  # blocks until a reader opens it
+            fh.write(PASSWORD + "\n")
+
+    threading.Thread(target=write_once, daemon=True).start()
+    proc = _snapshots_with_password_file(repo_path, str(fifo))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 snapshots" in proc.stdout
+
+
+def test_a_combined_short_option_s_value_is_not_taken_for_the_command() -> None:
+    """``-qr PATH snapshots``: PATH is the repository, ``snapshots`` the command (before, the
+    path was taken for an unknown command and every command module was loaded)."""
+    from praxisbackup.cli.main import _is_value
+
+    args = ["-qr", "/m/r", "snapshots"]
+    assert _is_value(args, 1) and not _is_value(args, 2)
+    assert keyahead._command(args) == "snapshots"

@@ -77,6 +77,18 @@ def _short_value(arg: str, letter: str, following: str | None) -> str | None:
     return None
 
 
+def takes_next_value(arg: str) -> bool:
+    """``arg`` is a cluster of the command line's short options whose last one takes the next
+    argument as its value (``-qr`` in ``-qr PATH``)."""
+    return (
+        len(arg) > 2
+        and arg[0] == "-"
+        and arg[1] != "-"
+        and arg[-1] in _SHORT_VALUES
+        and all(c in _SHORT_FLAGS for c in arg[1:-1])
+    )
+
+
 def _command(args: list[str]) -> str | None:
     """The command's name: the first argument that is neither an option nor its value."""
     skip = False
@@ -86,11 +98,7 @@ def _command(args: list[str]) -> str | None:
             continue
         if not arg.startswith("-") or arg == "-":
             return arg
-        skip = arg in ("--repo", "--config", "--password-file") or (
-            not arg.startswith("--")
-            and arg[-1] in _SHORT_VALUES
-            and all(c in _SHORT_FLAGS for c in arg[1:-1])
-        )
+        skip = arg in ("-r", "-c", "--repo", "--config", "--password-file") or takes_next_value(arg)
     return None
 
 

@@ -277,8 +277,9 @@ _VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}
 
 
 def _is_value(args: list[str], i: int) -> bool:
-    """Is ``args[i]`` the value of a preceding global option (e.g. ``-c run.toml``)?"""
-    return i > 0 and args[i - 1] in _VALUE_OPTIONS
+    """Is ``args[i]`` the value of a preceding global option (e.g. ``-c run.toml``,
+    ``-qr PATH``)?"""
+    return i > 0 and (args[i - 1] in _VALUE_OPTIONS or keyahead.takes_next_value(args[i - 1]))
 
 
 @click.group(cls=PraxisGroup, context_settings={"help_option_names": ["-h", "--help"]})

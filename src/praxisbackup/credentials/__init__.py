@@ -75,6 +75,9 @@ def read_secret_file(
     regular file is read - never a pipe, which could be read only once (``<(echo ...)``) or
     would wait for a writer."""
     try:
+        # (looked at before it is opened: opening a FIFO would take a waiting writer's line)
+        if regular_only and not stat.S_ISREG(os.stat(path).st_mode):
+            raise UsageError(f"the {what} file {path} is not a regular file")
         with open(path, encoding="utf-8", opener=_nonblocking if regular_only else None) as fh:
             if regular_only and not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
                 raise UsageError(f"the {what} file {path} is not a regular file")

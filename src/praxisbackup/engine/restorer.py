@@ -12,7 +12,9 @@ Safety properties (each has its own tests; a faster restorer must keep all of th
   open file, and is renamed into place when complete (``never``: a rename that does not
   replace). Its times are set before the rename too, so a file under its real name has its
   dates even after a crash (on a file system that resets times on rename, FAT through FUSE,
-  they are set again afterwards). A crash leaves at most a ``*.praxisbackup-tmp`` file.
+  they are set again afterwards). A crash or a stop leaves only ``*.praxisbackup-tmp``
+  files - at most one per writing thread - which a later restore does not remove (README,
+  Known gaps).
 * **Special entries only when asked.** Device nodes, FIFOs and setuid/setgid bits are restored
   only with ``special=True`` (like ``tar -p`` as root); otherwise each is named as skipped.
 * **Verification covers what the target holds**: with ``verify``, files this run wrote *and*
