@@ -59,11 +59,11 @@ def test_the_repository_is_found_on_the_command_line(args: list[str], expected: 
     ("given", "at_opening", "derived_on"),
     [
         # once, on the thread started before the opening
-        (PASSWORD, PASSWORD, ["derive-key"]),
+        (PASSWORD, PASSWORD, ["key-ahead"]),
         # a wrong passphrase given ahead is still wrong, and derived once
-        ("not the passphrase", "not the passphrase", ["derive-key"]),
+        ("not the passphrase", "not the passphrase", ["key-ahead"]),
         # another passphrase at opening (a prompt, a key change) derives its own key
-        ("not the passphrase", PASSWORD, ["derive-key", "MainThread"]),
+        ("not the passphrase", PASSWORD, ["key-ahead", "MainThread"]),
     ],
 )
 def test_opening_takes_the_key_derived_ahead_for_its_own_passphrase_only(
@@ -231,8 +231,6 @@ def test_a_passphrase_from_a_named_pipe_with_a_writer_reaches_the_command(
 def test_a_combined_short_option_s_value_is_not_taken_for_the_command() -> None:
     """``-qr PATH snapshots``: PATH is the repository, ``snapshots`` the command (before, the
     path was taken for an unknown command and every command module was loaded)."""
-    from praxisbackup.cli.main import _is_value
-
     args = ["-qr", "/m/r", "snapshots"]
-    assert _is_value(args, 1) and not _is_value(args, 2)
-    assert keyahead._command(args) == "snapshots"
+    assert keyahead.is_value(args, 1) and not keyahead.is_value(args, 2)
+    assert keyahead.command_name(args) == "snapshots"

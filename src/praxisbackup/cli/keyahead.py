@@ -29,8 +29,10 @@ import threading
 #: The command-line options whose value is the repository, and the passphrase file.
 _REPO_OPTIONS = ("-r", "--repo")
 _PASSWORD_FILE_OPTIONS = ("--password-file",)
-#: The command line's short options without a value, which may be combined with ``-r``
-#: (``-qr PATH``), and those with one.
+#: The command line's own options that take a value (cli/main.py's group: ``-r``, ``-c``,
+#: ``--password-file``); its short options without one, which may be combined with those with
+#: one (``-qr PATH``), and those with one.
+VALUE_OPTIONS = frozenset({"-r", "--repo", "--password-file", "-c", "--config"})
 _SHORT_FLAGS = frozenset("qh")
 _SHORT_VALUES = frozenset("rc")
 ENV_REPOSITORY = "PRAXISBACKUP_REPOSITORY"
@@ -89,17 +91,17 @@ def takes_next_value(arg: str) -> bool:
     )
 
 
-def _command(args: list[str]) -> str | None:
+def is_value(args: list[str], i: int) -> bool:
+    """Is ``args[i]`` the value of a preceding option of the command line's own (``-c
+    run.toml``, ``-qr PATH``)?"""
+    return i > 0 and (args[i - 1] in VALUE_OPTIONS or takes_next_value(args[i - 1]))
+
+
+def command_name(args: list[str]) -> str | None:
     """The command's name: the first argument that is neither an option nor its value."""
-    skip = False
-    for arg in args:
-        if skip or arg == "--":
-            skip = False
-            continue
-        if not arg.startswith("-") or arg == "-":
-            return arg
-        skip = arg in ("-r", "-c", "--repo", "--config", "--password-file") or takes_next_value(arg)
-    return None
+    return next(
+        (a for i, a in enumerate(args) if not a.startswith("-") and not is_value(args, i)), None
+    )
 
 
 def hold_stops() -> None:
@@ -128,7 +130,7 @@ def start(args: list[str]) -> None:
     """Start deriving the key for the repository this command line names, if it names one
     (option or environment), opens it, and the passphrase was given to the command."""
     location = option_value(args, _REPO_OPTIONS) or os.environ.get(ENV_REPOSITORY)
-    if not location or _command(args) in _NO_OPENING:
+    if not location or command_name(args) in _NO_OPENING:
         return
     password_file = option_value(args, _PASSWORD_FILE_OPTIONS)
     # (imported here: stops are held before anything heavier than this module loads)
@@ -145,11 +147,16 @@ def start(args: list[str]) -> None:
         crypto.ahead_settled()
 
 
+def begin(args: list[str]) -> None:
+    """What a command does first: hold stop requests, start the derivation."""
+    hold_stops()
+    start(args)
+
+
 def main() -> None:
     """The ``praxisbackup`` program (its console script): the derivation starts, then the
     command line loads."""
-    hold_stops()
-    start(sys.argv[1:])
+    begin(sys.argv[1:])
     from praxisbackup.cli.main import main as run  # noqa: PLC0415 - after the start
 
     run()

@@ -13,8 +13,7 @@ import sys
 from praxisbackup.cli import keyahead
 
 if __name__ == "__main__":  # (``python -m``): the key is derived while the rest loads
-    keyahead.hold_stops()
-    keyahead.start(sys.argv[1:])
+    keyahead.begin(sys.argv[1:])
 
 import errno
 import os
@@ -122,10 +121,7 @@ class PraxisGroup(click.Group):
     def _load(self, names: list[str]) -> None:
         """Register the commands: only the engine's when the command line names one of them
         (or nothing that could be another command), else all of them."""
-        first = next(
-            (a for i, a in enumerate(names) if not a.startswith("-") and not _is_value(names, i)),
-            None,
-        )
+        first = keyahead.command_name(names)
         if not self._engine_loaded:
             from praxisbackup.cli import engine_commands  # noqa: PLC0415
 
@@ -193,7 +189,11 @@ class PraxisGroup(click.Group):
             n: not p.is_flag for p in self.params if isinstance(p, click.Option) for n in p.opts
         }
         position = next(
-            (i for i, a in enumerate(args) if a in self.commands and not _is_value(args, i)),
+            (
+                i
+                for i, a in enumerate(args)
+                if a in self.commands and not keyahead.is_value(args, i)
+            ),
             None,
         )
         if position is None:
@@ -271,15 +271,6 @@ def _reader_gone() -> bool:
         return any(events & select.POLLERR for _fd, events in poller.poll(0))
     except (AttributeError, OSError, ValueError):
         return False
-
-
-_VALUE_OPTIONS = {"-r", "--repo", "--password-file", "-c", "--config"}
-
-
-def _is_value(args: list[str], i: int) -> bool:
-    """Is ``args[i]`` the value of a preceding global option (e.g. ``-c run.toml``,
-    ``-qr PATH``)?"""
-    return i > 0 and (args[i - 1] in _VALUE_OPTIONS or keyahead.takes_next_value(args[i - 1]))
 
 
 @click.group(cls=PraxisGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -146,21 +146,18 @@ def ahead_settled() -> None:
 
 
 def derive_ahead(passphrase: str, slot: ParsedKeySlot) -> None:
-    """Start deriving ``slot``'s key-encryption key now, on a thread of its own: scrypt
-    releases the interpreter lock, so a command's modules load (a third of a second from a
-    cold disk) while the key is derived, instead of before. Opening the slot with the same
-    passphrase takes the result; a failed derivation is simply done again there."""
+    """Derive ``slot``'s key-encryption key now, on the calling thread (a command's thread
+    started for it: scrypt releases the interpreter lock, so the command's modules load
+    meanwhile). Opening the slot with the same passphrase takes the result, waiting for it if
+    need be; a failed derivation is simply done again there."""
     started: Future[bytes] = Future()
     with _ahead_lock:
         _ahead[(passphrase, slot.salt, slot.params)] = started
-
-    def derive() -> None:
-        try:
-            started.set_result(_derive_now(passphrase, slot.salt, slot.params))
-        except BaseException as exc:  # noqa: BLE001 - kept for _derive, which derives again
-            started.set_exception(exc)
-
-    threading.Thread(target=derive, daemon=True, name="derive-key").start()
+    ahead_settled()  # (registered: opening may look for it now)
+    try:
+        started.set_result(_derive_now(passphrase, slot.salt, slot.params))
+    except BaseException as exc:  # noqa: BLE001 - kept for _derive, which derives again
+        started.set_exception(exc)
 
 
 def _b64(data: bytes) -> str:

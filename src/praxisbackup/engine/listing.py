@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from operator import itemgetter
 
 from praxisbackup import platform
 from praxisbackup.engine.tree import FILE, ParentEntry
@@ -64,13 +65,9 @@ def list_folder(path: str) -> Listing | OSError:
             found = [(entry.name, _lstat(entry)) for entry in it]
     except OSError as exc:
         return exc
-    found.sort(key=_by_name)
+    found.sort(key=itemgetter(0))
     prefix = os.path.join(path, "")
     return [(name, prefix + name, st) for name, st in found]
-
-
-def _by_name(item: tuple[str, os.stat_result | OSError]) -> str:
-    return item[0]
 
 
 #: Windows' directory listing carries no file ids and link counts (``DirEntry.stat`` gives

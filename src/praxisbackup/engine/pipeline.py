@@ -440,17 +440,17 @@ class RestoreWindows:
         while (window := self._queue.get()) is not None:
             plan, paths = window
             try:
-                send(self._out, ("restored", self.write(plan, paths, self._channel)))
+                send(self._out, ("restored", self.write(plan, paths)))
             except (BrokenPipeError, ConnectionResetError, EOFError):
                 return  # the restoring process is gone
             except BaseException as exc:  # noqa: BLE001 - reported to the restorer, which stops
                 _report_failure(self._out, exc)
                 return
 
-    def write(self, plan: WindowPlan, paths: list[str], channel: socket.socket) -> WindowOutcome:
+    def write(self, plan: WindowPlan, paths: list[str]) -> WindowOutcome:
         from praxisbackup.platform.targetdir import FdDir  # noqa: PLC0415 - POSIX workers only
 
-        fds = receive_folders(channel, len(paths))
+        fds = receive_folders(self._channel, len(paths))
         try:
             folders = [FdDir(fd, path) for fd, path in zip(fds, paths, strict=True)]
             return self._writer.write(plan, folders)
@@ -641,7 +641,6 @@ def worker_main() -> None:
     verifier: PackVerifier | None = None
     examiner: FolderExaminer | None = None
     restorer: RestoreWindows | None = None
-    channel: socket.socket | None = None
 
     reading: _ReadingThread | None = None
     try:

@@ -264,7 +264,7 @@ class Repository:
 
     @staticmethod
     def derive_ahead(backend: Backend, passphrase: str) -> None:
-        """Start deriving, on a thread, the key that :meth:`open` with ``passphrase`` tries
+        """Derive, on the calling thread, the key that :meth:`open` with ``passphrase`` tries
         first (see :func:`crypto.derive_ahead`); nothing if there is no usable key slot."""
         if backend.is_repository():
             _slots, usable, _damaged = _key_slots(backend, len(_candidates(passphrase)))
