@@ -49,6 +49,12 @@ class Chunker:
         for chunk in self._cdc.cut_stream(stream):
             yield chunk.data
 
+    def cuts(self, data: bytes | memoryview) -> Iterator[pyfastcdc.Chunk]:
+        """FastCDC's chunks of a buffer (each with its offset and length), the last ending
+        where the buffer does: for a reader that carries that tail in front of its next
+        block (:mod:`sourceread`)."""
+        return self._cdc.cut_buf(data)
+
     def views_of(self, data: bytes) -> Iterator[bytes | memoryview]:
         """Like :meth:`chunks_of` without copies (views into ``data``)."""
         if len(data) <= self.params.min_size:

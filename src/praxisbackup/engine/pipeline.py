@@ -60,7 +60,7 @@ import zstandard
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from praxisbackup import platform
-from praxisbackup.engine import crypto
+from praxisbackup.engine import crypto, sourceread
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.engine.index import BlobLocation
 from praxisbackup.engine.listing import Examined, list_folder, unchanged_sizes
@@ -90,8 +90,6 @@ PACKS_AHEAD = 1
 #: A pack is finished at the repository's pack size or with this many blobs (tiny files: the
 #: entries of a 16 MiB pack of 100-byte files would hold a worker's memory).
 MAX_PACK_BLOBS = 20_000
-#: Stream reads of large files in blocks of this size.
-READ_BLOCK = 4 << 20
 _FRAME = struct.Struct("<IQ")
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -196,6 +194,8 @@ class FilePacker:
         self._probe = zstandard.ZstdCompressor(level=1, write_content_size=False)
         self._builder = PackBuilder()
         self._header_cipher = _HeaderCipher(self._aead)
+        #: Reads large files (made at the first: a small backup never needs its buffers).
+        self._reader: sourceread.SourceReader | None = None
 
     # -- files ----------------------------------------------------------------------------
     def read_batch(self, batch: Sequence[tuple[int, str, int]]) -> list[tuple[int, FileRead]]:
@@ -242,9 +242,9 @@ class FilePacker:
             first = None
             try:
                 before = os.fstat(fd)
-                ids, size, new = self._chunk_fd(fd, before.st_size)
+                ids, size, new, cached = self._chunk_fd(fd, before.st_size)
                 after = os.fstat(fd)
-                if self.params.drop_cache:
+                if self.params.drop_cache and cached:
                     platform.drop_cache(fd)
             except OSError as exc:
                 return FileRead(
@@ -269,9 +269,12 @@ class FilePacker:
             bytes_new=new,
         )
 
-    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int, int]:
+    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int, int, bool]:
+        """The file's chunk ids, its size and the bytes new in it as read, and whether the
+        reading went through the page cache."""
         ids: list[bytes] = []
         total = new = 0
+        reader = streamed = None
         if expected <= SMALL_FILE:
             parts = []
             size = 0
@@ -283,19 +286,28 @@ class FilePacker:
                 size += len(block)
             data = b"".join(parts) if len(parts) != 1 else parts[0]
             chunks: Iterator[bytes | memoryview] = self._chunker.views_of(data)
+        elif sourceread.available():
+            if self._reader is None:
+                self._reader = sourceread.SourceReader(self._chunker)
+            reader = self._reader
+            chunks = streamed = reader.chunks(fd)
         else:
             chunks = self._chunker.views(io.FileIO(fd, closefd=False))
         # Each chunk is hashed, and sealed if new, before the next is cut: the views point
-        # into the chunker's buffer.
-        for chunk in chunks:
-            cid = blake3.blake3(chunk, key=self._key).digest()
-            if cid not in self._mine and cid not in self._known:
-                self._mine.add(cid)
-                self._add(cid, chunk)
-                new += len(chunk)
-            ids.append(cid)
-            total += len(chunk)
-        return ids, total, new
+        # into the reader's buffer.
+        try:
+            for chunk in chunks:
+                cid = blake3.blake3(chunk, key=self._key).digest()
+                if cid not in self._mine and cid not in self._known:
+                    self._mine.add(cid)
+                    self._add(cid, chunk)
+                    new += len(chunk)
+                ids.append(cid)
+                total += len(chunk)
+        finally:
+            if streamed is not None:
+                streamed.close()  # waits for the read in flight
+        return ids, total, new, reader is None or reader.cached
 
     # -- blobs and packs -----------------------------------------------------------------
     def _add(self, blob_id: bytes, data: bytes | memoryview) -> None:

@@ -1,0 +1,247 @@
+"""Large source files are read past the page cache, one block ahead of the chunker
+(:mod:`praxisbackup.engine.sourceread`), with exactly the chunks a stream read gives.
+
+The chunk boundaries decide deduplication against every earlier snapshot: a reader that cut
+differently would store every large file anew. So each case compares against
+:meth:`Chunker.views` on the same file, at sizes around the block and the maximum chunk.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from praxisbackup.engine import pipeline, sourceread
+from praxisbackup.engine.chunking import Chunker, ChunkerParams
+
+#: Small chunks and blocks, so that a few hundred KiB cross many blocks and carries.
+SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536, seed=3)
+
+
+def make_file(path: Path, size: int, seed: int) -> bytes:
+    """Random bytes with a run of zeros (where FastCDC cuts only at the maximum size)."""
+    data = bytearray(random.Random(seed).randbytes(size))
+    data[size // 3 : size // 3 + size // 4] = bytes(len(data[size // 3 : size // 3 + size // 4]))
+    path.write_bytes(data)
+    return bytes(data)
+
+
+def evicted(path: Path) -> int:
+    """The file opened, written to disk and out of the page cache (as after a cold start)."""
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    return fd
+
+
+def stream_chunks(chunker: Chunker, path: Path) -> list[bytes]:
+    with path.open("rb", buffering=0) as stream:
+        return [bytes(c) for c in chunker.views(stream)]
+
+
+def direct_dir(tmp_path: Path) -> Path:
+    """A folder on a file system that reads with O_DIRECT: the test's own, else one in the
+    checkout (a disk in CI, where /tmp may be memory)."""
+    for base in (tmp_path, Path(__file__).resolve().parent):
+        probe = base / ".direct-probe"
+        probe.write_bytes(b"x" * 4096)
+        try:
+            os.close(os.open(probe, os.O_RDONLY | os.O_DIRECT))
+        except OSError:
+            continue
+        finally:
+            probe.unlink()
+        return base
+    pytest.fail("no folder here reads with O_DIRECT (the test needs a disk-backed one)")
+
+
+SIZES = [0, 1, 4095, 4096, 16383, 16384, 16385, 65535, 65536, 65537, 100_003, 1_000_003]
+
+
+def test_direct_reads_cut_exactly_as_a_stream_read(tmp_path: Path) -> None:
+    assert sourceread.available()
+    folder = direct_dir(tmp_path)
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    path = folder / "db.bin"
+    try:
+        for seed, size in enumerate(SIZES):
+            data = make_file(path, size, seed)
+            fd = evicted(path)
+            try:
+                got = [bytes(c) for c in reader.chunks(fd)]
+            finally:
+                os.close(fd)
+            assert got == stream_chunks(chunker, path), size
+            assert b"".join(got) == data
+            # Read from the disk (past the cache), except an empty file: nothing to read.
+            assert reader.cached is (size == 0), size
+    finally:
+        reader.close()
+        path.unlink(missing_ok=True)
+
+
+def test_a_block_of_one_page_carries_whole_chunks(tmp_path: Path) -> None:
+    """Blocks smaller than a chunk: most chunks span several blocks."""
+    folder = direct_dir(tmp_path)
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=4096)
+    path = folder / "long.bin"
+    try:
+        make_file(path, 300_001, 7)
+        fd = evicted(path)
+        try:
+            got = [bytes(c) for c in reader.chunks(fd)]
+        finally:
+            os.close(fd)
+        assert got == stream_chunks(chunker, path)
+        assert max(len(c) for c in got) == SMALL.max_size  # the zero run: forced cuts
+        assert not reader.cached
+    finally:
+        reader.close()
+        path.unlink(missing_ok=True)
+
+
+def test_a_cached_file_is_read_through_the_cache(tmp_path: Path) -> None:
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    path = direct_dir(tmp_path) / "hot.bin"
+    try:
+        make_file(path, 200_000, 11)
+        path.read_bytes()  # in the page cache, as a database the server has just written
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = [bytes(c) for c in reader.chunks(fd)]
+            assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+        finally:
+            os.close(fd)
+        assert got == stream_chunks(chunker, path)
+        assert reader.cached
+    finally:
+        reader.close()
+        path.unlink(missing_ok=True)
+
+
+def test_a_file_system_without_direct_reads_is_read_through_the_cache() -> None:
+    """tmpfs refuses O_DIRECT: the same chunks, through the cache."""
+    shm = Path("/dev/shm")
+    assert shm.is_dir()
+    path = shm / f"praxisbackup-test-{os.getpid()}.bin"
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    try:
+        make_file(path, 500_000, 13)
+        fd = evicted(path)
+        try:
+            got = [bytes(c) for c in reader.chunks(fd)]
+        finally:
+            os.close(fd)
+        assert got == stream_chunks(chunker, path)
+        assert reader.cached
+    finally:
+        reader.close()
+        path.unlink(missing_ok=True)
+
+
+def test_a_direct_read_refused_midway_goes_on_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that accepts O_DIRECT on open but refuses a read (EINVAL): the rest of
+    the file is read through the cache, and nothing is lost or cut differently."""
+    folder = direct_dir(tmp_path)
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    path = folder / "odd.bin"
+    real_preadv: Callable[..., int] = os.preadv
+    calls = {"n": 0}
+
+    def refusing(fd: int, buffers: list[memoryview], offset: int, *flags: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 4 and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(22, "Invalid argument")
+        return real_preadv(fd, buffers, offset, *flags)
+
+    monkeypatch.setattr(sourceread.os, "preadv", refusing)
+    try:
+        make_file(path, 400_000, 17)
+        fd = evicted(path)
+        try:
+            got = [bytes(c) for c in reader.chunks(fd)]
+        finally:
+            os.close(fd)
+        assert calls["n"] > 4
+        assert got == stream_chunks(chunker, path)
+        assert reader.cached  # the cache was used for part of it: drop it afterwards
+    finally:
+        reader.close()
+        path.unlink(missing_ok=True)
+
+
+def test_a_reading_stopped_midway_waits_for_the_read_in_flight(tmp_path: Path) -> None:
+    """Closing the chunks early (an error while sealing a chunk) must not leave a read running
+    on a descriptor the caller closes next; the reader then reads the next file correctly."""
+    folder = direct_dir(tmp_path)
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    first, second = folder / "a.bin", folder / "b.bin"
+    try:
+        make_file(first, 300_000, 19)
+        make_file(second, 300_000, 23)
+        fd = evicted(first)
+        chunks = reader.chunks(fd)
+        next(chunks)
+        chunks.close()
+        os.close(fd)
+        fd = evicted(second)
+        try:
+            got = [bytes(c) for c in reader.chunks(fd)]
+        finally:
+            os.close(fd)
+        assert got == stream_chunks(chunker, second)
+    finally:
+        reader.close()
+        first.unlink(missing_ok=True)
+        second.unlink(missing_ok=True)
+
+
+def test_the_packer_drops_the_cache_only_for_what_went_through_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``drop_source_cache``: a file read direct left nothing in the cache to drop; a file read
+    through it is dropped as before."""
+    folder = direct_dir(tmp_path)
+    dropped: list[int] = []
+    monkeypatch.setattr(pipeline.platform, "drop_cache", dropped.append)
+    params = pipeline.PackerParams(
+        encryption_key=bytes(32),
+        chunk_id_key=bytes(32),
+        chunker=ChunkerParams(seed=5),
+        compression_level=1,
+        pack_size=16 << 20,
+        drop_cache=True,
+        known=b"",
+    )
+    packs: list[object] = []
+    packer = pipeline.FilePacker(params, packs.append)
+    cold, hot = folder / "cold.bin", folder / "hot.bin"
+    try:
+        make_file(cold, pipeline.SMALL_FILE * 3, 29)
+        make_file(hot, pipeline.SMALL_FILE * 3, 31)
+        os.close(evicted(cold))
+        hot.read_bytes()
+        read_cold = packer.read_file(str(cold))
+        assert read_cold.status == "ok" and read_cold.size == cold.stat().st_size
+        assert dropped == []
+        read_hot = packer.read_file(str(hot))
+        assert read_hot.status == "ok" and read_hot.size == hot.stat().st_size
+        assert len(dropped) == 1
+        reference = Chunker(ChunkerParams(seed=5))
+        assert len(read_cold.ids) == len(stream_chunks(reference, cold))
+    finally:
+        cold.unlink(missing_ok=True)
+        hot.unlink(missing_ok=True)
