@@ -20,8 +20,8 @@ chunk size - is carried in front of the next block, whose start stays aligned fo
 ``O_DIRECT``. Only the carried tail is copied (the stream chunker moved up to half its buffer
 for every refill).
 
-Linux only (``O_DIRECT``, ``RWF_NOWAIT``); elsewhere :func:`available` is False and the caller
-streams through the cache.
+Linux only (:func:`praxisbackup.platform.direct.switch_to_direct`); elsewhere
+:func:`available` is False and the caller streams through the cache.
 """
 
 from __future__ import annotations
@@ -33,19 +33,15 @@ from collections.abc import Generator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from praxisbackup.engine.chunking import Chunker
+from praxisbackup.platform import direct
 
 #: Bytes read per call (a multiple of the alignment).
 READ_BLOCK = 4 << 20
-#: Direct reads need buffers, offsets and lengths aligned to the device's logical block size,
-#: which is at most a page.
-_ALIGN = mmap.PAGESIZE
-_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
-_RWF_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 
 
 def available() -> bool:
     """Whether this platform reads with :class:`SourceReader`."""
-    return bool(_O_DIRECT and _RWF_NOWAIT and hasattr(os, "preadv"))
+    return direct.can_switch()
 
 
 class SourceReader:
@@ -54,12 +50,12 @@ class SourceReader:
     them for every file."""
 
     def __init__(self, chunker: Chunker, block: int = READ_BLOCK) -> None:
-        if block % _ALIGN:
-            raise ValueError(f"the read block must be a multiple of {_ALIGN} bytes")
+        if block % direct.ALIGN:
+            raise ValueError(f"the read block must be a multiple of {direct.ALIGN} bytes")
         self._chunker = chunker
         self._block = block
         #: Room for the carried tail in front of each block (keeps the block's start aligned).
-        self._room = -(-chunker.params.max_size // _ALIGN) * _ALIGN
+        self._room = -(-chunker.params.max_size // direct.ALIGN) * direct.ALIGN
         self._buffers = [mmap.mmap(-1, self._room + block) for _ in range(2)]
         self._views = [memoryview(b) for b in self._buffers]
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
@@ -79,7 +75,7 @@ class SourceReader:
         """The chunks of the open file ``fd`` from its start to its end. Each view is valid
         until the next is requested. Close the iterator (or exhaust it) before closing ``fd``:
         closing waits for the read in flight."""
-        self._direct = _go_direct(fd)
+        self._direct = direct.switch_to_direct(fd)
         self.cached = not self._direct
         views = self._views
         room, block = self._room, self._block
@@ -125,35 +121,9 @@ class SourceReader:
                 if exc.errno != errno.EINVAL or not self._direct:
                     raise
                 self._direct = False
-                _set_direct(fd, False)
+                direct.switch_to_cached(fd)
                 continue
             if n == 0:
                 break
             got += n
         return got
-
-
-def _go_direct(fd: int) -> bool:
-    """Switch ``fd`` to direct reads unless the file's first page is in the page cache or the
-    file system refuses; whether it did."""
-    probe = bytearray(1)
-    try:
-        os.preadv(fd, [probe], 0, _RWF_NOWAIT)
-    except BlockingIOError:
-        pass  # not in the cache: read it from the disk, direct
-    except OSError:
-        return False  # the file system cannot tell: read through the cache, as always
-    else:
-        return False  # in the cache (or empty): reading from memory is cheaper
-    try:
-        _set_direct(fd, True)
-    except OSError:
-        return False  # tmpfs and others refuse O_DIRECT
-    return True
-
-
-def _set_direct(fd: int, on: bool) -> None:
-    import fcntl  # noqa: PLC0415 - POSIX only; this module is imported everywhere
-
-    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-    fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
