@@ -1,5 +1,6 @@
 """Large source files are read past the page cache, one block ahead of the chunker
-(:mod:`praxisbackup.engine.sourceread`), with exactly the chunks a stream read gives.
+(:mod:`praxisbackup.engine.sourceread`), with exactly the chunks a stream read gives; packs are
+written past it (:func:`praxisbackup.platform.write_direct`), byte for byte.
 
 The chunk boundaries decide deduplication against every earlier snapshot: a reader that cut
 differently would store every large file anew. So each case compares against
@@ -8,9 +9,11 @@ differently would store every large file anew. So each case compares against
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import random
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +21,9 @@ import pytest
 
 from praxisbackup.engine import pipeline, sourceread
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
+from praxisbackup.errors import StorageError
+from praxisbackup.platform import direct
+from praxisbackup.storage.local import LocalBackend
 
 #: Small chunks and blocks, so that a few hundred KiB cross many blocks and carries.
 SMALL = ChunkerParams(min_size=4096, avg_size=16384, max_size=65536, seed=3)
@@ -245,3 +251,89 @@ def test_the_packer_drops_the_cache_only_for_what_went_through_it(
     finally:
         cold.unlink(missing_ok=True)
         hot.unlink(missing_ok=True)
+
+
+# -- packs are written past the cache (platform.write_direct through LocalBackend.stage) ------
+def stage_and_read(folder: Path, parts: list[bytes]) -> tuple[bytes, bool]:
+    """Stage ``parts`` as a pack; its bytes and whether its first page was left uncached."""
+    backend = LocalBackend(str(folder / "repo"))
+    backend.create()
+    staged = backend.stage("data", "ab" * 32, parts)
+    path = folder / "repo" / "data" / "ab" / staged
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+            uncached = False
+        except BlockingIOError:
+            uncached = True
+        except OSError:  # a file system that cannot tell (tmpfs)
+            uncached = False
+    finally:
+        os.close(fd)
+    return path.read_bytes(), uncached
+
+
+@pytest.mark.parametrize("sizes", [[1 << 20], [4 << 20], [(4 << 20) + 1], [12, 16 << 20, 12345]])
+def test_a_pack_is_written_past_the_cache_byte_for_byte(tmp_path: Path, sizes: list[int]) -> None:
+    folder = direct_dir(tmp_path) / f"stage-{os.getpid()}-{len(sizes)}-{sizes[0]}"
+    parts = [random.Random(n).randbytes(n) for n in sizes]
+    try:
+        written, uncached = stage_and_read(folder, parts)
+        assert written == b"".join(parts)  # not padded, nothing lost
+        assert uncached  # the disk has it; the page cache was not filled with it
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_pack_on_a_file_system_without_direct_writes_is_written_normally() -> None:
+    folder = Path("/dev/shm") / f"praxisbackup-stage-{os.getpid()}"
+    parts = [random.Random(3).randbytes((5 << 20) + 7)]
+    try:
+        written, _uncached = stage_and_read(folder, parts)
+        assert written == parts[0]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_direct_write_refused_midway_is_written_again_normally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = direct_dir(tmp_path) / f"refused-{os.getpid()}"
+    parts = [random.Random(5).randbytes((9 << 20) + 3)]
+    real_pwrite = os.pwrite
+    calls = {"n": 0}
+
+    def refusing(fd: int, data: memoryview, offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(direct.os, "pwrite", refusing)
+    try:
+        written, _uncached = stage_and_read(folder, parts)
+        assert calls["n"] == 2
+        assert written == parts[0]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_full_medium_during_a_direct_write_is_a_clear_error_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = direct_dir(tmp_path) / f"full-{os.getpid()}"
+
+    def full(fd: int, data: memoryview, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(direct.os, "pwrite", full)
+    try:
+        backend = LocalBackend(str(folder / "repo"))
+        backend.create()
+        with pytest.raises(StorageError) as raised:
+            backend.stage("data", "cd" * 32, [bytes(3 << 20)])
+        assert str(raised.value).endswith("the backup medium is full")
+        assert list((folder / "repo" / "data" / "cd").iterdir()) == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

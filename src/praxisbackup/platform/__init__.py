@@ -24,6 +24,7 @@ IS_WINDOWS = sys.platform == "win32"
 from praxisbackup.platform.direct import ReadBuffer as ReadBuffer  # noqa: E402
 from praxisbackup.platform.direct import open_regular as open_regular  # noqa: E402
 from praxisbackup.platform.direct import read_direct as read_direct  # noqa: E402
+from praxisbackup.platform.direct import write_direct as write_direct  # noqa: E402
 
 birthtime_ns = _impl.birthtime_ns
 file_attributes = _impl.file_attributes

@@ -5,6 +5,12 @@ minutes ago may still be cached, so a plain read would prove nothing about the d
 read also spares the kernel's cache bookkeeping (about 0.4 CPU-seconds per GB on the bench
 machine, against under 0.1).
 
+Packs are written the same way (:func:`write_direct`): a backup writes 1.4 GB of packs for the
+bench's 3 GB, and through the cache each byte is copied, its page written back by the kernel's
+flusher and then kept, evicting the server's working set. Measured writing and syncing 90
+packs of 16 MiB: 1.2-3.7 s of system time through the cache, 0.2 s direct (plus 0.2-0.3 s of
+copying into the aligned buffer here).
+
 A backup reads its large source files the same way when they are not cached
 (:func:`switch_to_direct`, used by :mod:`praxisbackup.engine.sourceread`): through the cache
 the kernel would copy every byte and allocate, and then free again, a page per 4 KiB.
@@ -22,6 +28,7 @@ import errno
 import mmap
 import os
 import stat
+from collections.abc import Sequence
 
 #: Offsets and lengths of direct reads are multiples of this (the largest common block size).
 ALIGN = 4096
@@ -149,3 +156,57 @@ def _set_direct(fd: int, on: bool) -> None:
 
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
+
+
+#: Direct writes go through an aligned buffer of this size (a pack is copied into it in turn).
+WRITE_BLOCK = 4 << 20
+
+
+def write_direct(fd: int, parts: Sequence[bytes | memoryview], buffer: ReadBuffer) -> bool:
+    """Write ``parts`` in order from the start of the empty file ``fd``, past the page cache;
+    False if this system or file system cannot (then nothing is left written: write it
+    normally). The file is not synced. Other errors (a full medium) are raised."""
+    if not can_switch():
+        return False
+    try:
+        _set_direct(fd, True)
+    except OSError:
+        return False
+    try:
+        _write_blocks(fd, parts, buffer.view(WRITE_BLOCK))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        _set_direct(fd, False)  # accepted on open, refused on write (some FUSE mounts)
+        os.ftruncate(fd, 0)
+        return False
+    _set_direct(fd, False)
+    return True
+
+
+def _write_blocks(fd: int, parts: Sequence[bytes | memoryview], block: memoryview) -> None:
+    """Copy the parts into ``block`` and write each full block; the last one is written
+    padded to whole sectors and the file cut back to its size."""
+    filled = offset = 0
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            n = min(len(view), len(block) - filled)
+            block[filled : filled + n] = view[:n]
+            filled += n
+            view = view[n:]
+            if filled == len(block):
+                _pwrite_all(fd, block, offset)
+                offset += filled
+                filled = 0
+    if filled:
+        padded = -(-filled // ALIGN) * ALIGN
+        block[filled:padded] = bytes(padded - filled)
+        _pwrite_all(fd, block[:padded], offset)
+        os.ftruncate(fd, offset + filled)
+
+
+def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
+    done = 0
+    while done < len(view):
+        done += os.pwrite(fd, view[done:], offset + done)

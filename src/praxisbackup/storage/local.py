@@ -35,6 +35,9 @@ _OPEN_FLAGS_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY
 _MAX_CACHED_HANDLES = 64
 #: read_ranges reads across gaps up to this size rather than issuing another read.
 SPAN_GAP = 1 << 20
+#: Objects this large (packs) are written past the page cache where the medium allows
+#: (:func:`praxisbackup.platform.write_direct`); small ones (index, snapshots) through it.
+DIRECT_WRITE = 1 << 20
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -130,6 +133,8 @@ class LocalBackend:
         self._handles = _HandleCache(
             max(4, min(_MAX_CACHED_HANDLES, platform.open_file_limit() // 8))
         )
+        #: Each writing thread's aligned buffer for direct writes (made at its first pack).
+        self._buffers = threading.local()
 
     @property
     def location(self) -> str:
@@ -351,11 +356,15 @@ class LocalBackend:
                 os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, _OPEN_FLAGS_WRITE, 0o600)
             try:
-                for part in [data] if isinstance(data, bytes) else data:
-                    view = memoryview(part)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
+                parts = [data] if isinstance(data, bytes) else data
+                if sum(len(p) for p in parts) < DIRECT_WRITE or not platform.write_direct(
+                    fd, parts, self._write_buffer()
+                ):
+                    for part in parts:
+                        view = memoryview(part)
+                        while view:
+                            written = os.write(fd, view)
+                            view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -366,6 +375,12 @@ class LocalBackend:
                 os.unlink(tmp)
             raise self._error("write", kind, name, exc) from exc
         return os.path.basename(tmp)
+
+    def _write_buffer(self) -> ReadBuffer:
+        buffer: ReadBuffer | None = getattr(self._buffers, "buffer", None)
+        if buffer is None:
+            buffer = self._buffers.buffer = ReadBuffer()
+        return buffer
 
     def commit(self, kind: str, name: str, staged: str) -> None:
         """Second half of :meth:`write`: rename the staged file to its name, durably."""
