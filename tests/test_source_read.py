@@ -9,16 +9,19 @@ differently would store every large file anew. So each case compares against
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
 import random
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from praxisbackup.cli.main import PraxisGroup
 from praxisbackup.engine import pipeline, sourceread
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
 from praxisbackup.errors import StorageError
@@ -215,42 +218,120 @@ def test_a_reading_stopped_midway_waits_for_the_read_in_flight(tmp_path: Path) -
         second.unlink(missing_ok=True)
 
 
-def test_the_packer_drops_the_cache_only_for_what_went_through_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``drop_source_cache``: a file read direct left nothing in the cache to drop; a file read
-    through it is dropped as before."""
-    folder = direct_dir(tmp_path)
-    dropped: list[int] = []
-    monkeypatch.setattr(pipeline.platform, "drop_cache", dropped.append)
-    params = pipeline.PackerParams(
+def packer_params(drop_cache: bool = True) -> pipeline.PackerParams:
+    return pipeline.PackerParams(
         encryption_key=bytes(32),
         chunk_id_key=bytes(32),
         chunker=ChunkerParams(seed=5),
         compression_level=1,
         pack_size=16 << 20,
-        drop_cache=True,
+        drop_cache=drop_cache,
         known=b"",
     )
-    packs: list[object] = []
-    packer = pipeline.FilePacker(params, packs.append)
-    cold, hot = folder / "cold.bin", folder / "hot.bin"
+
+
+def first_page_cached(path: Path) -> bool:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        make_file(cold, pipeline.SMALL_FILE * 3, 29)
-        make_file(hot, pipeline.SMALL_FILE * 3, 31)
-        os.close(evicted(cold))
-        hot.read_bytes()
-        read_cold = packer.read_file(str(cold))
-        assert read_cold.status == "ok" and read_cold.size == cold.stat().st_size
-        assert dropped == []
-        read_hot = packer.read_file(str(hot))
-        assert read_hot.status == "ok" and read_hot.size == hot.stat().st_size
-        assert len(dropped) == 1
-        reference = Chunker(ChunkerParams(seed=5))
-        assert len(read_cold.ids) == len(stream_chunks(reference, cold))
+        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+    except BlockingIOError:
+        return False
     finally:
-        cold.unlink(missing_ok=True)
-        hot.unlink(missing_ok=True)
+        os.close(fd)
+    return True
+
+
+def test_a_large_file_read_direct_is_read_direct_again_next_time(tmp_path: Path) -> None:
+    """Deciding on a direct read looks at the first page, which makes the kernel read a few
+    pages ahead. With ``drop_source_cache`` they are dropped, so the file is still cold at the
+    next run and read direct again (an outsider saw it alternate: direct, cached, direct)."""
+    folder = direct_dir(tmp_path)
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    path = folder / "cold.bin"
+    try:
+        make_file(path, pipeline.SMALL_FILE * 3, 29)
+        os.close(evicted(path))
+        for _run in range(3):
+            read = packer.read_file(str(path))
+            assert read.status == "ok" and read.size == path.stat().st_size
+            assert packer._reader is not None and not packer._reader.cached
+            assert not first_page_cached(path)  # nothing of it left in the cache
+            os.close(evicted(path))  # (the probe above read ahead too)
+        reference = Chunker(ChunkerParams(seed=5))
+        assert len(read.ids) == len(stream_chunks(reference, path))
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def test_a_file_that_cannot_be_read_at_an_offset_is_streamed(tmp_path: Path) -> None:
+    """A stream (some FUSE files are): read on from where it is, as before - not skipped with
+    "Illegal seek" (found by an outsider)."""
+    chunker = Chunker(SMALL)
+    reader = sourceread.SourceReader(chunker, block=16384)
+    path = tmp_path / "stream.bin"
+    data = make_file(path, 300_000, 37)
+    rfd, wfd = os.pipe()
+
+    def write() -> None:
+        try:
+            with contextlib.suppress(BrokenPipeError):  # the reader gave up: the test fails
+                os.write(wfd, data)
+        finally:
+            os.close(wfd)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        got = [bytes(c) for c in reader.chunks(rfd)]
+    finally:
+        os.close(rfd)
+        writer.join()
+        reader.close()
+    assert got == stream_chunks(chunker, path)
+    assert reader.cached
+
+
+def test_without_room_for_the_reader_large_files_are_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No memory or no thread for the reader (an address-space limit): the same chunks,
+    streamed as before - not a failed worker with a traceback (found by an outsider)."""
+
+    def no_thread(*args: object, **kwargs: object) -> sourceread.SourceReader:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(pipeline.sourceread, "SourceReader", no_thread)
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    path = tmp_path / "big.bin"
+    make_file(path, pipeline.SMALL_FILE * 2 + 5, 41)
+    read = packer.read_file(str(path))
+    assert read.status == "ok" and read.size == path.stat().st_size
+    assert len(read.ids) == len(stream_chunks(Chunker(ChunkerParams(seed=5)), path))
+    assert packer._reader is None
+
+
+def test_a_worker_failure_is_one_line_and_its_report_goes_to_the_crash_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker's traceback never reaches the user, the protocol or the e-mail: one line names
+    the error, the crash log keeps the report."""
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "sourceread.py", line 82, in chunks\n'
+        "RuntimeError: can't start new thread\n"
+    )
+    error = pipeline.WorkerError.failed("backup", trace)
+    assert str(error) == "a backup worker process failed (RuntimeError: can't start new thread)"
+    monkeypatch.setenv("PRAXISBACKUP_LOG_DIR", str(tmp_path / "logs"))
+    with pytest.raises(SystemExit) as stopped:
+        PraxisGroup._report(error, "en")
+    assert stopped.value.code == 2
+    shown = capsys.readouterr().err
+    assert "Traceback" not in shown and shown.count("\n") == 1
+    assert "a backup worker process failed (RuntimeError: can't start new thread)" in shown
+    (log,) = (tmp_path / "logs").iterdir()
+    assert str(log) in shown
+    assert 'File "sourceread.py", line 82, in chunks' in log.read_text()
 
 
 # -- packs are written past the cache (platform.write_direct through LocalBackend.stage) ------

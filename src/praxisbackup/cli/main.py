@@ -58,12 +58,15 @@ def crash_log_dir() -> str:
     return str(platformdirs.user_log_dir("praxisbackup", appauthor=False))
 
 
-def write_crash_log(exc: BaseException) -> str:
-    """Write the trace (it may name patients' files: private to this user) and return where."""
+def write_crash_log(exc: BaseException, trace: str = "") -> str:
+    """Write the trace (it may name patients' files: private to this user) and return where.
+    ``trace`` is a report from another process (a worker's) to keep before this one's."""
     name = f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
     text = (
         f"praxisbackup {__version__} {datetime.now().isoformat(timespec='seconds')}\n"
-        f"command: {' '.join(sys.argv)}\n\n" + "".join(traceback.format_exception(exc))
+        f"command: {' '.join(sys.argv)}\n\n"
+        + (f"{trace}\n" if trace else "")
+        + "".join(traceback.format_exception(exc))
     )
     for folder in (crash_log_dir(), tempfile.gettempdir()):
         path = os.path.join(folder, name)
@@ -235,8 +238,12 @@ class PraxisGroup(click.Group):
     @staticmethod
     def _report(exc: BaseException, lang: str) -> None:
         if isinstance(exc, PraxisError):
+            message = _message(exc, lang)
+            trace = getattr(exc, "trace", "")
+            if trace:  # a worker process's report: kept for the service partner, not shown
+                message += f"; the full report is in {write_crash_log(exc, trace)}"
             # (a technical text without a catalogue code keeps an English prefix: one language)
-            _fail(_message(exc, lang), exc.exit_code, lang if exc.code else "en")
+            _fail(message, exc.exit_code, lang if exc.code else "en")
         if isinstance(exc, KeyboardInterrupt):
             _fail(text("error.interrupted", lang), ExitCode.FAILURE, lang)
         if isinstance(exc, sqlite3.Error):

@@ -846,7 +846,7 @@ class Archiver:
         elif kind == "praxis-error":
             raise msg[1]
         elif kind == "error":
-            raise PraxisError(f"a backup worker process failed:\n{msg[1]}")
+            raise pipeline.WorkerError.failed("backup", msg[1])
         else:  # eof
             raise PraxisError("a backup worker process ended unexpectedly")
 

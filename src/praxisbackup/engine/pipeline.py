@@ -196,6 +196,7 @@ class FilePacker:
         self._header_cipher = _HeaderCipher(self._aead)
         #: Reads large files (made at the first: a small backup never needs its buffers).
         self._reader: sourceread.SourceReader | None = None
+        self._reader_possible = sourceread.available()
 
     # -- files ----------------------------------------------------------------------------
     def read_batch(self, batch: Sequence[tuple[int, str, int]]) -> list[tuple[int, FileRead]]:
@@ -242,9 +243,10 @@ class FilePacker:
             first = None
             try:
                 before = os.fstat(fd)
-                ids, size, new, cached = self._chunk_fd(fd, before.st_size)
+                ids, size, new = self._chunk_fd(fd, before.st_size)
                 after = os.fstat(fd)
-                if self.params.drop_cache and cached:
+                if self.params.drop_cache:
+                    # (also after a direct read: deciding on it read a few pages ahead)
                     platform.drop_cache(fd)
             except OSError as exc:
                 return FileRead(
@@ -269,12 +271,11 @@ class FilePacker:
             bytes_new=new,
         )
 
-    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int, int, bool]:
-        """The file's chunk ids, its size and the bytes new in it as read, and whether the
-        reading went through the page cache."""
+    def _chunk_fd(self, fd: int, expected: int) -> tuple[list[bytes], int, int]:
+        """The file's chunk ids, its size and the bytes new in it as read."""
         ids: list[bytes] = []
         total = new = 0
-        reader = streamed = None
+        streamed = None
         if expected <= SMALL_FILE:
             parts = []
             size = 0
@@ -286,11 +287,9 @@ class FilePacker:
                 size += len(block)
             data = b"".join(parts) if len(parts) != 1 else parts[0]
             chunks: Iterator[bytes | memoryview] = self._chunker.views_of(data)
-        elif sourceread.available():
-            if self._reader is None:
-                self._reader = sourceread.SourceReader(self._chunker)
-            reader = self._reader
-            chunks = streamed = reader.chunks(fd)
+        elif self._source_reader() is not None:
+            assert self._reader is not None
+            chunks = streamed = self._reader.chunks(fd)
         else:
             chunks = self._chunker.views(io.FileIO(fd, closefd=False))
         # Each chunk is hashed, and sealed if new, before the next is cut: the views point
@@ -307,7 +306,18 @@ class FilePacker:
         finally:
             if streamed is not None:
                 streamed.close()  # waits for the read in flight
-        return ids, total, new, reader is None or reader.cached
+        return ids, total, new
+
+    def _source_reader(self) -> sourceread.SourceReader | None:
+        """The reader of large files, made at the first one; None where there is none (not
+        Linux) or none could be made (no memory or thread for it: then files are streamed as
+        before, with less)."""
+        if self._reader is None and self._reader_possible:
+            try:
+                self._reader = sourceread.SourceReader(self._chunker)
+            except (OSError, MemoryError, RuntimeError):
+                self._reader_possible = False
+        return self._reader
 
     # -- blobs and packs -----------------------------------------------------------------
     def _add(self, blob_id: bytes, data: bytes | memoryview) -> None:
@@ -811,7 +821,19 @@ def _answer_last(out: IO[bytes], header: object) -> None:
 # -- the archiver's side ------------------------------------------------------------------------
 class WorkerError(PraxisError):
     """A worker process failed or ended unexpectedly (a failed backup, exit code 2 - not an
-    internal error: the earlier snapshots are intact and the next run starts new workers)."""
+    internal error: the earlier snapshots are intact and the next run starts new workers).
+    The message is one line (it goes into the protocol and the e-mail); ``trace`` keeps the
+    worker's full report for the crash log."""
+
+    trace: str = ""
+
+    @classmethod
+    def failed(cls, work: str, trace: str) -> WorkerError:
+        """A worker's failure, named by the last line of its report (the error itself)."""
+        lines = trace.strip().splitlines()
+        error = cls(f"a {work} worker process failed ({lines[-1] if lines else 'no report'})")
+        error.trace = trace
+        return error
 
 
 PackHandler = Callable[[FinishedPack], None]
@@ -890,9 +912,7 @@ class _Worker:
             if msg[0] == "praxis-error":  # the medium is full, gone, ...: the run's error
                 self._pool.fail_examinations(msg[1])
             elif msg[0] == "error":
-                self._pool.fail_examinations(
-                    WorkerError(f"a backup worker process failed:\n{msg[1]}")
-                )
+                self._pool.fail_examinations(WorkerError.failed("backup", msg[1]))
             if msg[0] == "pack":
                 # Committed from this thread: a full writer queue holds up this worker only.
                 _kind, pack_id, size, entries, staged = msg
@@ -997,7 +1017,7 @@ class WorkerPool:
         if kind == "praxis-error":
             raise msg[1]
         if kind == "error":
-            raise WorkerError(f"a {work} worker process failed:\n{msg[1]}")
+            raise WorkerError.failed(work, msg[1])
         if kind == "eof":
             raise WorkerError(f"a {work} worker process ended unexpectedly")
         self.workers[index].outstanding -= 1

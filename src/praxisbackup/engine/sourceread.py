@@ -27,6 +27,7 @@ Linux only (:func:`praxisbackup.platform.direct.switch_to_direct`); elsewhere
 from __future__ import annotations
 
 import errno
+import io
 import mmap
 import os
 from collections.abc import Generator
@@ -59,6 +60,11 @@ class SourceReader:
         self._buffers = [mmap.mmap(-1, self._room + block) for _ in range(2)]
         self._views = [memoryview(b) for b in self._buffers]
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="read-ahead")
+        try:
+            self._ahead.submit(int).result()  # the thread starts now, or this fails now
+        except BaseException:
+            self.close()
+            raise
         #: Whether the last file was read (at least in part) through the page cache.
         self.cached = False
         #: Whether the file being read still reads direct (the read-ahead thread may fall back).
@@ -75,6 +81,12 @@ class SourceReader:
         """The chunks of the open file ``fd`` from its start to its end. Each view is valid
         until the next is requested. Close the iterator (or exhaust it) before closing ``fd``:
         closing waits for the read in flight."""
+        try:
+            os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:  # a stream (some FUSE files): read on from where it is, as it allows
+            self.cached = True
+            yield from self._chunker.views(io.FileIO(fd, closefd=False))
+            return
         self._direct = direct.switch_to_direct(fd)
         self.cached = not self._direct
         views = self._views
