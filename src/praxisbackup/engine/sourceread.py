@@ -36,8 +36,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from praxisbackup.engine.chunking import Chunker
 from praxisbackup.platform import direct
 
-#: Bytes read per call (a multiple of the alignment).
-READ_BLOCK = 4 << 20
+#: Bytes read per call (a multiple of the alignment). 2 MiB: as fast as 4 MiB here (two
+#: first backups each), and 16 MiB less resident in two workers.
+READ_BLOCK = 2 << 20
 
 
 def available() -> bool:

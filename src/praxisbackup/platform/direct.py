@@ -158,8 +158,9 @@ def _set_direct(fd: int, on: bool) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | _O_DIRECT if on else flags & ~_O_DIRECT)
 
 
-#: Direct writes go through an aligned buffer of this size (a pack is copied into it in turn).
-WRITE_BLOCK = 4 << 20
+#: Direct writes go through an aligned buffer of this size (a pack is copied into it in turn;
+#: small, because every writing thread keeps one).
+WRITE_BLOCK = 1 << 20
 
 
 def write_direct(fd: int, parts: Sequence[bytes | memoryview], buffer: ReadBuffer) -> bool:
