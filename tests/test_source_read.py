@@ -1,6 +1,7 @@
 """Large source files are read past the page cache, one block ahead of the chunker
 (:mod:`praxisbackup.engine.sourceread`), with exactly the chunks a stream read gives; packs are
-written past it (:func:`praxisbackup.platform.write_direct`), byte for byte.
+written past it (:func:`praxisbackup.platform.write_direct`), and a restore reads their ranges
+past it (``LocalBackend.read_ranges``), byte for byte.
 
 The chunk boundaries decide deduplication against every earlier snapshot: a reader that cut
 differently would store every large file anew. So each case compares against
@@ -416,5 +417,67 @@ def test_a_full_medium_during_a_direct_write_is_a_clear_error_and_leaves_nothing
             backend.stage("data", "cd" * 32, [bytes(3 << 20)])
         assert str(raised.value).endswith("the backup medium is full")
         assert list((folder / "repo" / "data" / "cd").iterdir()) == []
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# -- a restore reads its packs' ranges past the cache (LocalBackend.read_ranges) --------------
+def pack_file(folder: Path, size: int) -> tuple[LocalBackend, bytes]:
+    backend = LocalBackend(str(folder / "repo"))
+    backend.create()
+    data = random.Random(size).randbytes(size)
+    backend.write("data", "ef" * 32, [data])
+    fd = evicted(folder / "repo" / "data" / "ef" / ("ef" * 32))
+    os.close(fd)
+    return backend, data
+
+
+#: Unaligned, overlapping, adjacent, far apart (separate reads), and up to the unaligned end.
+RANGES = [(5, 100), (4090, 20), (100_000, 3 << 20), (100_050, 10), (9_000_000, 1), (0, 1)]
+
+
+def test_a_restore_reads_ranges_past_the_cache_byte_for_byte(tmp_path: Path) -> None:
+    folder = direct_dir(tmp_path) / f"ranges-{os.getpid()}"
+    try:
+        size = 9_000_001 + 4321
+        backend, data = pack_file(folder, size)
+        ranges = [*RANGES, (size - 4321, 4321)]
+        parts = backend.read_ranges("data", "ef" * 32, ranges, direct.ReadBuffer())
+        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in ranges]
+        assert not first_page_cached(folder / "repo" / "data" / "ef" / ("ef" * 32))
+        # Beyond the end: the same clear error as a read through the cache gives.
+        with pytest.raises(StorageError, match="shorter than expected"):
+            backend.read_ranges("data", "ef" * 32, [(size - 10, 11)], direct.ReadBuffer())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_ranges_on_a_medium_without_direct_reads_are_read_through_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tmpfs (refuses O_DIRECT on open), and a medium that refuses a direct read midway."""
+    shm = Path("/dev/shm") / f"praxisbackup-ranges-{os.getpid()}"
+    try:
+        backend, data = pack_file(shm, 9_100_000)
+        parts = backend.read_ranges("data", "ef" * 32, RANGES, direct.ReadBuffer())
+        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in RANGES]
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    folder = direct_dir(tmp_path) / f"refusing-{os.getpid()}"
+    calls = {"n": 0}
+    real = direct.read_aligned
+
+    def refusing(fd: int, view: memoryview, offset: int) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, view, offset)
+
+    monkeypatch.setattr(pipeline.platform, "read_aligned", refusing)
+    try:
+        backend, data = pack_file(folder, 9_100_000)
+        parts = backend.read_ranges("data", "ef" * 32, RANGES, direct.ReadBuffer())
+        assert calls["n"] == 2
+        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in RANGES]
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -426,7 +426,7 @@ class WindowWriter:
         sealed: list[bytes | memoryview | None]
         buffer = getattr(self._buffers, "buffer", None)
         if buffer is None:
-            buffer = self._buffers.buffer = bytearray()
+            buffer = self._buffers.buffer = platform.ReadBuffer()
         try:
             sealed = list(
                 self._backend.read_ranges(

@@ -21,8 +21,11 @@ else:
 
 IS_WINDOWS = sys.platform == "win32"
 
+from praxisbackup.platform.direct import ALIGN  # noqa: E402
 from praxisbackup.platform.direct import ReadBuffer as ReadBuffer  # noqa: E402
+from praxisbackup.platform.direct import open_direct as open_direct  # noqa: E402
 from praxisbackup.platform.direct import open_regular as open_regular  # noqa: E402
+from praxisbackup.platform.direct import read_aligned as read_aligned  # noqa: E402
 from praxisbackup.platform.direct import read_direct as read_direct  # noqa: E402
 from praxisbackup.platform.direct import write_direct as write_direct  # noqa: E402
 
@@ -78,6 +81,7 @@ def username() -> str:
 
 
 __all__ = [
+    "ALIGN",
     "IS_WINDOWS",
     "PRIVATE_FILE_SDDL",
     "acl_sddl",

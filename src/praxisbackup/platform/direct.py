@@ -86,6 +86,34 @@ class ReadBuffer:
         return memoryview(self._map)[:size]
 
 
+def open_direct(path: str) -> int | None:
+    """A regular file opened for direct reads (see :func:`open_regular`); None if this system
+    or file system cannot read it so (then open it normally)."""
+    if not _O_DIRECT:
+        return None
+    try:
+        fd = os.open(path, _SAFE_READ | _O_DIRECT)
+    except OSError as exc:
+        if exc.errno == errno.EINVAL:
+            return None
+        raise
+    _check_regular(fd, path, None)
+    return fd
+
+
+def read_aligned(fd: int, view: memoryview, offset: int) -> int:
+    """Read into ``view`` (aligned, whole blocks) from the aligned ``offset`` of a file opened
+    for direct reads, until it is full or the file ends; the bytes read. ``EINVAL`` means the
+    file system cannot after all: read normally."""
+    got = 0
+    while got < len(view):
+        n = os.preadv(fd, [view[got:]], offset + got)
+        got += n
+        if n == 0 or got % ALIGN:
+            break  # the end of the file (it ends inside a block)
+    return got
+
+
 def read_direct(path: str, buffer: ReadBuffer, size: int | None = None) -> memoryview | None:
     """The whole file, read from the medium past the cache into ``buffer``; None if this
     system or file system cannot (or if the file changed size meanwhile): then read it

@@ -54,7 +54,7 @@ class Backend(Protocol):
         kind: str,
         name: str,
         ranges: Sequence[tuple[int, int]],
-        buffer: bytearray | None = None,
+        buffer: ReadBuffer | None = None,
     ) -> Sequence[bytes | memoryview]:
         """Several (offset, length) parts of one object, in the order given, with as few reads
         as the medium allows (a restore reads each pack once). With a ``buffer`` the parts may

@@ -13,6 +13,7 @@ import os
 import signal
 from collections.abc import Sequence
 
+from praxisbackup.platform import ReadBuffer
 from praxisbackup.storage import LocalBackend
 
 
@@ -80,7 +81,7 @@ class CrashingBackend(LocalBackend):
         kind: str,
         name: str,
         ranges: Sequence[tuple[int, int]],
-        buffer: bytearray | None = None,
+        buffer: ReadBuffer | None = None,
     ) -> Sequence[memoryview]:
         """Every blob of a pack read counts as one read, as with read_range."""
         self.reads += len(ranges)
