@@ -904,7 +904,8 @@ class _Worker:
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the archiver
                 self._pool.fail_examinations(WorkerError(f"reading from a backup worker: {exc!r}"))
-                self._results.put((self.index, ("error", f"reading from it: {exc!r}"), bytearray()))
+                failure = "".join(traceback.format_exception(exc))
+                self._results.put((self.index, ("error", failure), bytearray()))
                 return
             if msg[0] == "examined":
                 self._pool.examined(msg[1])
@@ -920,8 +921,12 @@ class _Worker:
                     handler = self._pool.on_pack
                     assert handler is not None
                     handler(FinishedPack(pack_id, [], size, entries, staged))
+                except PraxisError as exc:  # the medium is gone, full, ...: the run's error
+                    self._results.put((self.index, ("praxis-error", exc), payload))
+                    return
                 except BaseException as exc:  # noqa: BLE001 - handed to the archiver
-                    self._results.put((self.index, ("error", f"storing a pack: {exc!r}"), payload))
+                    failure = "".join(traceback.format_exception(exc))
+                    self._results.put((self.index, ("error", failure), payload))
                     return
                 continue
             self._results.put((self.index, msg, payload))
