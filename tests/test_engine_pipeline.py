@@ -237,7 +237,7 @@ def test_read_ranges_returns_each_part_in_the_order_asked(tmp_path: Path) -> Non
     name = "ab" + "0" * 62
     backend.write("data", name, data)
     ranges = [(4 << 20, 100), (0, 10), (200, 50), (3 << 20, 1 << 20)]  # one gap over 1 MiB
-    for buffer in (None, bytearray()):
+    for buffer in (None, platform.ReadBuffer()):
         parts = backend.read_ranges("data", name, ranges, buffer)
         assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in ranges]
     with pytest.raises(StorageError, match="shorter than expected"):
