@@ -16,8 +16,9 @@ import fcntl
 import os
 import random
 import shutil
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,100 +74,99 @@ def direct_dir(tmp_path: Path) -> Path:
 SIZES = [0, 1, 4095, 4096, 16383, 16384, 16385, 65535, 65536, 65537, 100_003, 1_000_003]
 
 
-def test_direct_reads_cut_exactly_as_a_stream_read(tmp_path: Path) -> None:
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Path]:
+    """A fresh folder where O_DIRECT works (see :func:`direct_dir`), removed afterwards."""
+    folder = Path(tempfile.mkdtemp(dir=direct_dir(tmp_path), prefix="direct-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def memory() -> Iterator[Path]:
+    """A fresh folder on tmpfs, which refuses O_DIRECT; removed afterwards."""
+    folder = Path(tempfile.mkdtemp(dir="/dev/shm", prefix="praxisbackup-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def reader() -> Iterator[sourceread.SourceReader]:
+    """A reader with small chunks and blocks (many blocks and carries per file)."""
+    made = sourceread.SourceReader(Chunker(SMALL), block=16384)
+    yield made
+    made.close()
+
+
+def read_cold(reader: sourceread.SourceReader, path: Path) -> list[bytes]:
+    """The chunks of ``path``, read by ``reader`` after the file left the page cache."""
+    fd = evicted(path)
+    try:
+        return [bytes(c) for c in reader.chunks(fd)]
+    finally:
+        os.close(fd)
+
+
+def test_direct_reads_cut_exactly_as_a_stream_read(
+    disk: Path, reader: sourceread.SourceReader
+) -> None:
     assert sourceread.available()
-    folder = direct_dir(tmp_path)
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
-    path = folder / "db.bin"
-    try:
-        for seed, size in enumerate(SIZES):
-            data = make_file(path, size, seed)
-            fd = evicted(path)
-            try:
-                got = [bytes(c) for c in reader.chunks(fd)]
-            finally:
-                os.close(fd)
-            assert got == stream_chunks(chunker, path), size
-            assert b"".join(got) == data
-            # Read from the disk (past the cache), except an empty file: nothing to read.
-            assert reader.cached is (size == 0), size
-    finally:
-        reader.close()
-        path.unlink(missing_ok=True)
+    path = disk / "db.bin"
+    for seed, size in enumerate(SIZES):
+        data = make_file(path, size, seed)
+        got = read_cold(reader, path)
+        assert got == stream_chunks(Chunker(SMALL), path), size
+        assert b"".join(got) == data
+        # Read from the disk (past the cache), except an empty file: nothing to read.
+        assert reader.cached is (size == 0), size
 
 
-def test_a_block_of_one_page_carries_whole_chunks(tmp_path: Path) -> None:
+def test_a_block_of_one_page_carries_whole_chunks(disk: Path) -> None:
     """Blocks smaller than a chunk: most chunks span several blocks."""
-    folder = direct_dir(tmp_path)
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=4096)
-    path = folder / "long.bin"
+    reader = sourceread.SourceReader(Chunker(SMALL), block=4096)
+    path = disk / "long.bin"
+    make_file(path, 300_001, 7)
     try:
-        make_file(path, 300_001, 7)
-        fd = evicted(path)
-        try:
-            got = [bytes(c) for c in reader.chunks(fd)]
-        finally:
-            os.close(fd)
-        assert got == stream_chunks(chunker, path)
-        assert max(len(c) for c in got) == SMALL.max_size  # the zero run: forced cuts
-        assert not reader.cached
+        got = read_cold(reader, path)
     finally:
         reader.close()
-        path.unlink(missing_ok=True)
+    assert got == stream_chunks(Chunker(SMALL), path)
+    assert max(len(c) for c in got) == SMALL.max_size  # the zero run: forced cuts
+    assert not reader.cached
 
 
-def test_a_cached_file_is_read_through_the_cache(tmp_path: Path) -> None:
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
-    path = direct_dir(tmp_path) / "hot.bin"
+def test_a_cached_file_is_read_through_the_cache(
+    disk: Path, reader: sourceread.SourceReader
+) -> None:
+    path = disk / "hot.bin"
+    make_file(path, 200_000, 11)
+    path.read_bytes()  # in the page cache, as a database the server has just written
+    fd = os.open(path, os.O_RDONLY)
     try:
-        make_file(path, 200_000, 11)
-        path.read_bytes()  # in the page cache, as a database the server has just written
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            got = [bytes(c) for c in reader.chunks(fd)]
-            assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
-        finally:
-            os.close(fd)
-        assert got == stream_chunks(chunker, path)
-        assert reader.cached
+        got = [bytes(c) for c in reader.chunks(fd)]
+        assert not fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
     finally:
-        reader.close()
-        path.unlink(missing_ok=True)
+        os.close(fd)
+    assert got == stream_chunks(Chunker(SMALL), path)
+    assert reader.cached
 
 
-def test_a_file_system_without_direct_reads_is_read_through_the_cache() -> None:
+def test_a_file_system_without_direct_reads_is_read_through_the_cache(
+    memory: Path, reader: sourceread.SourceReader
+) -> None:
     """tmpfs refuses O_DIRECT: the same chunks, through the cache."""
-    shm = Path("/dev/shm")
-    assert shm.is_dir()
-    path = shm / f"praxisbackup-test-{os.getpid()}.bin"
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
-    try:
-        make_file(path, 500_000, 13)
-        fd = evicted(path)
-        try:
-            got = [bytes(c) for c in reader.chunks(fd)]
-        finally:
-            os.close(fd)
-        assert got == stream_chunks(chunker, path)
-        assert reader.cached
-    finally:
-        reader.close()
-        path.unlink(missing_ok=True)
+    path = memory / "scan.bin"
+    make_file(path, 500_000, 13)
+    assert read_cold(reader, path) == stream_chunks(Chunker(SMALL), path)
+    assert reader.cached
 
 
 def test_a_direct_read_refused_midway_goes_on_through_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    disk: Path, reader: sourceread.SourceReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A file system that accepts O_DIRECT on open but refuses a read (EINVAL): the rest of
     the file is read through the cache, and nothing is lost or cut differently."""
-    folder = direct_dir(tmp_path)
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
-    path = folder / "odd.bin"
+    path = disk / "odd.bin"
     real_preadv: Callable[..., int] = os.preadv
     calls = {"n": 0}
 
@@ -177,46 +177,27 @@ def test_a_direct_read_refused_midway_goes_on_through_the_cache(
         return real_preadv(fd, buffers, offset, *flags)
 
     monkeypatch.setattr(sourceread.os, "preadv", refusing)
-    try:
-        make_file(path, 400_000, 17)
-        fd = evicted(path)
-        try:
-            got = [bytes(c) for c in reader.chunks(fd)]
-        finally:
-            os.close(fd)
-        assert calls["n"] > 4
-        assert got == stream_chunks(chunker, path)
-        assert reader.cached  # the cache was used for part of it: drop it afterwards
-    finally:
-        reader.close()
-        path.unlink(missing_ok=True)
+    make_file(path, 400_000, 17)
+    got = read_cold(reader, path)
+    assert calls["n"] > 4
+    assert got == stream_chunks(Chunker(SMALL), path)
+    assert reader.cached  # the cache was used for part of it: drop it afterwards
 
 
-def test_a_reading_stopped_midway_waits_for_the_read_in_flight(tmp_path: Path) -> None:
+def test_a_reading_stopped_midway_waits_for_the_read_in_flight(
+    disk: Path, reader: sourceread.SourceReader
+) -> None:
     """Closing the chunks early (an error while sealing a chunk) must not leave a read running
     on a descriptor the caller closes next; the reader then reads the next file correctly."""
-    folder = direct_dir(tmp_path)
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
-    first, second = folder / "a.bin", folder / "b.bin"
-    try:
-        make_file(first, 300_000, 19)
-        make_file(second, 300_000, 23)
-        fd = evicted(first)
-        chunks = reader.chunks(fd)
-        next(chunks)
-        chunks.close()
-        os.close(fd)
-        fd = evicted(second)
-        try:
-            got = [bytes(c) for c in reader.chunks(fd)]
-        finally:
-            os.close(fd)
-        assert got == stream_chunks(chunker, second)
-    finally:
-        reader.close()
-        first.unlink(missing_ok=True)
-        second.unlink(missing_ok=True)
+    first, second = disk / "a.bin", disk / "b.bin"
+    make_file(first, 300_000, 19)
+    make_file(second, 300_000, 23)
+    fd = evicted(first)
+    chunks = reader.chunks(fd)
+    next(chunks)
+    chunks.close()
+    os.close(fd)
+    assert read_cold(reader, second) == stream_chunks(Chunker(SMALL), second)
 
 
 def packer_params(drop_cache: bool = True) -> pipeline.PackerParams:
@@ -242,33 +223,28 @@ def first_page_cached(path: Path) -> bool:
     return True
 
 
-def test_a_large_file_read_direct_is_read_direct_again_next_time(tmp_path: Path) -> None:
+def test_a_large_file_read_direct_is_read_direct_again_next_time(disk: Path) -> None:
     """Deciding on a direct read looks at the first page, which makes the kernel read a few
     pages ahead. With ``drop_source_cache`` they are dropped, so the file is still cold at the
     next run and read direct again (an outsider saw it alternate: direct, cached, direct)."""
-    folder = direct_dir(tmp_path)
     packer = pipeline.FilePacker(packer_params(), lambda pack: None)
-    path = folder / "cold.bin"
-    try:
-        make_file(path, pipeline.SMALL_FILE * 3, 29)
-        os.close(evicted(path))
-        for _run in range(3):
-            read = packer.read_file(str(path))
-            assert read.status == "ok" and read.size == path.stat().st_size
-            assert packer._reader is not None and not packer._reader.cached
-            assert not first_page_cached(path)  # nothing of it left in the cache
-            os.close(evicted(path))  # (the probe above read ahead too)
-        reference = Chunker(ChunkerParams(seed=5))
-        assert len(read.ids) == len(stream_chunks(reference, path))
-    finally:
-        path.unlink(missing_ok=True)
+    path = disk / "cold.bin"
+    make_file(path, pipeline.SMALL_FILE * 3, 29)
+    os.close(evicted(path))
+    for _run in range(3):
+        read = packer.read_file(str(path))
+        assert read.status == "ok" and read.size == path.stat().st_size
+        assert packer._reader is not None and not packer._reader.cached
+        assert not first_page_cached(path)  # nothing of it left in the cache
+        os.close(evicted(path))  # (the probe above read ahead too)
+    assert len(read.ids) == len(stream_chunks(Chunker(ChunkerParams(seed=5)), path))
 
 
-def test_a_file_that_cannot_be_read_at_an_offset_is_streamed(tmp_path: Path) -> None:
+def test_a_file_that_cannot_be_read_at_an_offset_is_streamed(
+    tmp_path: Path, reader: sourceread.SourceReader
+) -> None:
     """A stream (some FUSE files are): read on from where it is, as before - not skipped with
     "Illegal seek" (found by an outsider)."""
-    chunker = Chunker(SMALL)
-    reader = sourceread.SourceReader(chunker, block=16384)
     path = tmp_path / "stream.bin"
     data = make_file(path, 300_000, 37)
     rfd, wfd = os.pipe()
@@ -287,8 +263,7 @@ def test_a_file_that_cannot_be_read_at_an_offset_is_streamed(tmp_path: Path) -> 
     finally:
         os.close(rfd)
         writer.join()
-        reader.close()
-    assert got == stream_chunks(chunker, path)
+    assert got == stream_chunks(Chunker(SMALL), path)
     assert reader.cached
 
 
@@ -357,31 +332,22 @@ def stage_and_read(folder: Path, parts: list[bytes]) -> tuple[bytes, bool]:
 
 
 @pytest.mark.parametrize("sizes", [[1 << 20], [4 << 20], [(4 << 20) + 1], [12, 16 << 20, 12345]])
-def test_a_pack_is_written_past_the_cache_byte_for_byte(tmp_path: Path, sizes: list[int]) -> None:
-    folder = direct_dir(tmp_path) / f"stage-{os.getpid()}-{len(sizes)}-{sizes[0]}"
+def test_a_pack_is_written_past_the_cache_byte_for_byte(disk: Path, sizes: list[int]) -> None:
     parts = [random.Random(n).randbytes(n) for n in sizes]
-    try:
-        written, uncached = stage_and_read(folder, parts)
-        assert written == b"".join(parts)  # not padded, nothing lost
-        assert uncached  # the disk has it; the page cache was not filled with it
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    written, uncached = stage_and_read(disk, parts)
+    assert written == b"".join(parts)  # not padded, nothing lost
+    assert uncached  # the disk has it; the page cache was not filled with it
 
 
-def test_a_pack_on_a_file_system_without_direct_writes_is_written_normally() -> None:
-    folder = Path("/dev/shm") / f"praxisbackup-stage-{os.getpid()}"
+def test_a_pack_on_a_file_system_without_direct_writes_is_written_normally(memory: Path) -> None:
     parts = [random.Random(3).randbytes((5 << 20) + 7)]
-    try:
-        written, _uncached = stage_and_read(folder, parts)
-        assert written == parts[0]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    written, _uncached = stage_and_read(memory, parts)
+    assert written == parts[0]
 
 
 def test_a_direct_write_refused_midway_is_written_again_normally(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = direct_dir(tmp_path) / f"refused-{os.getpid()}"
     parts = [random.Random(5).randbytes((9 << 20) + 3)]
     real_pwrite = os.pwrite
     calls = {"n": 0}
@@ -393,32 +359,24 @@ def test_a_direct_write_refused_midway_is_written_again_normally(
         return real_pwrite(fd, data, offset)
 
     monkeypatch.setattr(direct.os, "pwrite", refusing)
-    try:
-        written, _uncached = stage_and_read(folder, parts)
-        assert calls["n"] == 2
-        assert written == parts[0]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    written, _uncached = stage_and_read(disk, parts)
+    assert calls["n"] == 2
+    assert written == parts[0]
 
 
 def test_a_full_medium_during_a_direct_write_is_a_clear_error_and_leaves_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = direct_dir(tmp_path) / f"full-{os.getpid()}"
-
     def full(fd: int, data: memoryview, offset: int) -> int:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(direct.os, "pwrite", full)
-    try:
-        backend = LocalBackend(str(folder / "repo"))
-        backend.create()
-        with pytest.raises(StorageError) as raised:
-            backend.stage("data", "cd" * 32, [bytes(3 << 20)])
-        assert str(raised.value).endswith("the backup medium is full")
-        assert list((folder / "repo" / "data" / "cd").iterdir()) == []
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    backend = LocalBackend(str(disk / "repo"))
+    backend.create()
+    with pytest.raises(StorageError) as raised:
+        backend.stage("data", "cd" * 32, [bytes(3 << 20)])
+    assert str(raised.value).endswith("the backup medium is full")
+    assert list((disk / "repo" / "data" / "cd").iterdir()) == []
 
 
 # -- a restore reads its packs' ranges past the cache (LocalBackend.read_ranges) --------------
@@ -436,34 +394,29 @@ def pack_file(folder: Path, size: int) -> tuple[LocalBackend, bytes]:
 RANGES = [(5, 100), (4090, 20), (100_000, 3 << 20), (100_050, 10), (9_000_000, 1), (0, 1)]
 
 
-def test_a_restore_reads_ranges_past_the_cache_byte_for_byte(tmp_path: Path) -> None:
-    folder = direct_dir(tmp_path) / f"ranges-{os.getpid()}"
-    try:
-        size = 9_000_001 + 4321
-        backend, data = pack_file(folder, size)
-        ranges = [*RANGES, (size - 4321, 4321)]
-        parts = backend.read_ranges("data", "ef" * 32, ranges, direct.ReadBuffer())
-        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in ranges]
-        assert not first_page_cached(folder / "repo" / "data" / "ef" / ("ef" * 32))
-        # Beyond the end: the same clear error as a read through the cache gives.
-        with pytest.raises(StorageError, match="shorter than expected"):
-            backend.read_ranges("data", "ef" * 32, [(size - 10, 11)], direct.ReadBuffer())
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def read_ranges(backend: LocalBackend, ranges: list[tuple[int, int]]) -> list[bytes]:
+    return [bytes(p) for p in backend.read_ranges("data", "ef" * 32, ranges, direct.ReadBuffer())]
 
 
-def test_ranges_on_a_medium_without_direct_reads_are_read_through_the_cache(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_a_restore_reads_ranges_past_the_cache_byte_for_byte(disk: Path) -> None:
+    size = 9_000_001 + 4321
+    backend, data = pack_file(disk, size)
+    ranges = [*RANGES, (size - 4321, 4321)]
+    assert read_ranges(backend, ranges) == [data[o : o + n] for o, n in ranges]
+    assert not first_page_cached(disk / "repo" / "data" / "ef" / ("ef" * 32))
+    # Beyond the end: the same clear error as a read through the cache gives.
+    with pytest.raises(StorageError, match="shorter than expected"):
+        read_ranges(backend, [(size - 10, 11)])
+
+
+def test_ranges_on_a_medium_without_direct_reads_are_read_through_the_cache(memory: Path) -> None:
+    backend, data = pack_file(memory, 9_100_000)
+    assert read_ranges(backend, RANGES) == [data[o : o + n] for o, n in RANGES]
+
+
+def test_ranges_refused_midway_are_read_again_through_the_cache(
+    disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """tmpfs (refuses O_DIRECT on open), and a medium that refuses a direct read midway."""
-    shm = Path("/dev/shm") / f"praxisbackup-ranges-{os.getpid()}"
-    try:
-        backend, data = pack_file(shm, 9_100_000)
-        parts = backend.read_ranges("data", "ef" * 32, RANGES, direct.ReadBuffer())
-        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in RANGES]
-    finally:
-        shutil.rmtree(shm, ignore_errors=True)
-    folder = direct_dir(tmp_path) / f"refusing-{os.getpid()}"
     calls = {"n": 0}
     real = direct.read_aligned
 
@@ -474,10 +427,6 @@ def test_ranges_on_a_medium_without_direct_reads_are_read_through_the_cache(
         return real(fd, view, offset)
 
     monkeypatch.setattr(pipeline.platform, "read_aligned", refusing)
-    try:
-        backend, data = pack_file(folder, 9_100_000)
-        parts = backend.read_ranges("data", "ef" * 32, RANGES, direct.ReadBuffer())
-        assert calls["n"] == 2
-        assert [bytes(p) for p in parts] == [data[o : o + n] for o, n in RANGES]
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    backend, data = pack_file(disk, 9_100_000)
+    assert read_ranges(backend, RANGES) == [data[o : o + n] for o, n in RANGES]
+    assert calls["n"] == 2

@@ -86,9 +86,9 @@ class ReadBuffer:
         return memoryview(self._map)[:size]
 
 
-def open_direct(path: str) -> int | None:
-    """A regular file opened for direct reads (see :func:`open_regular`); None if this system
-    or file system cannot read it so (then open it normally)."""
+def open_direct(path: str, size: int | None = None) -> tuple[int, int] | None:
+    """A regular file opened for direct reads, and its size (see :func:`open_regular`); None
+    if this system or file system cannot read it so (then open it normally)."""
     if not _O_DIRECT:
         return None
     try:
@@ -97,8 +97,7 @@ def open_direct(path: str) -> int | None:
         if exc.errno == errno.EINVAL:
             return None
         raise
-    _check_regular(fd, path, None)
-    return fd
+    return fd, _check_regular(fd, path, size)
 
 
 def read_aligned(fd: int, view: memoryview, offset: int) -> int:
@@ -119,28 +118,18 @@ def read_direct(path: str, buffer: ReadBuffer, size: int | None = None) -> memor
     system or file system cannot (or if the file changed size meanwhile): then read it
     normally. Other errors (missing file, I/O error, not a regular file, not ``size`` bytes
     long) are raised as they are."""
-    if not _O_DIRECT:
+    opened = open_direct(path, size)
+    if opened is None:
         return None
-    try:
-        fd = os.open(path, _SAFE_READ | _O_DIRECT)
-    except OSError as exc:
-        if exc.errno == errno.EINVAL:
-            return None
-        raise
-    size = _check_regular(fd, path, size)
+    fd, size = opened
     try:
         view = buffer.view(size + 1)  # one byte more: a file that grew is noticed
-        got = 0
-        while got < len(view):
-            try:
-                n = os.preadv(fd, [view[got:]], got)
-            except OSError as exc:
-                if exc.errno == errno.EINVAL:
-                    return None
-                raise
-            got += n
-            if n == 0 or got % ALIGN:
-                break  # the end of the file (it ends inside a block)
+        try:
+            got = read_aligned(fd, view, 0)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return None
+            raise
         return view[:got] if got == size else None
     finally:
         os.close(fd)

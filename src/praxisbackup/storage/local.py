@@ -122,6 +122,16 @@ class _HandleCache:
             self._entries.clear()
 
 
+def _take_parts(
+    out: _Parts, view: memoryview, start: int, parts: list[int], ranges: Sequence[tuple[int, int]]
+) -> None:
+    """The ranges ``parts`` out of ``view``, the data read from ``start`` (a short read leaves
+    a part short, which the caller reports)."""
+    for k in parts:
+        offset, length = ranges[k]
+        out[k] = view[offset - start : offset - start + length]
+
+
 class LocalBackend:
     """Backend for a folder on a mounted file system."""
 
@@ -307,9 +317,7 @@ class LocalBackend:
                 view = region[used : used + end - start]
                 view = view[: platform.pread_into(fd, view, start)]
                 used += end - start
-            for k in parts:
-                offset, length = ranges[k]
-                out[k] = view[offset - start : offset - start + length]
+            _take_parts(out, view, start, parts, ranges)
         return out
 
     @staticmethod
@@ -322,9 +330,10 @@ class LocalBackend:
         """The spans read past the page cache (each widened to whole blocks); None where the
         medium cannot."""
         align = platform.ALIGN
-        fd = platform.open_direct(path)
-        if fd is None:
+        opened = platform.open_direct(path)
+        if opened is None:
             return None
+        fd = opened[0]
         try:
             widened = [(start - start % align, -(-end // align) * align) for start, end, _ in spans]
             region = buffer.view(sum(end - start for start, end in widened))
@@ -340,9 +349,7 @@ class LocalBackend:
                         return None
                     raise
                 used += end - start
-                for k in parts:
-                    offset, length = ranges[k]
-                    out[k] = view[offset - start : offset - start + length]
+                _take_parts(out, view, start, parts, ranges)
             return out
         finally:
             os.close(fd)
