@@ -20,7 +20,8 @@ chunk size - is carried in front of the next block, whose start stays aligned fo
 ``O_DIRECT``. Only the carried tail is copied (the stream chunker moved up to half its buffer
 for every refill).
 
-Linux only (:func:`praxisbackup.platform.direct.switch_to_direct`); elsewhere
+A file that cannot be read at an offset (a FUSE file served as a stream) is streamed as
+before. Linux only (:func:`praxisbackup.platform.direct.switch_to_direct`); elsewhere
 :func:`available` is False and the caller streams through the cache.
 """
 
