@@ -430,3 +430,26 @@ def test_ranges_refused_midway_are_read_again_through_the_cache(
     backend, data = pack_file(disk, 9_100_000)
     assert read_ranges(backend, RANGES) == [data[o : o + n] for o, n in RANGES]
     assert calls["n"] == 2
+
+
+def test_a_failing_medium_is_named_as_such_not_as_file_exists(
+    disk: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a medium failing mid-backup (an xfs shutdown), the pack's folder exists but cannot
+    be looked at: the error must be the medium's, not "File exists" (found by an outsider)."""
+    backend = LocalBackend(str(disk / "repo"))
+    backend.create()
+    (disk / "repo" / "data" / "ab").mkdir(exist_ok=True)
+    real_open = os.open
+
+    def failing_medium(path: str, *args: object, **kwargs: object) -> int:
+        if ".tmp-" in str(path):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os.path, "isdir", lambda path: False)  # its stat fails too
+    monkeypatch.setattr(os, "open", failing_medium)
+    with pytest.raises(StorageError) as raised:
+        backend.stage("data", "ab" * 32, [bytes(100)])
+    assert "File exists" not in str(raised.value)
+    assert str(raised.value).endswith("the backup medium reported an input/output error")

@@ -410,7 +410,10 @@ class LocalBackend:
         tmp = os.path.join(directory, TEMP_PREFIX + secrets.token_hex(8))
         try:
             if kind in ("data", "meta"):
-                os.makedirs(directory, exist_ok=True)
+                # (makedirs re-raises "File exists" when the folder exists but cannot be
+                # looked at - an I/O error on a failing medium: the open names that error)
+                with contextlib.suppress(FileExistsError):
+                    os.makedirs(directory, exist_ok=True)
             fd = os.open(tmp, _OPEN_FLAGS_WRITE, 0o600)
             try:
                 parts = [data] if isinstance(data, bytes) else data
