@@ -23,7 +23,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from praxisbackup import platform
 from praxisbackup.errors import RepositoryNotFoundError, StorageError
@@ -122,14 +122,31 @@ class _HandleCache:
             self._entries.clear()
 
 
-def _take_parts(
-    out: _Parts, view: memoryview, start: int, parts: list[int], ranges: Sequence[tuple[int, int]]
-) -> None:
-    """The ranges ``parts`` out of ``view``, the data read from ``start`` (a short read leaves
-    a part short, which the caller reports)."""
-    for k in parts:
-        offset, length = ranges[k]
-        out[k] = view[offset - start : offset - start + length]
+def _read_spans(
+    fd: int,
+    spans: _Spans,
+    ranges: Sequence[tuple[int, int]],
+    buffer: ReadBuffer | None,
+    align: int,
+    read_into: Callable[[int, memoryview, int], int],
+) -> _Parts:
+    """The ranges' views, each span read with one ``read_into`` call: widened to whole blocks
+    of ``align`` bytes (direct reads) and read into ``buffer`` (a fresh one without)."""
+    widened = [
+        (start - start % align, -(-end // align) * align, parts) for start, end, parts in spans
+    ]
+    total = sum(end - start for start, end, _ in widened)
+    region = memoryview(bytearray(total)) if buffer is None else buffer.view(total)
+    out: _Parts = [None] * len(ranges)
+    used = 0
+    for start, end, parts in widened:
+        view = region[used : used + end - start]
+        view = view[: read_into(fd, view, start)]
+        used += end - start
+        for k in parts:  # (a short read leaves a part short, which the caller reports)
+            offset, length = ranges[k]
+            out[k] = view[offset - start : offset - start + length]
+    return out
 
 
 class LocalBackend:
@@ -282,11 +299,20 @@ class LocalBackend:
         path = self._path(kind, name)
         try:
             out = None
-            if buffer is not None:
-                out = self._read_spans_direct(path, spans, ranges, buffer)
+            opened = None if buffer is None else platform.open_direct(path)
+            if opened is not None:
+                try:
+                    out = _read_spans(
+                        opened[0], spans, ranges, buffer, platform.ALIGN, platform.read_aligned
+                    )
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise  # (EINVAL: the medium cannot read direct after all)
+                finally:
+                    os.close(opened[0])
             if out is None:
                 with self._handles.use(path) as fd:
-                    out = self._read_spans(fd, spans, ranges, buffer)
+                    out = _read_spans(fd, spans, ranges, buffer, 1, platform.pread_into)
         except OSError as exc:
             raise self._error("read", kind, name, exc) from exc
         read: list[memoryview] = []
@@ -299,60 +325,6 @@ class LocalBackend:
                 )
             read.append(part)
         return read
-
-    @staticmethod
-    def _read_spans(
-        fd: int,
-        spans: _Spans,
-        ranges: Sequence[tuple[int, int]],
-        buffer: ReadBuffer | None,
-    ) -> _Parts:
-        out: _Parts = [None] * len(ranges)
-        region = None if buffer is None else buffer.view(sum(e - s for s, e, _ in spans))
-        used = 0
-        for start, end, parts in spans:
-            if region is None:
-                view = memoryview(platform.pread(fd, end - start, start))
-            else:
-                view = region[used : used + end - start]
-                view = view[: platform.pread_into(fd, view, start)]
-                used += end - start
-            _take_parts(out, view, start, parts, ranges)
-        return out
-
-    @staticmethod
-    def _read_spans_direct(
-        path: str,
-        spans: _Spans,
-        ranges: Sequence[tuple[int, int]],
-        buffer: ReadBuffer,
-    ) -> _Parts | None:
-        """The spans read past the page cache (each widened to whole blocks); None where the
-        medium cannot."""
-        align = platform.ALIGN
-        opened = platform.open_direct(path)
-        if opened is None:
-            return None
-        fd = opened[0]
-        try:
-            widened = [(start - start % align, -(-end // align) * align) for start, end, _ in spans]
-            region = buffer.view(sum(end - start for start, end in widened))
-            out: _Parts = [None] * len(ranges)
-            used = 0
-            for (start, end), span in zip(widened, spans, strict=True):
-                parts = span[2]
-                view = region[used : used + end - start]
-                try:
-                    view = view[: platform.read_aligned(fd, view, start)]
-                except OSError as exc:
-                    if exc.errno == errno.EINVAL:
-                        return None
-                    raise
-                used += end - start
-                _take_parts(out, view, start, parts, ranges)
-            return out
-        finally:
-            os.close(fd)
 
     def read_uncached(
         self, kind: str, name: str, buffer: ReadBuffer | None = None, size: int | None = None
