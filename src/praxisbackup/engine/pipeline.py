@@ -287,9 +287,8 @@ class FilePacker:
                 size += len(block)
             data = b"".join(parts) if len(parts) != 1 else parts[0]
             chunks: Iterator[bytes | memoryview] = self._chunker.views_of(data)
-        elif self._source_reader() is not None:
-            assert self._reader is not None
-            chunks = streamed = self._reader.chunks(fd)
+        elif (reader := self._source_reader()) is not None:
+            chunks = streamed = reader.chunks(fd)
         else:
             chunks = self._chunker.views(io.FileIO(fd, closefd=False))
         # Each chunk is hashed, and sealed if new, before the next is cut: the views point
@@ -803,13 +802,18 @@ class _Outbox:
         self._room.release()  # a reading thread waiting for room sees the outbox closed
 
 
+def _report_of(exc: BaseException) -> str:
+    """The full report of a failure (its traceback), for the crash log."""
+    return "".join(traceback.format_exception(exc))
+
+
 def _report_failure(out: IO[bytes], exc: BaseException) -> None:
     """A worker's failure, for the process that gave the work: a PraxisError (the medium is
     full, read-only, gone) is that process's own error; anything else a worker failure."""
     if isinstance(exc, PraxisError):
         _answer_last(out, ("praxis-error", exc))
     else:
-        _answer_last(out, ("error", "".join(traceback.format_exception(exc))))
+        _answer_last(out, ("error", _report_of(exc)))
 
 
 def _answer_last(out: IO[bytes], header: object) -> None:
@@ -904,8 +908,7 @@ class _Worker:
                 return
             except BaseException as exc:  # noqa: BLE001 - handed to the archiver
                 self._pool.fail_examinations(WorkerError(f"reading from a backup worker: {exc!r}"))
-                failure = "".join(traceback.format_exception(exc))
-                self._results.put((self.index, ("error", failure), bytearray()))
+                self._results.put((self.index, ("error", _report_of(exc)), bytearray()))
                 return
             if msg[0] == "examined":
                 self._pool.examined(msg[1])
@@ -925,8 +928,7 @@ class _Worker:
                     self._results.put((self.index, ("praxis-error", exc), payload))
                     return
                 except BaseException as exc:  # noqa: BLE001 - handed to the archiver
-                    failure = "".join(traceback.format_exception(exc))
-                    self._results.put((self.index, ("error", failure), payload))
+                    self._results.put((self.index, ("error", _report_of(exc)), payload))
                     return
                 continue
             self._results.put((self.index, msg, payload))

@@ -183,7 +183,8 @@ WRITE_BLOCK = 1 << 20
 def write_direct(fd: int, parts: Sequence[bytes | memoryview], buffer: ReadBuffer) -> bool:
     """Write ``parts`` in order from the start of the empty file ``fd``, past the page cache;
     False if this system or file system cannot (then nothing is left written: write it
-    normally). The file is not synced. Other errors (a full medium) are raised."""
+    normally). The file is not synced, and stays switched to direct writes (the caller syncs
+    and closes it). Other errors (a full medium) are raised."""
     if not can_switch():
         return False
     try:
@@ -198,7 +199,6 @@ def write_direct(fd: int, parts: Sequence[bytes | memoryview], buffer: ReadBuffe
         _set_direct(fd, False)  # accepted on open, refused on write (some FUSE mounts)
         os.ftruncate(fd, 0)
         return False
-    _set_direct(fd, False)
     return True
 
 
