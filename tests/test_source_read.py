@@ -71,6 +71,24 @@ def direct_dir(tmp_path: Path) -> Path:
     pytest.fail("no folder here reads with O_DIRECT (the test needs a disk-backed one)")
 
 
+class RefusedAt:
+    """A read or write call that fails with EINVAL at its ``at``-th call (on a descriptor
+    switched to O_DIRECT, with ``direct_only``), as on a medium that accepted direct I/O and
+    refuses it midway; ``calls`` counts them."""
+
+    def __init__(self, real: Callable[..., int], at: int, direct_only: bool = False) -> None:
+        self.real, self.at, self.direct_only = real, at, direct_only
+        self.calls = 0
+
+    def __call__(self, fd: int, *args: object) -> int:
+        self.calls += 1
+        if self.calls == self.at and (
+            not self.direct_only or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
+        ):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return self.real(fd, *args)
+
+
 SIZES = [0, 1, 4095, 4096, 16383, 16384, 16385, 65535, 65536, 65537, 100_003, 1_000_003]
 
 
@@ -167,19 +185,11 @@ def test_a_direct_read_refused_midway_goes_on_through_the_cache(
     """A file system that accepts O_DIRECT on open but refuses a read (EINVAL): the rest of
     the file is read through the cache, and nothing is lost or cut differently."""
     path = disk / "odd.bin"
-    real_preadv: Callable[..., int] = os.preadv
-    calls = {"n": 0}
-
-    def refusing(fd: int, buffers: list[memoryview], offset: int, *flags: int) -> int:
-        calls["n"] += 1
-        if calls["n"] == 4 and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            raise OSError(22, "Invalid argument")
-        return real_preadv(fd, buffers, offset, *flags)
-
+    refusing = RefusedAt(os.preadv, 4, direct_only=True)
     monkeypatch.setattr(sourceread.os, "preadv", refusing)
     make_file(path, 400_000, 17)
     got = read_cold(reader, path)
-    assert calls["n"] > 4
+    assert refusing.calls > 4
     assert got == stream_chunks(Chunker(SMALL), path)
     assert reader.cached  # the cache was used for part of it: drop it afterwards
 
@@ -349,18 +359,10 @@ def test_a_direct_write_refused_midway_is_written_again_normally(
     disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parts = [random.Random(5).randbytes((9 << 20) + 3)]
-    real_pwrite = os.pwrite
-    calls = {"n": 0}
-
-    def refusing(fd: int, data: memoryview, offset: int) -> int:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_pwrite(fd, data, offset)
-
+    refusing = RefusedAt(os.pwrite, 2)
     monkeypatch.setattr(direct.os, "pwrite", refusing)
     written, _uncached = stage_and_read(disk, parts)
-    assert calls["n"] == 2
+    assert refusing.calls == 2
     assert written == parts[0]
 
 
@@ -417,19 +419,11 @@ def test_ranges_on_a_medium_without_direct_reads_are_read_through_the_cache(memo
 def test_ranges_refused_midway_are_read_again_through_the_cache(
     disk: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = {"n": 0}
-    real = direct.read_aligned
-
-    def refusing(fd: int, view: memoryview, offset: int) -> int:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(fd, view, offset)
-
+    refusing = RefusedAt(direct.read_aligned, 2)
     monkeypatch.setattr(pipeline.platform, "read_aligned", refusing)
     backend, data = pack_file(disk, 9_100_000)
     assert read_ranges(backend, RANGES) == [data[o : o + n] for o, n in RANGES]
-    assert calls["n"] == 2
+    assert refusing.calls == 2
 
 
 def test_a_failing_medium_is_named_as_such_not_as_file_exists(
