@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import itertools
 import os
 import random
 import shutil
@@ -23,9 +24,13 @@ from pathlib import Path
 
 import pytest
 
+from conftest import restored_path
 from praxisbackup.cli.main import PraxisGroup
 from praxisbackup.engine import pipeline, sourceread
+from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.chunking import Chunker, ChunkerParams
+from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.errors import StorageError
 from praxisbackup.platform import direct
 from praxisbackup.storage.local import LocalBackend
@@ -79,12 +84,14 @@ class RefusedAt:
     def __init__(self, real: Callable[..., int], at: int, direct_only: bool = False) -> None:
         self.real, self.at, self.direct_only = real, at, direct_only
         self.calls = 0
+        self.refused = False
 
     def __call__(self, fd: int, *args: object) -> int:
         self.calls += 1
         if self.calls == self.at and (
             not self.direct_only or fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT
         ):
+            self.refused = True
             raise OSError(errno.EINVAL, "Invalid argument")
         return self.real(fd, *args)
 
@@ -447,3 +454,115 @@ def test_a_failing_medium_is_named_as_such_not_as_file_exists(
         backend.stage("data", "ab" * 32, [bytes(100)])
     assert "File exists" not in str(raised.value)
     assert str(raised.value).endswith("the backup medium reported an input/output error")
+
+
+# -- a restore writes large files past the cache (platform.DirectFile, restorewindow) ---------
+def pieces_of(data: bytes, cuts: list[int]) -> list[tuple[int, bytes]]:
+    edges = [0, *cuts, len(data)]
+    return [(a, data[a:b]) for a, b in itertools.pairwise(edges)]
+
+
+#: Cuts at and around block edges, two inside one block (a piece touching no whole block),
+#: adjacent ones (a piece of one byte).
+CUTS = [1, 4095, 4097, 5000, 5001, 8192, 300_000, 1_048_576, 1_048_577, 2_000_000]
+
+
+@pytest.mark.parametrize("size", [2_000_001 + 4096, 2_101_248, 3_000_000])
+@pytest.mark.parametrize("order", ["forward", "backward", "shuffled"])
+def test_pieces_in_any_order_are_written_past_the_cache_byte_for_byte(
+    disk: Path, size: int, order: str
+) -> None:
+    data = random.Random(size).randbytes(size)
+    pieces = pieces_of(data, CUTS)
+    if order == "backward":
+        pieces.reverse()
+    elif order == "shuffled":
+        random.Random(7).shuffle(pieces)
+    path = disk / "restored"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        writer = direct.DirectFile.start(fd, size)
+        assert writer is not None
+        block = direct.ReadBuffer().view(direct.WRITE_BLOCK)
+        for offset, piece in pieces:
+            low, whole = writer.absorb(offset, piece, block)
+            writer.write_aligned(low, whole, block)
+        writer.finish(block)
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    assert not first_page_cached(path)
+    assert path.read_bytes() == data
+
+
+def test_a_piece_that_never_comes_leaves_zeros_and_the_rest_exact(disk: Path) -> None:
+    size = 3_000_000
+    data = random.Random(1).randbytes(size)
+    path = disk / "damaged"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        writer = direct.DirectFile.start(fd, size)
+        assert writer is not None
+        block = direct.ReadBuffer().view(direct.WRITE_BLOCK)
+        for offset, piece in pieces_of(data, CUTS):
+            if offset != 5001:  # 5001 .. 8192: lost
+                low, whole = writer.absorb(offset, piece, block)
+                writer.write_aligned(low, whole, block)
+        writer.finish(block)
+        os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == data[:5001] + bytes(8192 - 5001) + data[8192:]
+
+
+def restore_big_files(
+    repo: Repository, folder: Path, while_restoring: Callable[[], object] = lambda: None
+) -> tuple[Path, dict[str, bytes]]:
+    """Back up and restore large files (unaligned chunk edges, a sparse one, one of an odd
+    size); where they landed and what they held. ``while_restoring`` is called between."""
+    src = folder / "praxis"
+    src.mkdir()
+    files = {
+        "db.dbf": random.Random(2).randbytes(5_000_003),
+        "sparse.img": b"x" * 100 + bytes(6 << 20) + b"end",
+        "aligned.bin": random.Random(3).randbytes(3 << 20),
+    }
+    for name, content in files.items():
+        (src / name).write_bytes(content)
+    snapshot = Archiver(repo, BackupOptions([str(src)])).run().snapshot
+    target = folder / "target"
+    target.mkdir()
+    while_restoring()
+    result = Restorer(repo, snapshot, RestoreOptions(str(target), processes=0)).run()
+    assert result.ok, result.errors
+    return restored_path(target, src), files
+
+
+def test_a_restore_writes_large_files_past_the_cache_byte_for_byte(
+    disk: Path, repo: Repository
+) -> None:
+    restored, files = restore_big_files(repo, disk)
+    assert not first_page_cached(restored / "db.dbf")  # (before it is read back below)
+    for name, content in files.items():
+        assert (restored / name).read_bytes() == content, name
+    assert os.stat(restored / "sparse.img").st_blocks * 512 < 1 << 20  # the hole stayed one
+
+
+def test_a_direct_write_refused_midway_restores_the_file_through_the_cache(
+    disk: Path, repo: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refusing = RefusedAt(os.pwrite, 3, direct_only=True)
+    restored, files = restore_big_files(
+        repo, disk, lambda: monkeypatch.setattr(direct.os, "pwrite", refusing)
+    )
+    assert refusing.refused and refusing.calls > 3
+    for name, content in files.items():
+        assert (restored / name).read_bytes() == content, name
+
+
+def test_a_restore_to_a_file_system_without_direct_writes_is_exact(
+    memory: Path, repo: Repository
+) -> None:
+    restored, files = restore_big_files(repo, memory)
+    for name, content in files.items():
+        assert (restored / name).read_bytes() == content, name

@@ -22,6 +22,9 @@ else:
 IS_WINDOWS = sys.platform == "win32"
 
 from praxisbackup.platform.direct import ALIGN  # noqa: E402
+from praxisbackup.platform.direct import WRITE_BLOCK as WRITE_BLOCK  # noqa: E402
+from praxisbackup.platform.direct import DirectFile as DirectFile  # noqa: E402
+from praxisbackup.platform.direct import DirectRefused as DirectRefused  # noqa: E402
 from praxisbackup.platform.direct import ReadBuffer as ReadBuffer  # noqa: E402
 from praxisbackup.platform.direct import open_direct as open_direct  # noqa: E402
 from praxisbackup.platform.direct import open_regular as open_regular  # noqa: E402

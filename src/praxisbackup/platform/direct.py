@@ -228,3 +228,110 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
     done = 0
     while done < len(view):
         done += os.pwrite(fd, view[done:], offset + done)
+
+
+class DirectRefused(OSError):
+    """The file system accepted ``O_DIRECT`` on the file but refused a direct write: the
+    caller writes the same data again through the cache (:meth:`DirectFile.give_up`)."""
+
+
+class DirectFile:
+    """Pieces of one new file written at any offsets, in any order, past the page cache.
+
+    A restore writes a file's chunks where they belong as their packs are read, and chunk
+    edges fall anywhere. A direct write needs whole blocks, so the whole blocks inside a piece
+    are written at once (:meth:`write_aligned`) and the bytes at its edges are kept in a block
+    of memory until the neighbouring pieces have filled it; the file's last block is written
+    padded and cut back by the caller (``ftruncate`` to the size). Edges still open at the end
+    (a chunk that could not be read, a hole) are written with zeros where nothing came
+    (:meth:`finish`).
+
+    Not thread-safe: the caller writes one piece at a time (a lock per file). ``block`` is an
+    aligned buffer of whole blocks, the writing thread's own.
+    """
+
+    def __init__(self, fd: int, size: int) -> None:
+        self.fd = fd
+        self.size = size
+        #: The end of the last byte written (the padded last block can lie beyond ``size``).
+        self.end = 0
+        #: Partly filled blocks: block number -> (its bytes, how many of them have come).
+        self._edges: dict[int, tuple[bytearray, int]] = {}
+
+    @classmethod
+    def start(cls, fd: int, size: int) -> DirectFile | None:
+        """Switch ``fd`` (a new, empty file) to direct writes; None where this system or file
+        system cannot (write through the cache)."""
+        if not can_switch():
+            return None
+        try:
+            _set_direct(fd, True)
+        except OSError:
+            return None
+        return cls(fd, size)
+
+    def absorb(
+        self, offset: int, data: bytes | memoryview, block: memoryview
+    ) -> tuple[int, memoryview]:
+        """Take the edges of the piece at ``offset`` (writing every block they complete); the
+        aligned offset and view of its whole blocks, for :meth:`write_aligned`."""
+        view = memoryview(data)
+        end = offset + len(view)
+        low = -(-offset // ALIGN) * ALIGN
+        high = end // ALIGN * ALIGN
+        if low >= high:  # no whole block inside: all of it is edge
+            self._edge(offset, view, block)
+            return offset, view[:0]
+        self._edge(offset, view[: low - offset], block)
+        self._edge(high, view[high - offset :], block)
+        return low, view[low - offset : high - offset]
+
+    def write_aligned(self, offset: int, view: memoryview, block: memoryview) -> None:
+        """Write whole blocks at an aligned offset, through ``block`` in turn."""
+        done = 0
+        while done < len(view):
+            n = min(len(view) - done, len(block))
+            block[:n] = view[done : done + n]
+            self._pwrite(block[:n], offset + done)
+            done += n
+
+    def finish(self, block: memoryview) -> None:
+        """Write the edges still open (zeros where nothing came)."""
+        for number in sorted(self._edges):
+            self._write_edge(number, self._edges[number][0], block)
+            del self._edges[number]
+
+    def give_up(self) -> None:
+        """Back to writes through the cache (after :class:`DirectRefused`): the edges kept so
+        far are written normally; the caller then writes the refused piece normally."""
+        _set_direct(self.fd, False)
+        for number in sorted(self._edges):
+            data, _filled = self._edges.pop(number)
+            start = number * ALIGN
+            _pwrite_all(self.fd, memoryview(data)[: min(ALIGN, self.size - start)], start)
+
+    def _edge(self, offset: int, view: memoryview, block: memoryview) -> None:
+        while view:
+            number, start = divmod(offset, ALIGN)
+            n = min(len(view), ALIGN - start)
+            data, filled = self._edges.get(number) or (bytearray(ALIGN), 0)
+            data[start : start + n] = view[:n]
+            self._edges[number] = (data, filled + n)  # kept until written (give_up)
+            if filled + n >= min(ALIGN, self.size - number * ALIGN):
+                self._write_edge(number, data, block)
+                del self._edges[number]
+            offset += n
+            view = view[n:]
+
+    def _write_edge(self, number: int, data: bytearray, block: memoryview) -> None:
+        block[:ALIGN] = data
+        self._pwrite(block[:ALIGN], number * ALIGN)
+
+    def _pwrite(self, view: memoryview, offset: int) -> None:
+        try:
+            _pwrite_all(self.fd, view, offset)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise DirectRefused(errno.EINVAL, "direct writes refused") from exc
+            raise
+        self.end = max(self.end, offset + len(view))
