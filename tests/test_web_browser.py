@@ -252,7 +252,7 @@ def test_a_yellow_night_a_confirmed_green_morning_and_a_red_night_with_its_reaso
     assert green.status == "green", green.findings
     b.get(practice.local.url + "/")
     assert light(b) == today_status(practice)  # what `today` says, for a person
-    assert f"„{green.medium_label}“ abziehen und außer Haus bringen" in body(b)
+    assert f"„{green.medium_label}“ abziehen und außer Haus bringen" in body(b), body(b)
     # Still plugged in: the page says to unplug it first (in German).
     click(b, By.CSS_SELECTOR, "ul.tasks form button")
     assert f"Das Medium „{green.medium_label}“ ist noch angeschlossen" in body(b)

@@ -68,6 +68,9 @@ class Today:
     tonight_label: str | None  # None: no backup tonight (see ``no_backup_reason``)
     next_label: str = ""  # the medium of the next planned night (tonight's, if one is planned)
     tonight_role: str = ""
+    #: Tonight's backup has already run (in the evening, or by hand during the day): nothing
+    #: is left to connect, and its medium goes off-site.
+    tonight_done: bool = False
     no_backup_reason: str = ""  # holiday name, "weekend" or "closed"
     take_offsite: list[str] = field(default_factory=list)
     bring_back: list[BringBack] = field(default_factory=list)
@@ -139,7 +142,11 @@ class Today:
                 "snapshot": last.snapshot_id,
                 "red_findings": [f.code for f in last.findings if f.level == RED],
             },
-            "tonight": {"medium": self.tonight_label, "role": self.tonight_role}
+            "tonight": {
+                "medium": self.tonight_label,
+                "role": self.tonight_role,
+                "done": self.tonight_done,
+            }
             if self.tonight_label
             else None,
             "no_backup_reason": self.no_backup_reason,
@@ -188,8 +195,12 @@ def today(config: Config, now: datetime | None = None) -> Today:
     last = result.last_run
     # Off-site goes only a medium that holds last night's backup - and not tonight's medium.
     holds_backup = last is not None and bool(last.snapshot_id) and last.verification.ok
-    if last is not None and holds_backup and last.medium_label not in ("", result.tonight_label):
-        result.take_offsite.append(last.medium_label)
+    if last is not None and holds_backup and last.medium_label:
+        ran = datetime.fromisoformat(last.started)
+        ran = ran.astimezone(now.tzinfo) if ran.tzinfo is not None else ran
+        result.tonight_done = backup_day(ran) == day and last.medium_label == result.tonight_label
+        if result.tonight_done or last.medium_label != result.tonight_label:
+            result.take_offsite.append(last.medium_label)
     check = DailyCheck(config)
     state = check.evaluate(now, act=False)
     result.missed, result.acknowledged = state.missed, state.acknowledged

@@ -24,7 +24,7 @@ def today_lines(t: Today, lang: str) -> list[str]:
         lines.append(text("today.no_run", lang))
     lines += [text(a.code, lang, **a.params) for a in t.advice]
     lines += [text("today.take_offsite", lang, label=label) for label in t.take_offsite]
-    if t.tonight_label:
+    if t.tonight_label and not t.tonight_done:  # (done: its medium is to take off-site)
         role = text("role." + t.tonight_role, lang)
         lines.append(text("today.tonight", lang, label=t.tonight_label, role=role))
     elif t.no_backup_reason:
