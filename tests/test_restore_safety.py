@@ -22,7 +22,7 @@ from praxisbackup.engine.restorer import RestoreOptions, Restorer
 from praxisbackup.engine.restorewindow import TEMP_SUFFIX
 from praxisbackup.engine.snapshot import find_snapshot
 from praxisbackup.engine.tree import decode_tree
-from praxisbackup.errors import IntegrityError
+from praxisbackup.errors import IntegrityError, UnsafeTargetError
 from praxisbackup.platform import targetdir
 from praxisbackup.storage import LocalBackend
 from praxisbackup.torture.crafted import Crafter
@@ -563,3 +563,41 @@ def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: li
     assert out.returncode == 0, out.stderr
     assert "restored 300 files" in out.stdout
     assert tree_state(snapshot_root(target, src)) == tree_state(src)
+
+
+@pytest.mark.parametrize("kind", ["link", "file", "folder"])
+def test_a_folder_made_first_in_a_fresh_folder_never_follows_what_is_in_its_place(
+    tmp_path: Path, kind: str
+) -> None:
+    """In a folder the restore made itself, a sub-folder is made before it is opened (one
+    call less per folder). Whatever stands in its place meanwhile - a link out of the target,
+    a file, a folder someone made - is treated as by the open alone: the link is refused and
+    nothing is written through it, the file is no folder, the folder is used but not counted
+    as made by the restore."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = targetdir.FdDir.root(str(tmp_path / "target"))
+    place = tmp_path / "target" / "Praxis"
+    if kind == "link":
+        place.symlink_to(outside)
+    elif kind == "file":
+        place.write_bytes(b"x")
+    else:
+        place.mkdir()
+    try:
+        if kind == "link":
+            with pytest.raises(UnsafeTargetError):
+                root.child("Praxis", create=True, fresh=True)
+        elif kind == "file":
+            with pytest.raises(NotADirectoryError):
+                root.child("Praxis", create=True, fresh=True)
+        else:
+            opened = root.child("Praxis", create=True, fresh=True)
+            assert not opened.created
+            opened.close()
+        made = root.child("Neu", create=True, fresh=True)
+        assert made.created and (tmp_path / "target" / "Neu").is_dir()
+        made.close()
+    finally:
+        root.close()
+    assert list(outside.iterdir()) == []

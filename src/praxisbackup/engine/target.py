@@ -109,7 +109,8 @@ class TargetTree:
                 known -= 1
             folder = self._root_dir if not known else self._open[parts[:known]].folder
             for depth in range(known + 1, len(parts) + 1):
-                folder = self._open_child(folder, parts[:depth], create)
+                fresh = depth > 1 and parts[: depth - 1] in self.fresh
+                folder = self._open_child(folder, parts[:depth], create, fresh)
                 if folder.created:
                     self.fresh.add(parts[:depth])
                 if depth < len(parts):
@@ -125,7 +126,9 @@ class TargetTree:
         self._evict()
         return entry.folder
 
-    def _open_child(self, parent: TargetDir, parts: Parts, create: bool) -> TargetDir:
+    def _open_child(
+        self, parent: TargetDir, parts: Parts, create: bool, fresh: bool = False
+    ) -> TargetDir:
         path = _norm(self.path(parts))
         for refused in self.refused:
             if path.startswith(_norm(refused) + os.sep):
@@ -133,7 +136,7 @@ class TargetTree:
                 self.refused[refused] = (error, count + 1)
                 raise error
         try:
-            return parent.child(parts[-1], create, path in self._follow)
+            return parent.child(parts[-1], create, path in self._follow, fresh)
         except UnsafeTargetError as exc:
             error, count = self.refused.get(exc.path, (exc, 0))
             self.refused[exc.path] = (error, count + 1)
