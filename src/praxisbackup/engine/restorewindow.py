@@ -14,7 +14,8 @@ restorer opened without following links, so the safety properties are those of t
 Every file is written under its temporary name, gets owner, mode and times through the open
 file and is renamed into place when complete (see the restorer's docstring). A blob whose copy
 does not decrypt or decompress is read from the blob's other copies; the failed copy is
-reported so the restoring process avoids it.
+reported so the restoring process avoids it. Files of :data:`DIRECT_WRITE` bytes or more are
+written past the page cache on Linux (:class:`praxisbackup.platform.DirectFile`).
 """
 
 from __future__ import annotations
