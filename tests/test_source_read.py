@@ -467,18 +467,9 @@ def pieces_of(data: bytes, cuts: list[int]) -> list[tuple[int, bytes]]:
 CUTS = [1, 4095, 4097, 5000, 5001, 8192, 300_000, 1_048_576, 1_048_577, 2_000_000]
 
 
-@pytest.mark.parametrize("size", [2_000_001 + 4096, 2_101_248, 3_000_000])
-@pytest.mark.parametrize("order", ["forward", "backward", "shuffled"])
-def test_pieces_in_any_order_are_written_past_the_cache_byte_for_byte(
-    disk: Path, size: int, order: str
-) -> None:
-    data = random.Random(size).randbytes(size)
-    pieces = pieces_of(data, CUTS)
-    if order == "backward":
-        pieces.reverse()
-    elif order == "shuffled":
-        random.Random(7).shuffle(pieces)
-    path = disk / "restored"
+def write_pieces(path: Path, size: int, pieces: list[tuple[int, bytes]]) -> None:
+    """A new file of ``size`` bytes written from ``pieces`` (offset, bytes) by a DirectFile,
+    as a restore does: edges kept, whole blocks direct, open edges at the end, cut back."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         writer = direct.DirectFile.start(fd, size)
@@ -491,28 +482,29 @@ def test_pieces_in_any_order_are_written_past_the_cache_byte_for_byte(
         os.ftruncate(fd, size)
     finally:
         os.close(fd)
-    assert not first_page_cached(path)
-    assert path.read_bytes() == data
+
+
+@pytest.mark.parametrize("size", [2_000_001 + 4096, 2_101_248, 3_000_000])
+@pytest.mark.parametrize("order", ["forward", "backward", "shuffled"])
+def test_pieces_in_any_order_are_written_past_the_cache_byte_for_byte(
+    disk: Path, size: int, order: str
+) -> None:
+    data = random.Random(size).randbytes(size)
+    pieces = pieces_of(data, CUTS)
+    if order == "backward":
+        pieces.reverse()
+    elif order == "shuffled":
+        random.Random(7).shuffle(pieces)
+    write_pieces(disk / "restored", size, pieces)
+    assert not first_page_cached(disk / "restored")
+    assert (disk / "restored").read_bytes() == data
 
 
 def test_a_piece_that_never_comes_leaves_zeros_and_the_rest_exact(disk: Path) -> None:
-    size = 3_000_000
-    data = random.Random(1).randbytes(size)
-    path = disk / "damaged"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        writer = direct.DirectFile.start(fd, size)
-        assert writer is not None
-        block = direct.ReadBuffer().view(direct.WRITE_BLOCK)
-        for offset, piece in pieces_of(data, CUTS):
-            if offset != 5001:  # 5001 .. 8192: lost
-                low, whole = writer.absorb(offset, piece, block)
-                writer.write_aligned(low, whole, block)
-        writer.finish(block)
-        os.ftruncate(fd, size)
-    finally:
-        os.close(fd)
-    assert path.read_bytes() == data[:5001] + bytes(8192 - 5001) + data[8192:]
+    data = random.Random(1).randbytes(3_000_000)
+    lost = [(offset, piece) for offset, piece in pieces_of(data, CUTS) if offset != 5001]
+    write_pieces(disk / "damaged", len(data), lost)  # 5001 .. 8192 never came
+    assert (disk / "damaged").read_bytes() == data[:5001] + bytes(8192 - 5001) + data[8192:]
 
 
 def restore_big_files(
