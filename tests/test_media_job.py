@@ -18,8 +18,10 @@ from praxisbackup.app.today import today
 from praxisbackup.cli.today_view import today_lines
 from praxisbackup.engine.snapshot import list_snapshots
 from praxisbackup.media.label import init_medium
+from praxisbackup.media.register import Register
 from praxisbackup.media.selection import prepare_medium
 from praxisbackup.model.config import Config, parse_config
+from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import RunProtocol
 from praxisbackup.practice.sample import generate
 
@@ -92,15 +94,18 @@ def test_expected_medium_green_wrong_medium_yellow_or_refused(setup: tuple[Path,
 def test_after_tonights_run_its_medium_goes_off_site_and_nothing_is_left_to_connect(
     setup: tuple[Path, Path],
 ) -> None:
-    """Before Monday's run the page says to connect "Mo" tonight; once it ran (at 22:30, or
-    by hand in the evening) "Mo" holds the backup: take it off-site, connect nothing. The
-    next morning it is Tuesday's turn. (The browser test met the first case only on weekday
-    evenings and failed there.)"""
+    """Before Monday's night run the page says to connect "Mo" tonight - also after a run by
+    hand in the afternoon, because the night's run still comes. Once the night's run has
+    been (22:30), "Mo" holds the backup: take it off-site, connect nothing. The next morning
+    it is Tuesday's turn. (The browser test met the evening case only on weekday evenings
+    and failed there; an outsider found the run by hand.)"""
     base, disk = setup
     cfg = config(base, disk)
     prepare_medium(cfg, str(disk / "slot-mo"), "Mo", PASS)
-    before = today(cfg, MONDAY - timedelta(hours=4))
+    assert run(cfg, MONDAY - timedelta(hours=4)).status == "green"  # by hand, 18:30
+    before = today(cfg, MONDAY - timedelta(hours=3))
     assert (before.tonight_label, before.tonight_done, before.take_offsite) == ("Mo", False, [])
+    assert "Heute Abend" in "\n".join(today_lines(before, "de"))
     assert run(cfg, MONDAY).status == "green"
     after = today(cfg, MONDAY + timedelta(hours=1))
     assert (after.tonight_label, after.tonight_done, after.take_offsite) == ("Mo", True, ["Mo"])
@@ -110,6 +115,27 @@ def test_after_tonights_run_its_medium_goes_off_site_and_nothing_is_left_to_conn
     morning = today(cfg, MONDAY + timedelta(hours=10))
     assert (morning.tonight_label, morning.tonight_done) == ("Di", False)
     assert morning.take_offsite == ["Mo"]
+
+
+def test_a_night_on_the_wrong_medium_is_tonights_run_and_its_medium_comes_back_for_its_night(
+    setup: tuple[Path, Path],
+) -> None:
+    """Monday night ran on "Di" (yellow): nothing is left to connect on Monday night, "Di"
+    goes off-site; taken there, it must come back on Tuesday for its own night (found by an
+    outsider: the page asked to connect "Mo" after the run, and on Tuesday to connect "Di"
+    without saying it was off-site)."""
+    base, disk = setup
+    cfg = config(base, disk)
+    prepare_medium(cfg, str(disk / "slot-di"), "Di", PASS)
+    assert run(cfg, MONDAY).status == "yellow"
+    night = today(cfg, MONDAY + timedelta(minutes=30))
+    assert (night.tonight_label, night.tonight_done, night.take_offsite) == ("Mo", True, ["Di"])
+    (disk / "slot-di").rename(disk / "shelf-di")
+    register = Register(catalog_path(cfg))
+    register.event(register.find("Di").id, "moved", "offsite", "Frau Schmidt", "")
+    tuesday = today(cfg, MONDAY + timedelta(hours=10))
+    assert (tuesday.tonight_label, tuesday.tonight_done) == ("Di", False)
+    assert [(b.label, b.location) for b in tuesday.bring_back] == [("Di", "offsite")]
 
 
 def test_unregistered_and_missing_media_are_never_written(setup: tuple[Path, Path]) -> None:

@@ -71,7 +71,10 @@ class Practice:
 
 
 def config_text(base: Path, disk: Path, web: str) -> str:
-    at = (datetime.now() + timedelta(hours=12)).strftime("%H:%M")  # never due while testing
+    # A minute ago: the runs below (at the real time) are tonight's, whatever the time of day,
+    # so the page shows what follows a night's run; the next slot is a day away (never due
+    # while testing).
+    at = (datetime.now() - timedelta(minutes=1)).strftime("%H:%M")
     return f"""
 state_dir = "{base / "state"}"
 [practice]

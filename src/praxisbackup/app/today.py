@@ -20,6 +20,7 @@ from praxisbackup.model.config import Config
 from praxisbackup.model.locations import catalog_path
 from praxisbackup.model.protocol import GREEN, RED, YELLOW, RunProtocol
 from praxisbackup.notify.outbox import Outbox, Pending
+from praxisbackup.platform.schedule import next_run
 
 #: How many days ahead ``today`` looks for media to bring back.
 BRING_BACK_DAYS = 2
@@ -68,8 +69,8 @@ class Today:
     tonight_label: str | None  # None: no backup tonight (see ``no_backup_reason``)
     next_label: str = ""  # the medium of the next planned night (tonight's, if one is planned)
     tonight_role: str = ""
-    #: Tonight's backup has already run (in the evening, or by hand during the day): nothing
-    #: is left to connect, and its medium goes off-site.
+    #: Tonight's run has been (at or after the scheduled time, on whatever medium): nothing is
+    #: left to connect tonight, and the medium it wrote goes off-site.
     tonight_done: bool = False
     no_backup_reason: str = ""  # holiday name, "weekend" or "closed"
     take_offsite: list[str] = field(default_factory=list)
@@ -176,6 +177,7 @@ def today(config: Config, now: datetime | None = None) -> Today:
     runs = [r for r in Catalog(db).runs(limit=200) if r.counts]
     day = backup_day(now)
     result = Today(day=day, now=now, last_run=runs[0] if runs else None, tonight_label=None)
+    last = result.last_run
     rotation = plan_from_config(config)
     if rotation is not None:
         slot = rotation.slot(day)
@@ -185,22 +187,29 @@ def today(config: Config, now: datetime | None = None) -> Today:
             )
         else:
             result.tonight_label, result.tonight_role = slot.label, slot.role
+            result.tonight_done = last is not None and ran_tonight(config, day, now, last)
         upcoming_slots = rotation.slots(day, 14)
         result.next_label = upcoming_slots[0].label if upcoming_slots else ""
         records = {r.label: r for r in register.all()}
-        for upcoming in rotation.slots(day + timedelta(days=1), 7)[:BRING_BACK_DAYS]:
+        # Tonight's medium too while its run is still to come (it may have gone off-site
+        # after a night on the wrong medium), then the next nights'.
+        due = rotation.slots(day + timedelta(days=1), 7)[:BRING_BACK_DAYS]
+        if slot is not None and not result.tonight_done:
+            due.insert(0, slot)
+        for upcoming in due:
             rec = records.get(upcoming.label)
             if rec is not None and rec.location in ("offsite", "archive"):
                 result.bring_back.append(BringBack(upcoming.day, upcoming.label, rec.location))
-    last = result.last_run
-    # Off-site goes only a medium that holds last night's backup - and not tonight's medium.
+    # Off-site goes only a medium that holds a backup - and not tonight's medium while
+    # tonight's run is still to come.
     holds_backup = last is not None and bool(last.snapshot_id) and last.verification.ok
-    if last is not None and holds_backup and last.medium_label:
-        ran = datetime.fromisoformat(last.started)
-        ran = ran.astimezone(now.tzinfo) if ran.tzinfo is not None else ran
-        result.tonight_done = backup_day(ran) == day and last.medium_label == result.tonight_label
-        if result.tonight_done or last.medium_label != result.tonight_label:
-            result.take_offsite.append(last.medium_label)
+    if (
+        last is not None
+        and holds_backup
+        and last.medium_label
+        and (result.tonight_done or last.medium_label != result.tonight_label)
+    ):
+        result.take_offsite.append(last.medium_label)
     check = DailyCheck(config)
     state = check.evaluate(now, act=False)
     result.missed, result.acknowledged = state.missed, state.acknowledged
@@ -209,6 +218,15 @@ def today(config: Config, now: datetime | None = None) -> Today:
     result.warnings = oversight(config, register, now, runs)
     result.advice = advice(config, result)
     return result
+
+
+def ran_tonight(config: Config, day: date, now: datetime, run: RunProtocol) -> bool:
+    """Whether the night of backup day ``day`` has had its run: the scheduler starts no
+    other one for it (:func:`praxisbackup.platform.schedule.next_run`, the rule ``serve``
+    follows). A run by hand before the scheduled time does not count: the night's run still
+    comes."""
+    started = datetime.fromisoformat(run.started)
+    return backup_day(next_run(now, config.schedule.at, started)) != day
 
 
 def _undelivered(pending: list[Pending]) -> list[Undelivered]:

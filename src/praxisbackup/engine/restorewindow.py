@@ -354,6 +354,10 @@ class _Job:
     mode_set: bool = False
     #: Written past the page cache (large files, Linux); None: through it.
     direct: platform.DirectFile | None = None
+    #: Direct writes were used: the last block may be padded, the file is always cut back.
+    padded: bool = False
+    #: The end of the data that came (a damaged file is cut back to it).
+    data_end: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -519,7 +523,8 @@ class WindowWriter:
     # -- writing -----------------------------------------------------------------------------
     def _open(self, outcome: WindowOutcome, job: _Job) -> bool:
         """Create the file's temporary name (under the job's lock); False if that failed."""
-        if job.fd >= 0 or job.damaged:
+        if job.fd >= 0 or job.write_failed:
+            # (A damaged file is still created: what can be read is kept under another name.)
             return job.fd >= 0
         mode = 0o600
         node = job.plan.meta
@@ -542,6 +547,7 @@ class WindowWriter:
             return False
         if node.size >= DIRECT_WRITE:
             job.direct = platform.DirectFile.start(job.fd, node.size)
+            job.padded = job.direct is not None
         return True
 
     def _write_block(self) -> memoryview:
@@ -564,7 +570,8 @@ class WindowWriter:
                 )
                 return max(end, direct.end)
             except platform.DirectRefused:
-                job.direct = None  # (some FUSE mounts): this file through the cache, all of it
+                job.direct = None  # this file through the cache, all of it
+                job.end = max(job.end, direct.end)  # (a padded last block may be written)
                 direct.give_up()
         return write_sparse(job.fd, offset, data)
 
@@ -581,6 +588,7 @@ class WindowWriter:
             if data is not None and self._open(outcome, job):
                 try:
                     job.end = max(job.end, self._write_data(job, offset, data))
+                    job.data_end = max(job.data_end, offset + len(data))
                 except OSError as exc:
                     if not job.damaged:
                         job.damaged = job.write_failed = True
@@ -616,8 +624,11 @@ class WindowWriter:
                 if job.direct is not None:  # the edges still open (a hole, a damaged chunk)
                     self._finish_direct(job.direct)
                     job.end = max(job.end, job.direct.end)
-                if job.end > size or (job.end != size and not job.damaged):
-                    os.ftruncate(fd, size)  # trailing holes, the padding of a direct write
+                # Trailing holes, the padding of a direct write; a damaged file ends where
+                # its data does.
+                want = job.data_end if job.damaged else size
+                if job.end != want or job.padded:
+                    os.ftruncate(fd, want)
             except OSError as exc:
                 job.damaged = job.write_failed = True
                 self._write_error(outcome, job.plan.spath, "not restored, write error", exc)

@@ -28,6 +28,7 @@ import errno
 import mmap
 import os
 import stat
+import sys
 from collections.abc import Sequence
 
 #: Offsets and lengths of direct reads are multiples of this (the largest common block size).
@@ -230,6 +231,25 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         done += os.pwrite(fd, view[done:], offset + done)
 
 
+#: File systems (``statfs`` magic numbers) whose direct writes may come in any order and leave
+#: holes: ext2/3/4, xfs, btrfs, f2fs, bcachefs.
+WRITES_ANYWHERE = frozenset({0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0xCA451A4E})
+
+
+def file_system_type(fd: int) -> int | None:
+    """The ``statfs`` type of the file system ``fd`` lies on (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes  # noqa: PLC0415 - Linux only, and only for large restored files
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    buf = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if libc.fstatfs(fd, buf) != 0:
+        return None
+    kind: int = ctypes.c_long.from_buffer(buf).value  # f_type, the first field (a long)
+    return kind & 0xFFFFFFFF
+
+
 class DirectRefused(OSError):
     """The file system accepted ``O_DIRECT`` on the file but refused a direct write: the
     caller writes the same data again through the cache (:meth:`DirectFile.give_up`)."""
@@ -261,8 +281,10 @@ class DirectFile:
     @classmethod
     def start(cls, fd: int, size: int) -> DirectFile | None:
         """Switch ``fd`` (a new, empty file) to direct writes; None where this system or file
-        system cannot (write through the cache)."""
-        if not can_switch():
+        system cannot or should not (write through the cache): only on the local file systems
+        of :data:`WRITES_ANYWHERE`. FAT through FUSE refuses a write beyond a hole with
+        ``EPERM`` (found by an outsider), which no caller could tell from a real error."""
+        if not can_switch() or file_system_type(fd) not in WRITES_ANYWHERE:
             return None
         try:
             _set_direct(fd, True)
