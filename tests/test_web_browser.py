@@ -10,6 +10,7 @@ address nothing without a login, and everything with one.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -151,14 +152,18 @@ def practice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Practice]:
         run_drill(repo, medium, register=Register(catalog_path(config)))
         repo.close()
         add_account(lan_path, env)
-        local, lan = Serve(config_path, env), Serve(lan_path, env)
-        browser = start_browser(base / "chromium")
-        try:
+        # Every server started is stopped, also when the next one or the browser cannot start
+        # (a missing chromedriver left two `serve` processes running, their scheduler armed).
+        with contextlib.ExitStack() as started:
+            local = Serve(config_path, env)
+            started.callback(local.stop)
+            lan = Serve(lan_path, env)
+            started.callback(lan.stop)
+            browser = start_browser(base / "chromium")
+            started.callback(browser.quit)
             yield Practice(base, disk, config, config_path, env, local, lan, browser)
-        finally:
-            browser.quit()
-            codes = (local.stop(), lan.stop())
-            assert codes == (0, 0), local.log + lan.log
+        codes = (local.proc.returncode, lan.proc.returncode)
+        assert codes == (0, 0), local.log + lan.log
 
 
 def add_account(config: Path, env: dict[str, str]) -> None:
