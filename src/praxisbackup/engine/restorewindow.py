@@ -105,6 +105,20 @@ def write_sparse(
     return pos if last_end is None else last_end
 
 
+def _cut_or_extend(fd: int, end: int, size: int) -> None:
+    """Give the file ``size`` bytes (its written part ends at ``end``): cut back, or extended
+    by its trailing hole. A file system that cannot extend a file by truncating (FAT through
+    FUSE: ``EPERM``, found by an outsider) gets the zeros written."""
+    try:
+        os.ftruncate(fd, size)
+    except OSError:
+        if size <= end:
+            raise
+        zeros = memoryview(_ZEROS)
+        for at in range(end, size, len(zeros)):
+            _write_at(fd, at, zeros[: min(len(zeros), size - at)])
+
+
 def _write_at(fd: int, offset: int, view: memoryview) -> None:
     while view:
         written = platform.pwrite(fd, view, offset)
@@ -628,7 +642,7 @@ class WindowWriter:
                 # its data does.
                 want = job.data_end if job.damaged else size
                 if job.end != want or job.padded:
-                    os.ftruncate(fd, want)
+                    _cut_or_extend(fd, job.end, want)
             except OSError as exc:
                 job.damaged = job.write_failed = True
                 self._write_error(outcome, job.plan.spath, "not restored, write error", exc)
