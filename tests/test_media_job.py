@@ -133,6 +133,15 @@ def test_a_night_on_the_wrong_medium_is_tonights_run_and_its_medium_comes_back_f
     (disk / "slot-di").rename(disk / "shelf-di")
     register = Register(catalog_path(cfg))
     register.event(register.find("Di").id, "moved", "offsite", "Frau Schmidt", "")
+    # Taken: still listed that night, marked as done (as the page marks it).
+    taken = today(cfg, MONDAY + timedelta(minutes=40))
+    assert taken.take_offsite == ["Di"] and taken.taken_offsite["Di"][0] == "Frau Schmidt"
+    shown = today_lines(taken, "de")
+    assert any(
+        line.startswith("Nach der Kontrolle außer Haus bringen: „Di“ ✓ außer Haus (Frau Schmidt, ")
+        for line in shown
+    )
+    assert taken.to_json()["taken_offsite"]["Di"]["by"] == "Frau Schmidt"
     tuesday = today(cfg, MONDAY + timedelta(hours=10))
     assert (tuesday.tonight_label, tuesday.tonight_done) == ("Di", False)
     assert [(b.label, b.location) for b in tuesday.bring_back] == [("Di", "offsite")]

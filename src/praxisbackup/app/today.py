@@ -74,6 +74,8 @@ class Today:
     tonight_done: bool = False
     no_backup_reason: str = ""  # holiday name, "weekend" or "closed"
     take_offsite: list[str] = field(default_factory=list)
+    #: Of those, the ones already registered off-site: label -> (by whom, since when).
+    taken_offsite: dict[str, tuple[str, str]] = field(default_factory=dict)
     bring_back: list[BringBack] = field(default_factory=list)
     missed: bool = False
     acknowledged: bool = True
@@ -152,6 +154,10 @@ class Today:
             else None,
             "no_backup_reason": self.no_backup_reason,
             "take_offsite": self.take_offsite,
+            "taken_offsite": {
+                label: {"by": by, "since": since}
+                for label, (by, since) in self.taken_offsite.items()
+            },
             "bring_back": [
                 {"day": b.day.isoformat(), "medium": b.label, "location": b.location}
                 for b in self.bring_back
@@ -210,6 +216,9 @@ def today(config: Config, now: datetime | None = None) -> Today:
         and (result.tonight_done or last.medium_label != result.tonight_label)
     ):
         result.take_offsite.append(last.medium_label)
+        taken = next((r for r in register.all() if r.label == last.medium_label), None)
+        if taken is not None and taken.location == "offsite":
+            result.taken_offsite[last.medium_label] = (taken.location_by, taken.location_since)
     check = DailyCheck(config)
     state = check.evaluate(now, act=False)
     result.missed, result.acknowledged = state.missed, state.acknowledged

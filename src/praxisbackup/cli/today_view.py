@@ -23,7 +23,12 @@ def today_lines(t: Today, lang: str) -> list[str]:
     else:
         lines.append(text("today.no_run", lang))
     lines += [text(a.code, lang, **a.params) for a in t.advice]
-    lines += [text("today.take_offsite", lang, label=label) for label in t.take_offsite]
+    for label in t.take_offsite:
+        line = text("today.take_offsite", lang, label=label)
+        if label in t.taken_offsite:  # (as the page marks it)
+            by, since = t.taken_offsite[label]
+            line += " " + text("today.is_offsite", lang, by=by or "–", time=when(since, lang))
+        lines.append(line)
     if t.tonight_label and not t.tonight_done:  # (done: its medium is to take off-site)
         role = text("role." + t.tonight_role, lang)
         lines.append(text("today.tonight", lang, label=t.tonight_label, role=role))
