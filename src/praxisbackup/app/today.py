@@ -184,6 +184,7 @@ def today(config: Config, now: datetime | None = None) -> Today:
     day = backup_day(now)
     result = Today(day=day, now=now, last_run=runs[0] if runs else None, tonight_label=None)
     last = result.last_run
+    records = {r.label: r for r in register.all()}
     rotation = plan_from_config(config)
     if rotation is not None:
         slot = rotation.slot(day)
@@ -196,7 +197,6 @@ def today(config: Config, now: datetime | None = None) -> Today:
             result.tonight_done = last is not None and ran_tonight(config, day, now, last)
         upcoming_slots = rotation.slots(day, 14)
         result.next_label = upcoming_slots[0].label if upcoming_slots else ""
-        records = {r.label: r for r in register.all()}
         # Tonight's medium too while its run is still to come (it may have gone off-site
         # after a night on the wrong medium), then the next nights'.
         due = rotation.slots(day + timedelta(days=1), 7)[:BRING_BACK_DAYS]
@@ -216,7 +216,7 @@ def today(config: Config, now: datetime | None = None) -> Today:
         and (result.tonight_done or last.medium_label != result.tonight_label)
     ):
         result.take_offsite.append(last.medium_label)
-        taken = next((r for r in register.all() if r.label == last.medium_label), None)
+        taken = records.get(last.medium_label)
         if taken is not None and taken.location == "offsite":
             result.taken_offsite[last.medium_label] = (taken.location_by, taken.location_since)
     check = DailyCheck(config)
