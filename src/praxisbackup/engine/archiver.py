@@ -553,7 +553,7 @@ class Archiver:
         if future is not None and not future.done() and self._pool is not None:
             self._pool.send_examinations()
         answer = (
-            future.result() if future is not None else self._list_with_parent(path, parent_tree)
+            self._await(future) if future is not None else self._list_with_parent(path, parent_tree)
         )
         if isinstance(answer, Examined):
             if (
@@ -596,6 +596,24 @@ class Archiver:
         for name, child, child_spath, st in entries:
             self._archive_path(folder, child, name, child_spath, old.get(name), st)
         self._release(folder)
+
+    def _await(self, future: Future[_Answer]) -> _Answer:
+        """A folder's listing or examination. While the walk waits for it, the workers'
+        answers are acted on: a worker that finished its files gets the waiting ones at once
+        (measured on the nightly bench run: the database files' reading stopped for 0.5-0.75 s
+        while the walk waited for the examination of a document folder)."""
+        pool = self._pool
+        if pool is None or not pool.ready or future.done():
+            return future.result()
+        pool.wake_on(future)
+        while not future.done():
+            try:
+                index, msg, payload = pool.results.get(timeout=1.0)
+            except queue.Empty:
+                self.repo.check_lock()
+                continue
+            self._handle(index, msg, payload)
+        return future.result()
 
     def _unchanged_leaf(
         self,
@@ -834,6 +852,8 @@ class Archiver:
     def _handle(self, index: int, msg: Any, payload: bytearray) -> None:
         assert self._pool is not None and self._writer is not None
         kind = msg[0]
+        if kind == pipeline.WAKE:
+            return
         worker = self._pool.workers[index]
         if kind == "files":
             worker.outstanding -= 1

@@ -191,6 +191,10 @@ class Index:
         """The blob is listed somewhere (perhaps only in damaged copies)."""
         return blob_id in self._blobs[blob_type]
 
+    def has_copies(self, blob_type: int, blob_id: bytes) -> bool:
+        """The blob is listed in more than one pack."""
+        return blob_id in self._more[blob_type]
+
     def has_good(self, blob_type: int, blob_id: bytes) -> bool:
         """The blob has a copy not known to be damaged (a backup need not store it again)."""
         if not self._bad:

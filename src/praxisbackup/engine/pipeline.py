@@ -81,7 +81,12 @@ from praxisbackup.storage import Backend, open_backend
 
 if TYPE_CHECKING:
     from praxisbackup.engine.repository import Repository
-    from praxisbackup.engine.restorewindow import WindowOutcome, WindowPlan, WriteSettings
+    from praxisbackup.engine.restorewindow import (
+        WindowOutcome,
+        WindowPlan,
+        WirePlan,
+        WriteSettings,
+    )
 
 #: Files up to this size are read in one call and chunked in memory; larger ones are streamed.
 SMALL_FILE = 1 << 20
@@ -439,17 +444,24 @@ class RestoreWindows:
     def __init__(self, params: RestoreParams, channel: socket.socket, out: IO[bytes]) -> None:
         backend, key, cipher = params.access.open()
         # (loaded by restoring workers only: a backup's or a check's worker starts sooner)
-        from praxisbackup.engine.restorewindow import MetadataWriter, WindowWriter  # noqa: PLC0415
+        from praxisbackup.engine.restorewindow import (  # noqa: PLC0415
+            MetadataWriter,
+            WindowPlan,
+            WindowWriter,
+        )
 
+        self._plan_of = WindowPlan.from_wire
         metadata = MetadataWriter(params.settings)
         self._writer = WindowWriter(backend, key, cipher, metadata, params.threads)
         self._channel = channel
         self._out = out
-        self._queue: queue.SimpleQueue[tuple[WindowPlan, list[str]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[WirePlan, list[str]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="restore")
         self._thread.start()
 
-    def submit(self, plan: WindowPlan, paths: list[str]) -> None:
+    def submit(self, plan: WirePlan, paths: list[str]) -> None:
+        """Write the window ``plan`` (:meth:`WindowPlan.to_wire`) into the folders ``paths``
+        (their descriptors follow on the socket)."""
         self._queue.put((plan, paths))
 
     def finish(self) -> None:
@@ -459,9 +471,9 @@ class RestoreWindows:
 
     def _loop(self) -> None:
         while (window := self._queue.get()) is not None:
-            plan, paths = window
+            wire, paths = window
             try:
-                send(self._out, ("restored", self.write(plan, paths)))
+                send(self._out, ("restored", self.write(self._plan_of(wire), paths)))
             except (BrokenPipeError, ConnectionResetError, EOFError):
                 return  # the restoring process is gone
             except BaseException as exc:  # noqa: BLE001 - reported to the restorer, which stops
@@ -516,6 +528,8 @@ Examination = tuple[int, str, bytes, tuple[str, int, int, int, bool]]
 #: system call and one wake-up per batch instead of per folder (the nightly walk's 11 000
 #: folders cost more in hand-offs between processes and threads than in examining).
 EXAMINE_BATCH = 8
+#: The kind of message :meth:`WorkerPool.wake_on` puts into ``results`` (from no worker).
+WAKE = "wake"
 
 
 class FolderExaminer:
@@ -1000,11 +1014,11 @@ class WorkerPool:
         """Some worker has fewer than ``limit`` requests outstanding."""
         return min(w.outstanding for w in self.workers) < limit
 
-    def request(self, header: object, folders: Sequence[int] = ()) -> int:
-        """Send a request to the least busy worker, after the open ``folders`` it needs (see
-        :meth:`_Worker.send_folders`); returns the worker's index. Its answer arrives in
-        ``results``; the receiver lowers that worker's ``outstanding``."""
-        worker = min(self.workers, key=lambda w: w.outstanding)
+    def request(self, header: object, folders: Sequence[int] = (), to: int | None = None) -> int:
+        """Send a request to worker ``to`` (default: the least busy), after the open
+        ``folders`` it needs (see :meth:`_Worker.send_folders`); returns the worker's index.
+        Its answer arrives in ``results``; the receiver lowers that worker's ``outstanding``."""
+        worker = min(self.workers, key=lambda w: w.outstanding) if to is None else self.workers[to]
         worker.outstanding += 1
         if folders:
             worker.send_folders(folders)
@@ -1014,13 +1028,16 @@ class WorkerPool:
     def next_answer(self, waiting: Callable[[], None], work: str) -> tuple[int, Any] | None:
         """The next answer of a worker, as (worker index, message), its request no longer
         outstanding; None after a second without one (``waiting`` is called then, e.g. to
-        notice a lost lock). A worker's error is raised here; ``work`` names what it did."""
+        notice a lost lock) or for a :data:`WAKE`. A worker's error is raised here; ``work``
+        names what it did."""
         try:
             index, msg, _payload = self.results.get(timeout=1.0)
         except queue.Empty:
             waiting()
             return None
         kind = msg[0]
+        if kind == WAKE:
+            return None
         if kind == "praxis-error":
             raise msg[1]
         if kind == "error":
@@ -1029,6 +1046,12 @@ class WorkerPool:
             raise WorkerError(f"a {work} worker process ended unexpectedly")
         self.workers[index].outstanding -= 1
         return index, msg
+
+    def wake_on(self, future: Future[Any]) -> None:
+        """Put a :data:`WAKE` message into ``results`` when ``future`` is done: who waits for
+        the workers' answers also learns that the future is (a stray one, if it was done
+        already, is ignored by every receiver)."""
+        future.add_done_callback(lambda _done: self.results.put((-1, (WAKE,), bytearray())))
 
     def examine(self, path: str, tree_id: bytes, loc: BlobLocation) -> Future[Any]:
         """Ask a worker (in turn) to examine a folder against its previous tree; the future
