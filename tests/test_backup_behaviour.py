@@ -166,6 +166,26 @@ def test_removed_medium_is_reported(tmp_path: Path) -> None:
     )
 
 
+def test_whole_second_times_still_show_a_coarse_target(tmp_path: Path) -> None:
+    """Files with whole-second times (copied from FAT, unpacked from ZIP) are read back only
+    until enough matched; odd seconds on a FAT target (2 s) are still caught and reported."""
+    src = make_source(tmp_path, files=8)
+    for i, f in enumerate(sorted(src.iterdir())):
+        os.utime(f, ns=(1_700_000_001_000_000_000 + 2_000_000_000 * i, 1_600_000_001_000_000_000))
+    repo = tmp_path / "repo"
+    run_cli("init", repo=repo, check=True)
+    run_cli("backup", str(src), repo=repo, check=True)
+    fat_base = tmp_path / "fat"
+    fat_base.mkdir()
+    with fat_image(fat_base) as fat:
+        out = run_cli("--json", "restore", "latest", "--target", str(fat), repo=repo)
+        assert out.returncode == 1, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["files"] == 8 and not doc["errors"]
+        assert 0 < doc["time_precision_lost_ns"] <= 2_000_000_000
+        assert any("less precisely" in w["reason"] for w in doc["warnings"])
+
+
 def test_restore_to_coarse_time_file_systems_reports_precision(tmp_path: Path) -> None:
     src = make_source(tmp_path)
     for i, f in enumerate(sorted(src.iterdir())):

@@ -5,6 +5,8 @@ Behaviour only - no timings."""
 from __future__ import annotations
 
 import os
+import pickle
+import queue
 import random
 import stat
 import threading
@@ -24,12 +26,21 @@ from praxisbackup.engine import prewalk as prewalk_module
 from praxisbackup.engine import restorer as restorer_module
 from praxisbackup.engine.archiver import Archiver, BackupOptions
 from praxisbackup.engine.checker import Checker
+from praxisbackup.engine.index import BlobLocation
 from praxisbackup.engine.pack import TREE
 from praxisbackup.engine.packverify import read_pack
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import RestoreOptions, Restorer
+from praxisbackup.engine.restorewindow import (
+    FileMeta,
+    FilePlan,
+    MetadataWriter,
+    NeedPlan,
+    WindowPlan,
+    WriteSettings,
+)
 from praxisbackup.engine.snapshot import Snapshot, find_snapshot, list_snapshots
-from praxisbackup.engine.tree import decode_tree
+from praxisbackup.engine.tree import FILE, decode_tree
 from praxisbackup.errors import PraxisError, StorageError
 from praxisbackup.platform import direct as direct_module
 from praxisbackup.storage import LocalBackend
@@ -443,3 +454,134 @@ def test_an_examination_the_archiver_cancelled_takes_no_answer_and_raises_nothin
     again.cancel()
     pool.fail_examinations(pipeline.WorkerError("a worker process ended unexpectedly"))
     assert again.cancelled()
+
+
+# -- restore plans and scheduling --------------------------------------------------------------
+class _TimesFolder:
+    """A target folder that keeps times to ``grain`` ns and counts how often they are read."""
+
+    def __init__(self, grain: int) -> None:
+        self.grain = grain
+        self.times: dict[str, tuple[int, int]] = {}
+        self.stats = 0
+
+    def utime(self, name: str, fd: int | None, atime_ns: int, mtime_ns: int) -> None:
+        self.times[name] = (atime_ns - atime_ns % self.grain, mtime_ns - mtime_ns % self.grain)
+
+    def stat(self, name: str, fd: int | None) -> os.stat_result:
+        self.stats += 1
+        atime, mtime = self.times[name]
+        return os.stat_result((0o100644, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, atime, mtime, 0))
+
+
+def _file_meta(mtime_ns: int) -> FileMeta:
+    return FileMeta(FILE, 0o644, 0, 0, mtime_ns, mtime_ns, None, None, 1)
+
+
+def _settings() -> WriteSettings:
+    return WriteSettings(chown=False, own_ids=(0, 0), umask=0o022, special=False, target="/t")
+
+
+def test_whole_second_files_are_read_back_only_until_enough_matched() -> None:
+    meta = MetadataWriter(_settings())
+    folder = _TimesFolder(grain=1)
+    for i in range(100):
+        meta.apply_times(folder, f"f{i}", 3, _file_meta(1_700_000_000_000_000_000 + i * 10**9))  # type: ignore[arg-type]
+    assert folder.stats == 64
+    # Sub-second times are still read back (a 1-second target would lose them) ...
+    for i in range(70):
+        meta.apply_times(folder, f"s{i}", 3, _file_meta(1_700_000_000_000_000_001 + i))  # type: ignore[arg-type]
+    assert folder.stats == 64 + 64
+    # ... and once the target is known to be precise, nothing more is.
+    meta.apply_times(folder, "late", 3, _file_meta(1_700_000_000_000_000_123))  # type: ignore[arg-type]
+    assert folder.stats == 128 and meta.time_lost_ns == 0
+
+
+def test_a_coarse_target_is_caught_on_whole_second_files_and_then_measured_throughout() -> None:
+    meta = MetadataWriter(_settings())
+    folder = _TimesFolder(grain=2 * 10**9)  # FAT
+    for i in range(100):
+        meta.apply_times(folder, f"f{i}", 3, _file_meta(1_700_000_001_000_000_000 + i * 10**9))  # type: ignore[arg-type]
+    assert folder.stats == 100  # the first odd second showed it: every file is measured
+    assert meta.time_lost_ns == 10**9
+
+
+def test_window_plans_travel_as_plain_tuples_and_come_back_equal() -> None:
+    first = BlobLocation("a" * 64, 10, 20, 30, True)
+    other = BlobLocation("b" * 64, 40, 50, 30, False)
+    plan = WindowPlan(
+        [
+            FilePlan(_file_meta(5), 0, "Brief.txt", ".t1", "/p/Brief.txt", False, 2),
+            FilePlan(FileMeta(FILE, 0o600, 1, 2, 3, 4, 5, 6, 7), 1, "b", ".t2", "/p/b", True, 1),
+        ],
+        [[NeedPlan(b"x" * 32, first, (first, other), [(0, 0), (1, 0)])]],
+        [(0, "data blob 0123 is missing")],
+    )
+    wire = plan.to_wire()
+    back = WindowPlan.from_wire(pickle.loads(pickle.dumps(wire)))
+    assert back == plan
+    assert type(back.files[1].meta) is FileMeta and type(back.packs[0][0].loc) is BlobLocation
+    assert "FilePlan" not in repr(wire) and "BlobLocation(" not in repr(wire)
+
+
+def test_wake_messages_are_ignored_by_who_waits_for_answers() -> None:
+    pool = pipeline.WorkerPool.__new__(pipeline.WorkerPool)
+    pool.results = queue.Queue()
+    future: Future[int] = Future()
+    pool.wake_on(future)
+    assert pool.results.empty()
+    future.set_result(1)
+    assert pool.results.get_nowait()[1] == (pipeline.WAKE,)
+    pool.wake_on(future)  # done already: the wake comes at once, and is ignored
+    assert pool.next_answer(lambda: None, "restore") is None
+
+
+def test_large_windows_leave_a_worker_for_the_small_files(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two worker processes, large windows (database files) go to one of them at a time
+    and the walk plans on: the small files after them are written by the other meanwhile, and
+    never queued behind a large window while a worker has none. Everything comes back."""
+    monkeypatch.setattr(restorer_module, "WINDOW_BYTES", 2 << 20)
+    monkeypatch.setattr(restorer_module, "LARGE_WINDOW", 1 << 20)
+    src = tmp_path / "praxis"
+    rnd = random.Random(7)
+    (src / "a-db").mkdir(parents=True)
+    for i in range(8):
+        (src / "a-db" / f"M1DATA{i:02d}.DBF").write_bytes(rnd.randbytes(1_200_000 + i))
+    for d in range(4):
+        (src / "b-docs" / str(d)).mkdir(parents=True)
+        for i in range(150):
+            (src / "b-docs" / str(d) / f"Brief-{i}.txt").write_bytes(rnd.randbytes(2_000 + i))
+    before = tree_state(src)
+    snap = find_snapshot(repo, Archiver(repo, BackupOptions([str(src)])).run().snapshot.id)
+
+    sends: list[tuple[bool, int, list[int], int]] = []
+    original = Restorer._send_window
+
+    def spy(
+        self: Restorer, window: Any, plan: Any, folders: Any, large: bool, to: Any = None
+    ) -> None:
+        pool = self._workers
+        assert pool is not None
+        original(self, window, plan, folders, large, to)
+        index = next(i for i, sent in self._sent.items() if sent and sent[-1][0] is window)
+        # (what each worker had before this window, the windows still held back)
+        had = [self._large_at(w.index) - (large and w.index == index) for w in pool.workers]
+        sends.append((large, index, had, len(self._held)))
+
+    monkeypatch.setattr(Restorer, "_send_window", spy)
+    target = tmp_path / "restore"
+    result = Restorer(repo, snap, RestoreOptions(str(target), processes=2, verify=True)).run()
+    assert result.ok and result.files == 608
+    assert tree_state(target.joinpath(*src.parts[1:])) == before
+    large = [s for s in sends if s[0]]
+    small = [s for s in sends if not s[0]]
+    assert len(large) == 4 and len(small) >= 3
+    # While the walk went on, one worker at a time had large windows; the rest were held ...
+    walk = sends[: sends.index(small[-1]) + 1]
+    assert all(sum(n > 0 for n in had) <= 1 for is_large, _to, had, _held in walk if is_large)
+    assert any(held for is_large, _to, _had, held in small)
+    # ... and a small window went to a worker without a large one whenever there was one.
+    for _large, to, had, _held in small:
+        assert had[to] == 0 or all(had)

@@ -212,7 +212,10 @@ class WindowPlan:
         (1.6 ms for a window of 256 files on the bench, against 0.3 ms for this and pickling
         it - time the restoring process, which plans every window, does not have)."""
         files = [(tuple(f.meta), *f[1:]) for f in self.files]
-        packs = [[(n.blob_id, tuple(n.loc), n.others, n.targets) for n in p] for p in self.packs]
+        packs = [
+            [(n.blob_id, tuple(n.loc), tuple(map(tuple, n.others)), n.targets) for n in p]
+            for p in self.packs
+        ]
         return files, packs, self.missing
 
     @classmethod
@@ -222,7 +225,12 @@ class WindowPlan:
             [FilePlan(FileMeta(*meta), *rest) for meta, *rest in files],
             [
                 [
-                    NeedPlan(blob, BlobLocation(*loc), others, targets)
+                    NeedPlan(
+                        blob,
+                        BlobLocation(*loc),
+                        tuple(BlobLocation(*other) for other in others),
+                        targets,
+                    )
                     for blob, loc, others, targets in p
                 ]
                 for p in packs
