@@ -482,18 +482,25 @@ def _settings() -> WriteSettings:
     return WriteSettings(chown=False, own_ids=(0, 0), umask=0o022, special=False, target="/t")
 
 
+def _apply(meta: MetadataWriter, folder: _TimesFolder, name: str, mtime_ns: int) -> None:
+    meta.apply_times(folder, name, 3, _file_meta(mtime_ns))  # type: ignore[arg-type]
+
+
+ODD_SECOND = 1_700_000_001_000_000_000
+
+
 def test_whole_second_files_are_read_back_only_until_enough_matched() -> None:
     meta = MetadataWriter(_settings())
     folder = _TimesFolder(grain=1)
-    for i in range(100):
-        meta.apply_times(folder, f"f{i}", 3, _file_meta(1_700_000_000_000_000_000 + i * 10**9))  # type: ignore[arg-type]
+    for i in range(100):  # odd seconds: a 2 s target would have shown on them
+        _apply(meta, folder, f"f{i}", ODD_SECOND + 2 * i * 10**9)
     assert folder.stats == 64
     # Sub-second times are still read back (a 1-second target would lose them) ...
     for i in range(70):
-        meta.apply_times(folder, f"s{i}", 3, _file_meta(1_700_000_000_000_000_001 + i))  # type: ignore[arg-type]
+        _apply(meta, folder, f"s{i}", ODD_SECOND + 1 + i)
     assert folder.stats == 64 + 64
     # ... and once the target is known to be precise, nothing more is.
-    meta.apply_times(folder, "late", 3, _file_meta(1_700_000_000_000_000_123))  # type: ignore[arg-type]
+    _apply(meta, folder, "late", ODD_SECOND + 123)
     assert folder.stats == 128 and meta.time_lost_ns == 0
 
 
@@ -501,8 +508,20 @@ def test_a_coarse_target_is_caught_on_whole_second_files_and_then_measured_throu
     meta = MetadataWriter(_settings())
     folder = _TimesFolder(grain=2 * 10**9)  # FAT
     for i in range(100):
-        meta.apply_times(folder, f"f{i}", 3, _file_meta(1_700_000_001_000_000_000 + i * 10**9))  # type: ignore[arg-type]
+        _apply(meta, folder, f"f{i}", ODD_SECOND + i * 10**9)
     assert folder.stats == 100  # the first odd second showed it: every file is measured
+    assert meta.time_lost_ns == 10**9
+
+
+def test_even_seconds_prove_nothing_about_a_coarse_target() -> None:
+    """Found by an outsider: files with even whole seconds survive a 2 s target exactly; they
+    must not use up the read-backs that the odd-second files after them need."""
+    meta = MetadataWriter(_settings())
+    folder = _TimesFolder(grain=2 * 10**9)
+    for i in range(100):
+        _apply(meta, folder, f"even{i}", ODD_SECOND - 10**9 + 2 * i * 10**9)
+    assert folder.stats == 100 and meta.time_lost_ns == 0
+    _apply(meta, folder, "odd", ODD_SECOND)
     assert meta.time_lost_ns == 10**9
 
 

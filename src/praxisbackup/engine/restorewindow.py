@@ -60,6 +60,7 @@ _SPARSE_BLOCK = 64 * 1024
 #: kernel time on a VM, and the restored data evicted the server's working set.
 DIRECT_WRITE = 1 << 20
 _ZEROS = bytes(_SPARSE_BLOCK)
+_SECOND = 1_000_000_000
 
 
 def describe(exc: OSError) -> str:
@@ -285,8 +286,9 @@ class MetadataWriter:
         #: Files with sub-second times that must read back exactly before the target counts
         #: as precise; -1 once any difference was seen (then every file is measured).
         self._precision_checks_left = 64
-        #: Files with whole-second times read back while no sub-second time has been seen
-        #: enough (a FAT target's 2 s show on them; sub-second loss cannot).
+        #: Files with whole-second times whose loss could have shown (odd seconds: a FAT
+        #: target's 2 s; sub-second loss cannot show on them) that must read back exactly
+        #: before such files are no longer read back.
         self._whole_second_checks_left = 64
         #: Files checked for keeping their times across the rename (see times_after_rename).
         self._rename_checks_left = 64
@@ -354,16 +356,18 @@ class MetadataWriter:
         folder.utime(name, fd, node.atime_ns, node.mtime_ns)
         if node.btime_ns is not None and platform.IS_WINDOWS:
             folder.set_birthtime(name, node.btime_ns)
-        sub_second = (node.mtime_ns | node.atime_ns) % 1_000_000_000
+        whole = not (node.mtime_ns % _SECOND or node.atime_ns % _SECOND)
         if not is_link and (
             self._precision_checks_left < 0
-            or (self._precision_checks_left and (sub_second or self._whole_second_checks_left))
+            or (self._precision_checks_left and (not whole or self._whole_second_checks_left))
         ):
             # Read the times back: a coarse file system (FAT 2 s, ext4 with small inodes 1 s)
             # is reported, not silently accepted. Once enough files with sub-second times
             # have matched exactly, the target is known to be precise and the extra stat is
-            # skipped; files with whole-second times (copied from FAT, unpacked from ZIP)
-            # can show only a coarser loss, so only the first of them are read back.
+            # skipped. Files with whole-second times (copied from FAT, unpacked from ZIP) can
+            # show only a coarser loss, and only with odd seconds: once enough of those have
+            # matched, files with whole-second times are no longer read back (even seconds
+            # prove nothing: a FAT target keeps them, found by an outsider).
             st = folder.stat(name, fd)
             mdiff = abs(st.st_mtime_ns - node.mtime_ns)
             adiff = abs(st.st_atime_ns - node.atime_ns)
@@ -372,10 +376,10 @@ class MetadataWriter:
                     self.time_lost_ns = max(self.time_lost_ns, mdiff)
                     self.atime_lost_ns = max(self.atime_lost_ns, adiff)
                     self._precision_checks_left = -1  # imprecise: measure every file
-                elif self._precision_checks_left > 0 and node.mtime_ns % 1_000_000_000:
+                elif self._precision_checks_left > 0 and node.mtime_ns % _SECOND:
                     self._precision_checks_left -= 1
-                elif self._whole_second_checks_left > 0 and not sub_second:
-                    self._whole_second_checks_left -= 1
+                elif whole and node.mtime_ns // _SECOND % 2 and node.atime_ns // _SECOND % 2:
+                    self._whole_second_checks_left = max(0, self._whole_second_checks_left - 1)
 
     def times_after_rename(
         self, folder: TargetDir, name: str, node: EntryMeta, stored: int
