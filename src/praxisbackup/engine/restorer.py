@@ -323,7 +323,9 @@ class Restorer:
         )
         with lock:
             # Sized to the open-file limit (raised where allowed): the folders the target tree
-            # keeps open, the windows' folders (up to five windows in flight), their files.
+            # keeps open, the windows' folders (two per worker process, the one being planned
+            # and the large ones held back - these hold few folders: a few large files), their
+            # files.
             files = platform.raise_open_file_limit()
             self._window_files = max(8, min(WINDOW_FILES, files // 8))
             self._window_folders = max(2, min(WINDOW_FOLDERS, files // 32))
