@@ -24,7 +24,8 @@ Safety properties (each has its own tests; a faster restorer must keep all of th
 
 Content is written window by window (:mod:`restorewindow`): by worker processes for large
 restores on POSIX (they receive the open folders as descriptors), else by threads of this
-process. Times are set after content; folder times and modes are set last, deepest first. A
+process. Times are set after content; folder times and modes after the folder's contents,
+deepest first (those nothing pending touches while the last windows are written). A
 file whose data is missing or damaged is not restored under its name: what could be read is
 kept as ``<name>.praxisbackup-damaged`` and the file is reported. Every other file is
 restored.
@@ -355,6 +356,7 @@ class Restorer:
         try:
             with quiet_gc():
                 self._write_all()
+                self._finish_dirs_early()
                 self._wait_window()
             self._link_hardlinks()
             self._wait_window()
@@ -839,17 +841,32 @@ class Restorer:
             self.target.release(parts)
 
     # -- metadata -----------------------------------------------------------------------
+    def _finish_dirs_early(self) -> None:
+        """Once the walk is done, the folders that no window still being written and no hard
+        link still to be made touches (as its place or its source) - in them or below them -
+        get their metadata while the last windows are written: nothing changes in them any
+        more. (On the bench the scans at the end wait for the disk while the cores idle; the
+        folder pass took 0.2-0.3 s after them.)"""
+        if self._workers is None or self._full is not None:
+            return
+        while not self._workers.results.empty():  # (windows written meanwhile: not pending)
+            self._take_result()
+        pending = [
+            p.parts for window, _large in itertools.chain(*self._sent.values()) for p in window
+        ]
+        pending += [p.parts for window, _plan, _folders in self._held for p in window]
+        for parts, _name, node, _spath in self._hardlinks:
+            pending.append(parts)
+            first = self._restored.get(node.link or "")
+            if first is not None:  # (its folder is opened to link from)
+                pending.append(first[0])
+        touched = {parts[:depth] for parts in pending for depth in range(len(parts) + 1)}
+        done = [entry for entry in self._dirs if entry[0] not in touched]
+        self._dirs = [entry for entry in self._dirs if entry[0] in touched]
+        self._set_dir_metadata(done)
+
     def _finish_dirs(self) -> None:
-        for parts, node, spath in reversed(self._dirs):
-            try:
-                with self.target.folder(parts, create=False) as own:
-                    self._meta.apply(own, os.curdir, own.fd, node, spath)
-            except UnsafeTargetError as exc:
-                self.result.errors.append(Skipped(spath, f"folder metadata not set: {exc}"))
-            except OSError as exc:
-                self.result.warnings.append(
-                    Skipped(spath, f"folder metadata not set: {describe(exc)}")
-                )
+        self._set_dir_metadata(self._dirs)
         res = self.result
         self._merge([], _drained(self._meta), sizes_counted=True)
         if res.time_precision_lost_ns or res.atime_precision_lost_ns:
@@ -861,6 +878,20 @@ class Restorer:
                     f"access times by up to {res.atime_precision_lost_ns / 1e9:.3f} s",
                 )
             )
+
+    def _set_dir_metadata(self, dirs: list[tuple[Parts, Node, str]]) -> None:
+        """Folder metadata, deepest first (the walk listed every folder before its contents):
+        a folder's restrictive mode must not keep the restore out of the folders below it."""
+        for parts, node, spath in reversed(dirs):
+            try:
+                with self.target.folder(parts, create=False) as own:
+                    self._meta.apply(own, os.curdir, own.fd, node, spath)
+            except UnsafeTargetError as exc:
+                self.result.errors.append(Skipped(spath, f"folder metadata not set: {exc}"))
+            except OSError as exc:
+                self.result.warnings.append(
+                    Skipped(spath, f"folder metadata not set: {describe(exc)}")
+                )
 
     # -- verification -----------------------------------------------------------------
     def _verify(self) -> None:
