@@ -660,3 +660,46 @@ def test_folders_done_with_are_finished_while_the_last_windows_are_written(
     assert "a-docs/0" in first
     assert {"praxis/b-links", "a-docs/1"} <= set(last)
     assert not set(first) & set(last)
+
+
+def test_no_folder_is_finished_early_where_a_followed_link_can_join_two_folders(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an outsider: with a followed link, a pending snapshot folder and a finished one
+    can be the same folder on disk; finished early, its time was then changed by the files
+    written through the link. With links to follow (or a path mapping) nothing is finished
+    early, and the folder keeps its time."""
+    monkeypatch.setattr(restorer_module, "WINDOW_BYTES", 2 << 20)
+    monkeypatch.setattr(restorer_module, "LARGE_WINDOW", 1 << 20)
+    src = tmp_path / "praxis"
+    rnd = random.Random(5)
+    (src / "d00" / "s0").mkdir(parents=True)
+    for i in range(300):
+        (src / "d00" / "s0" / f"Brief-{i}.txt").write_bytes(rnd.randbytes(1_000 + i))
+    (src / "zz-scans" / "2026").mkdir(parents=True)
+    for i in range(3):
+        (src / "zz-scans" / "2026" / f"Scan-{i}.jpg").write_bytes(rnd.randbytes(1_300_000))
+    os.utime(src / "d00" / "s0", ns=(1_534_662_206_259_388_204, 1_534_662_206_259_388_204))
+    snap = find_snapshot(repo, Archiver(repo, BackupOptions([str(src)])).run().snapshot.id)
+    target = tmp_path / "restore"
+    restored = target.joinpath(*src.parts[1:])
+    (restored / "zz-scans").mkdir(parents=True)
+    (restored / "zz-scans" / "2026").symlink_to("../d00/s0")
+    passes: list[int] = []
+    original = Restorer._set_dir_metadata
+
+    def spy(self: Restorer, dirs: list[Any]) -> None:
+        passes.append(len(dirs))
+        original(self, dirs)
+
+    monkeypatch.setattr(Restorer, "_set_dir_metadata", spy)
+    options = RestoreOptions(
+        str(target),
+        processes=2,
+        includes=[str(src / "d00"), *(str(p) for p in (src / "zz-scans" / "2026").iterdir())],
+        follow_links=[str(restored / "zz-scans" / "2026")],
+    )
+    result = Restorer(repo, snap, options).run()
+    assert result.ok and result.files == 303
+    assert len(passes) == 1 and passes[0] > 0  # only the final pass
+    assert (restored / "d00" / "s0").stat().st_mtime_ns == 1_534_662_206_259_388_204

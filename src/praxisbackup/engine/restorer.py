@@ -849,6 +849,10 @@ class Restorer:
         folder pass took 0.2-0.3 s after them.)"""
         if self._workers is None or self._full is not None:
             return
+        if self.options.follow_links or self.options.path_map is not None:
+            # Two snapshot folders may be one folder on disk (a followed link, a mapping):
+            # pending work is known by snapshot place only (found by an outsider).
+            return
         while not self._workers.results.empty():  # (windows written meanwhile: not pending)
             self._take_result()
         pending = [
