@@ -607,12 +607,7 @@ class Archiver:
             return future.result()
         pool.wake_on(future)
         while not future.done():
-            try:
-                index, msg, payload = pool.results.get(timeout=1.0)
-            except queue.Empty:
-                self.repo.check_lock()
-                continue
-            self._handle(index, msg, payload)
+            self._handle_one()
         return future.result()
 
     def _unchanged_leaf(
