@@ -25,11 +25,12 @@ anonymous mapping (page-aligned) rounded up to :data:`ALIGN`. Where ``O_DIRECT``
 from __future__ import annotations
 
 import errno
+import functools
 import mmap
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 #: Offsets and lengths of direct reads are multiples of this (the largest common block size).
 ALIGN = 4096
@@ -238,16 +239,31 @@ WRITES_ANYWHERE = frozenset({0xEF53, 0x58465342, 0x9123683E, 0xF2F52010, 0xCA451
 
 def file_system_type(fd: int) -> int | None:
     """The ``statfs`` type of the file system ``fd`` lies on (Linux), else None."""
+    fstatfs = _fstatfs()
+    if fstatfs is None:
+        return None
+    import ctypes  # noqa: PLC0415 - loaded by _fstatfs already
+
+    buf = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
+    if fstatfs(fd, buf) != 0:
+        return None
+    kind: int = ctypes.c_long.from_buffer(buf).value  # f_type, the first field (a long)
+    return kind & 0xFFFFFFFF
+
+
+@functools.cache
+def _fstatfs() -> Callable[..., int] | None:
+    """The C library's ``fstatfs`` (Linux), looked up once: every large restored file asks
+    (:meth:`DirectFile.start`)."""
     if not sys.platform.startswith("linux"):
         return None
     import ctypes  # noqa: PLC0415 - Linux only, and only for large restored files
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    buf = ctypes.create_string_buffer(256)  # struct statfs: 120 bytes on 64-bit Linux
-    if libc.fstatfs(fd, buf) != 0:
+    try:
+        fstatfs: Callable[..., int] = ctypes.CDLL(None, use_errno=True).fstatfs
+    except (OSError, AttributeError):  # pragma: no cover - another C library
         return None
-    kind: int = ctypes.c_long.from_buffer(buf).value  # f_type, the first field (a long)
-    return kind & 0xFFFFFFFF
+    return fstatfs
 
 
 class DirectRefused(OSError):
