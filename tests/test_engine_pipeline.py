@@ -4,6 +4,7 @@ Behaviour only - no timings."""
 
 from __future__ import annotations
 
+import collections
 import os
 import pickle
 import queue
@@ -703,3 +704,198 @@ def test_no_folder_is_finished_early_where_a_followed_link_can_join_two_folders(
     assert result.ok and result.files == 303
     assert len(passes) == 1 and passes[0] > 0  # only the final pass
     assert (restored / "d00" / "s0").stat().st_mtime_ns == 1_534_662_206_259_388_204
+
+
+def scans_behind_documents(tmp_path: Path) -> Path:
+    """A folder of many small letters, then one of large incompressible scans (one of them
+    excluded, two hard-linked), the shape whose scans came last in the bench."""
+    rnd = random.Random(11)
+    src = tmp_path / "praxis"
+    for d in range(3):
+        (src / "a-briefe" / str(d)).mkdir(parents=True)
+        for i in range(60):
+            (src / "a-briefe" / str(d) / f"Brief-{i}.txt").write_bytes(b"Befund %d\n" % i * 40)
+    (src / "b-scans").mkdir()
+    for i in range(5):
+        (src / "b-scans" / f"Scan-{i}.tif").write_bytes(rnd.randbytes(pipeline.SMALL_FILE + i))
+    (src / "b-scans" / "Scan-x.tmp").write_bytes(rnd.randbytes(pipeline.SMALL_FILE + 9))
+    (src / "b-scans" / "Doppel.tif").write_bytes(rnd.randbytes(pipeline.SMALL_FILE + 17))
+    os.link(src / "b-scans" / "Doppel.tif", src / "b-scans" / "Doppel-2.tif")
+    return src
+
+
+def test_large_files_listed_ahead_are_read_while_the_walk_waits_for_the_workers(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the walk waits for the workers (its batches of letters), the scans of a folder
+    listed ahead are sent to a worker one at a time; the walk takes their answers when it gets
+    there. Excluded and hard-linked files are not read ahead; everything comes back exactly."""
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)
+    monkeypatch.setattr(archiver_module, "BATCH_FILES", 4)
+    monkeypatch.setattr(archiver_module, "WAITING", 1)
+    src = scans_behind_documents(tmp_path)
+    sent: list[tuple[str, ...]] = []  # the paths of each batch, in the order sent
+    entered: dict[str, int] = {}  # folder -> batches sent when the walk got there
+    submit = pipeline.WorkerPool.submit
+    archive_dir = Archiver._archive_dir
+
+    def spy_submit(self: pipeline.WorkerPool, batch: list[tuple[int, str, int]]) -> None:
+        sent.append(tuple(str(Path(path).relative_to(src)) for _token, path, _size in batch))
+        submit(self, batch)
+
+    def spy_dir(self: Archiver, folder: Any, path: str, spath: str, parent: Any) -> None:
+        entered[Path(path).name] = len(sent)
+        archive_dir(self, folder, path, spath, parent)
+
+    monkeypatch.setattr(pipeline.WorkerPool, "submit", spy_submit)
+    monkeypatch.setattr(Archiver, "_archive_dir", spy_dir)
+    repo = reopen(small_repo)
+    result = Archiver(repo, BackupOptions([str(src)], excludes=["*.tmp"], workers=2)).run()
+    summary = result.snapshot.summary
+    assert summary.files_new == 180 + 6 and summary.total_files == 187  # (one is a link)
+    assert not result.snapshot.warnings
+
+    before_walk = sent[: entered["b-scans"]]
+    ahead = [names for names in before_walk if names[0].startswith("b-scans")]
+    assert ahead, f"no scan was read ahead of the walk: {sent}"
+    assert all(len(names) == 1 and "/Scan-" in names[0] for names in ahead)
+    flat = [name for names in sent for name in names]
+    assert "b-scans/Scan-x.tmp" not in flat  # excluded: never read
+    assert len(flat) == len(set(flat)) == 180 + 6  # nothing read twice
+    assert Checker(reopen(small_repo)).run(read_data=True).ok
+    expected = tree_state(src, with_atime=False)
+    del expected["b-scans/Scan-x.tmp"]
+    assert restore_state(small_repo, tmp_path / "t", src) == expected
+
+
+def test_a_read_ahead_the_walk_never_takes_leaves_nothing_in_the_snapshot(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder listed ahead whose scan was read ahead, then skipped by the walk (nested too
+    deep): the snapshot has no trace of it, the summary does not count it, and the repository
+    checks clean (its blobs are only unreferenced, for prune)."""
+    monkeypatch.setattr(archiver_module, "INLINE_FILES", 0)
+    monkeypatch.setattr(archiver_module, "BATCH_FILES", 4)
+    monkeypatch.setattr(archiver_module, "WAITING", 1)
+    monkeypatch.setattr(archiver_module, "MAX_DEPTH", 2)
+    src = scans_behind_documents(tmp_path)
+    deep = src / "a-briefe" / "0" / "tief"  # listed while the walk waits in a-briefe/0
+    deep.mkdir()
+    (deep / "Scan-9.tif").write_bytes(random.randbytes(pipeline.SMALL_FILE + 5))
+    sent: list[str] = []
+    submit = pipeline.WorkerPool.submit
+
+    def spy_submit(self: pipeline.WorkerPool, batch: list[tuple[int, str, int]]) -> None:
+        sent.extend(Path(path).name for _token, path, _size in batch)
+        submit(self, batch)
+
+    monkeypatch.setattr(pipeline.WorkerPool, "submit", spy_submit)
+    result = Archiver(reopen(small_repo), BackupOptions([str(src)], workers=2)).run()
+    skipped = [s.path for s in result.snapshot.skipped]
+    assert "Scan-9.tif" in sent, f"the folder nested too deep was not read ahead {skipped}"
+    assert skipped == [str(deep).replace(os.sep, "/")]
+    assert result.snapshot.summary.files_new == 180 + 7  # (nothing excluded here)
+    assert result.snapshot.summary.total_files == 188
+    assert Checker(reopen(small_repo)).run(read_data=True).ok
+    expected = tree_state(src, with_atime=False)
+    assert {k: v for k, v in expected.items() if not k.startswith("a-briefe/0/tief")} == (
+        restore_state(small_repo, tmp_path / "t", src)
+    )
+
+
+def test_the_reading_thread_opens_the_next_batch_ahead_and_leaks_no_descriptor(
+    tmp_path: Path,
+) -> None:
+    """A worker's reading thread opens the next batch's small files before it reads the current
+    one; the answers keep the order of the batches, a file deleted after it was opened ahead is
+    still read whole, and no descriptor stays open."""
+    from test_source_read import packer_params
+
+    files = []
+    for i in range(12):
+        path = tmp_path / f"Brief-{i}.txt"
+        path.write_bytes(b"Befund %d " % i * (100 + i))
+        files.append(path)
+    answers: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+
+    class Outbox:
+        def send(self, header: tuple[Any, ...]) -> None:
+            answers.put(header)
+
+        def fail(self, exc: BaseException) -> None:
+            answers.put(("failure", exc))
+
+    opened_before = len(os.listdir("/proc/self/fd"))
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    original_open = packer.open_batch
+    gone: list[Path] = []
+
+    def open_then_delete(batch: Any) -> dict[int, int | OSError]:
+        opened = original_open(batch)
+        if batch[0][0] == 4:  # the second batch, opened ahead of the first's reading
+            files[4].unlink()
+            gone.append(files[4])
+        return opened
+
+    packer.open_batch = open_then_delete  # type: ignore[method-assign]
+    reading = pipeline._ReadingThread(packer, Outbox())  # type: ignore[arg-type]
+    batches = [
+        [(i, str(files[i]), files[i].stat().st_size) for i in range(b, b + 4)] for b in (0, 4, 8)
+    ]
+    for batch in batches:
+        reading.submit(("files", batch))
+    reading.submit(("flush",))
+    got = [answers.get(timeout=30) for _ in range(4)]
+    assert [a[0] for a in got] == ["files", "files", "files", "flushed"]
+    assert [[token for token, _r in a[1]] for a in got[:3]] == [
+        [0, 1, 2, 3],
+        [4, 5, 6, 7],
+        [8, 9, 10, 11],
+    ]
+    assert gone and all(r.status == "ok" for a in got[:3] for _t, r in a[1])
+    assert got[1][1][0][1].size == len(b"Befund 4 " * 104)
+    assert len(os.listdir("/proc/self/fd")) == opened_before
+
+
+def test_a_worker_takes_more_batches_of_small_files_than_of_large_ones() -> None:
+    """Room for another batch: always below two unanswered, up to four while they are small."""
+
+    class Worker:
+        def __init__(self, *sizes: int) -> None:
+            self.batches = collections.deque(sizes)
+
+    room = pipeline._room_for_files
+    assert room(Worker()) and room(Worker(900 << 20))
+    assert not room(Worker(900 << 20, 1 << 10))
+    assert room(Worker(1 << 20, 1 << 20, 1 << 20))
+    assert not room(Worker(1 << 20, 1 << 20, 1 << 20, 1 << 20))
+    assert not room(Worker(1 << 20, 15 << 20, 1 << 20))
+
+
+def test_a_file_s_later_chunks_are_sampled_only_after_one_that_did_not_compress(
+    tmp_path: Path,
+) -> None:
+    """The first new chunk of a file is sampled for compressibility; the next ones are
+    compressed at once while they compress, and sampled again after one that did not."""
+    from test_source_read import packer_params
+
+    rnd = random.Random(3)
+    text = tmp_path / "datenbank.dbf"
+    text.write_bytes(b"".join(b"Patient %08d;Befund unauffaellig;" % i for i in range(200_000)))
+    noise = tmp_path / "scan.tif"
+    noise.write_bytes(rnd.randbytes(6 << 20))
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    samples: list[int] = []
+    probe = packer._probe
+
+    class CountingProbe:
+        def compress(self, data: bytes) -> bytes:
+            samples.append(len(data))
+            return probe.compress(data)
+
+    packer._probe = CountingProbe()  # type: ignore[assignment]
+    read = packer.read_file(str(text))
+    assert read.status == "ok" and len(read.ids) >= 2 and len(samples) == 1
+    samples.clear()
+    read = packer.read_file(str(noise))
+    assert read.status == "ok" and len(samples) == len(read.ids) > 3

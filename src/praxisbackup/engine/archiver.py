@@ -37,6 +37,7 @@ from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import absolute_source, snapshot_path, split_source
 from praxisbackup.engine.prewalk import Prewalk
 from praxisbackup.engine.progress import Progress, quiet_gc
+from praxisbackup.engine.readahead import ReadAhead
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.snapshot import Skipped, Snapshot, Summary, list_snapshots, save_snapshot
 from praxisbackup.engine.tree import (
@@ -59,10 +60,9 @@ from praxisbackup.errors import IntegrityError, PraxisError, SourceError, Storag
 #: A batch for a worker holds up to this many files or bytes (a larger file goes alone).
 BATCH_FILES = 48
 BATCH_BYTES = 8 << 20
-#: Batches a worker may have waiting (keeps it busy while its results travel back) ...
-OUTSTANDING = 2
-#: ... and batches that may wait for a worker before the walk waits too (bounds the files
-#: held in memory while the workers are busy with large files).
+#: Batches that may wait for a worker before the walk waits too (bounds the files held in
+#: memory while the workers are busy with large files; how many a worker takes at once is
+#: :meth:`pipeline.WorkerPool.has_room_for_files`).
 WAITING = 64
 #: Reading up to this much is done in this process; past it, worker processes are started
 #: (unless they were started early, see :func:`pipeline.prestart`).
@@ -259,7 +259,9 @@ class Archiver:
         #: A previous tree was unreadable: trees shared with earlier snapshots are verified.
         self._trees_suspect = False
         self._listings: dict[str, Future[_Answer]] = {}
-        self._ahead: dict[str, tuple[str, bytes | None]] = {}
+        self._ahead: dict[str, tuple[str, bytes | None, str]] = {}
+        #: Large files of folders listed ahead, read before the walk gets there.
+        self._readahead = ReadAhead()
         #: Folders between the source and the one being walked (see MAX_DEPTH).
         self._depth = 0
         #: Batches waiting for a worker with room (the walk goes on meanwhile).
@@ -532,10 +534,9 @@ class Archiver:
         """The listing of ``path`` was taken: request the one LOOKAHEAD folders after it."""
         ahead = self._ahead.pop(path, None)
         if ahead is not None:
-            child, subtree = ahead
-            self._listings[child] = self._request_listing(child, subtree)
+            self._request_listing(*ahead)
 
-    def _request_listing(self, path: str, parent_tree: bytes | None) -> Future[_Answer]:
+    def _request_listing(self, path: str, parent_tree: bytes | None, spath: str) -> None:
         """A folder's listing and previous entries, from a lister thread - or, in a nightly
         run, its examination by a worker process, which answers "unchanged" for a folder of
         untouched files without sending its entries."""
@@ -544,11 +545,14 @@ class Archiver:
             assert self._writer is not None
             loc = self.repo.index.lookup(TREE, parent_tree)
             if loc is not None and self._writer.has(TREE, parent_tree):
-                return pool.examine(path, parent_tree, loc)
-        return self._lister.submit(self._list_with_parent, path, parent_tree)
+                self._listings[path] = pool.examine(path, parent_tree, loc)
+                return
+        self._listings[path] = self._lister.submit(self._list_with_parent, path, parent_tree)
+        self._readahead.folders[path] = spath
 
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
         future = self._listings.pop(path, None)
+        self._readahead.folders.pop(path, None)
         self._list_next(path)
         if future is not None and not future.done() and self._pool is not None:
             self._pool.send_examinations()
@@ -574,7 +578,7 @@ class Archiver:
             self._release(folder)
             return
         entries = []
-        subfolders: list[tuple[str, bytes | None]] = []
+        subfolders: list[tuple[str, bytes | None, str]] = []
         for name, child, st in listing:
             child_spath = spath + "/" + name
             if self._exclude(child_spath, name):
@@ -583,14 +587,14 @@ class Archiver:
             if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
                 before = old.get(name)
                 subtree = before.subtree if before is not None and before.type == DIR else None
-                subfolders.append((child, subtree))
+                subfolders.append((child, subtree, child_spath))
         # Sub-folders are listed (and their previous trees read) by the lister threads while
         # this one is walked - a few ahead of the walk, so a folder of thousands of folders
         # is not held in memory all at once: taking one listing requests the next.
         for i in range(len(subfolders) - LOOKAHEAD):
             self._ahead[subfolders[i][0]] = subfolders[i + LOOKAHEAD]
-        for child, subtree in subfolders[:LOOKAHEAD]:
-            self._listings[child] = self._request_listing(child, subtree)
+        for ahead in subfolders[:LOOKAHEAD]:
+            self._request_listing(*ahead)
         if parent_tree is not None and self._unchanged_leaf(folder, entries, old, parent_tree):
             return
         for name, child, child_spath, st in entries:
@@ -720,15 +724,7 @@ class Archiver:
                 self._count_file(node, source, "link")
                 folder.nodes.append(node)
                 return
-        writer = self._writer
-        content = None
-        if not self.options.force and old is not None and _same_metadata(old, st):
-            try:
-                content = old.content
-            except ValueError:
-                content = None  # a malformed previous entry: the file is read again
-            if content is not None and not all(writer.has(DATA, c) for c in content):
-                content = None
+        content = self._unchanged_content(st, old)
         if content is not None:
             node.content = content
             self._count_file(node, source, "unmodified")
@@ -740,12 +736,61 @@ class Archiver:
         folder.nodes.append(node)
         folder.missing += 1
         read = _Read(path, spath, node, folder, len(folder.nodes) - 1, source, kind, key)
-        self._queue_read(read, st.st_size)
+        token = self._readahead.claim(path)
+        if token is None:
+            self._queue_read(read, st.st_size)
+        else:
+            self._reads[token] = read
+            if (result := self._readahead.take(token)) is not None:
+                self._file_done(token, result)
         if key is not None:
             # Later links need the content list of the first occurrence: wait for it.
             self._submit_batch()
             while not read.done:
                 self._handle_one()
+
+    def _unchanged_content(self, st: os.stat_result, old: ParentEntry | None) -> list[bytes] | None:
+        """The content of a file that need not be read again: its previous entry has the same
+        metadata and every chunk is in the repository."""
+        if self.options.force or old is None or not _same_metadata(old, st):
+            return None
+        try:
+            content = old.content
+        except ValueError:
+            return None  # a malformed previous entry: the file is read again
+        assert self._writer is not None
+        if not all(self._writer.has(DATA, c) for c in content):
+            return None
+        return content
+
+    def _look_ahead(self) -> None:
+        """Queue the large files of the folders listed ahead of the walk that it will read
+        (see :mod:`readahead`)."""
+        ahead = self._readahead
+        for path, spath in list(ahead.folders.items()):
+            future = self._listings.get(path)
+            if future is None or not future.done():
+                continue
+            del ahead.folders[path]
+            if future.cancelled() or future.exception() is not None:
+                continue  # (the walk reports it when it gets there)
+            answer = future.result()
+            if isinstance(answer, Examined):
+                continue
+            listing, old = answer
+            if isinstance(listing, OSError):
+                continue
+            for name, child, st in listing:
+                if (
+                    isinstance(st, os.stat_result)
+                    and stat.S_ISREG(st.st_mode)
+                    and st.st_size > pipeline.SMALL_FILE
+                    and st.st_nlink == 1
+                    and not self._exclude(spath + "/" + name, name)
+                    and self._unchanged_content(st, old.get(name)) is None
+                ):
+                    ahead.add(self._next_token, child, st.st_size)
+                    self._next_token += 1
 
     # -- reading in workers -----------------------------------------------------------------
     def _packer_params(self) -> pipeline.PackerParams:
@@ -807,14 +852,24 @@ class Archiver:
         self._waiting.append(batch)
         self._pump()
         while len(self._waiting) > WAITING:
+            self._look_ahead()
             self._handle_one()
         self._poll()
 
     def _pump(self) -> None:
-        """Hand waiting batches to workers that have room."""
+        """Hand waiting batches to workers that have room; a file read ahead of the walk
+        first while the oldest waiting batch is one of small files."""
         assert self._pool is not None
-        while self._waiting and self._pool.has_room(OUTSTANDING):
-            self._pool.submit(self._waiting.popleft())
+        while self._pool.has_room_for_files():
+            head = self._waiting[0] if self._waiting else None
+            batch = None
+            if head is None or len(head) > 1 or head[0][2] <= pipeline.SMALL_FILE:
+                batch = self._readahead.next_batch()
+            if batch is None:
+                if head is None:
+                    return
+                batch = self._waiting.popleft()
+            self._pool.submit(batch)
 
     def _poll(self) -> None:
         """Act on the worker messages that have arrived, without waiting."""
@@ -849,14 +904,15 @@ class Archiver:
         kind = msg[0]
         if kind == pipeline.WAKE:
             return
-        worker = self._pool.workers[index]
         if kind == "files":
-            worker.outstanding -= 1
+            self._pool.files_answered(index)
+            for token, _result in msg[1]:
+                self._readahead.answered(token)
             self._pump()
             for token, result in msg[1]:
                 self._file_done(token, result)
         elif kind == "flushed":
-            worker.outstanding -= 1
+            self._pool.files_answered(index)
             self._flushing -= 1
         elif kind == "praxis-error":
             raise msg[1]
@@ -866,7 +922,10 @@ class Archiver:
             raise PraxisError("a backup worker process ended unexpectedly")
 
     def _file_done(self, token: int, result: pipeline.FileRead) -> None:
-        read = self._reads.pop(token)
+        read = self._reads.pop(token, None)
+        if read is None:
+            self._readahead.keep(token, result)  # read ahead: the walk is not there yet
+            return
         read.done = True
         node = read.node
         if result.status != "ok":
