@@ -899,3 +899,53 @@ def test_a_file_s_later_chunks_are_sampled_only_after_one_that_did_not_compress(
     samples.clear()
     read = packer.read_file(str(noise))
     assert read.status == "ok" and len(samples) == len(read.ids) > 3
+
+
+def test_large_files_ahead_of_the_restore_walk_are_written_beside_the_small_ones(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the restore's walk hands windows of letters to the workers, the scans of a folder
+    it has not entered yet are planned and written beside them; the walk skips them when it
+    gets there. Every file is planned once, hard links and all come back exactly."""
+    monkeypatch.setattr(restorer_module, "WINDOW_FILES", 16)
+    src = scans_behind_documents(tmp_path)
+    before = tree_state(src)
+    snap = find_snapshot(repo, Archiver(repo, BackupOptions([str(src)])).run().snapshot.id)
+    planned: list[str] = []
+    made: dict[str, int] = {}  # folder -> files planned when the walk made it
+    plan_file, make_dir = Restorer._plan_file, Restorer._make_dir
+
+    def spy_plan(self: Restorer, folder: Any, parts: Any, name: str, node: Any, spath: str) -> Any:
+        planned.append(spath.rsplit("/praxis/", 1)[1])
+        return plan_file(self, folder, parts, name, node, spath)
+
+    def spy_dir(self: Restorer, place: Any, node: Any, spath: str) -> bool:
+        made[place[1]] = len(planned)
+        return make_dir(self, place, node, spath)
+
+    monkeypatch.setattr(Restorer, "_plan_file", spy_plan)
+    monkeypatch.setattr(Restorer, "_make_dir", spy_dir)
+    target = tmp_path / "restore"
+    result = Restorer(repo, snap, RestoreOptions(str(target), processes=2, verify=True)).run()
+    assert result.ok and result.files == 187 and result.links == 1
+    ahead = [p for p in planned[: made["b-scans"]] if p.startswith("b-scans/")]
+    assert ahead and all("/Scan-" in p or "/Doppel" in p for p in ahead), planned
+    assert len(planned) == len(set(planned)) == 187  # (the second link is linked, not planned)
+    assert tree_state(target.joinpath(*src.parts[1:])) == before
+
+
+def test_nothing_is_restored_ahead_of_the_walk_with_an_include(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --include only what matches is restored: nothing is looked up ahead of the walk,
+    whose matching decides (and likewise with a path mapping or links to follow)."""
+    monkeypatch.setattr(restorer_module, "WINDOW_FILES", 16)
+    src = scans_behind_documents(tmp_path)
+    snap = find_snapshot(repo, Archiver(repo, BackupOptions([str(src)])).run().snapshot.id)
+    include = (src / "a-briefe").as_posix()
+    options = RestoreOptions(str(tmp_path / "r"), processes=2, includes=[include])
+    restorer = Restorer(repo, snap, options)
+    assert restorer._ahead is None
+    result = restorer.run()
+    assert result.ok and result.files == 180
+    assert not (tmp_path / "r").joinpath(*src.parts[1:], "b-scans").exists()

@@ -54,6 +54,7 @@ from praxisbackup.engine.pack import DATA, TREE
 from praxisbackup.engine.paths import normalize_snapshot_path
 from praxisbackup.engine.progress import Progress, quiet_gc
 from praxisbackup.engine.repository import Repository
+from praxisbackup.engine.restoreahead import LOOKS_PER_WINDOW, RestoreAhead
 from praxisbackup.engine.restorewindow import (
     DONE,
     FULL_ERRNOS,
@@ -268,6 +269,12 @@ class Restorer:
         self._pid = os.getpid()
         #: The first "no space left" error: the restore stops planning and writing.
         self._full: OSError | None = None
+        #: Large files of folders ahead of the walk, restored beside its small files (None:
+        #: not here - see :mod:`restoreahead`).
+        self._ahead: RestoreAhead | None = None
+        if not (options.includes or options.follow_links or options.path_map is not None):
+            self._ahead = RestoreAhead()
+        self._restoring_ahead = False
 
     @property
     def target(self) -> TargetTree:
@@ -299,6 +306,8 @@ class Restorer:
         nodes = self._load_tree(tree_id, spath)
         if nodes is not None:
             stack.append((spath, iter(nodes)))
+            if self._ahead is not None:
+                self._ahead.seen(spath, nodes)
         while stack:
             parent, entries = stack[-1]
             node = next(entries, None)
@@ -310,10 +319,14 @@ class Restorer:
             if not descend:
                 continue
             enter = yield child, node, full
+            if node.type == DIR and self._ahead is not None:
+                self._ahead.entered(child)  # (also one not entered: nothing goes in it)
             if node.type == DIR and node.subtree is not None and enter is not False:
                 sub = self._load_tree(node.subtree, child)
                 if sub is not None:
                     stack.append((child, iter(sub)))
+                    if self._ahead is not None:
+                        self._ahead.seen(child, sub)
 
     # -- main -------------------------------------------------------------------------
     def run(self) -> RestoreResult:
@@ -384,11 +397,16 @@ class Restorer:
             spath, node, full = item
             if self._full is not None:
                 break  # the target is full: nothing more can be written
-            enter = self._restore_entry(spath, node, full)
+            if self._ahead is not None and spath in self._ahead.done:
+                self._ahead.done.discard(spath)  # restored ahead of the walk
+                enter = True
+            else:
+                enter = self._restore_entry(spath, node, full)
             try:
                 item = walker.send(enter)
             except StopIteration:
                 item = None
+        self._ahead = None  # (every folder is entered: nothing is ahead any more)
         self._run_window()
 
     def _error(self, spath: str, reason: str) -> None:
@@ -569,10 +587,42 @@ class Restorer:
                     self._take_result()
             else:
                 self._send_window(window, plan, folders, large=False)
+                self._restore_ahead()
             return
         self._wait_window()
         assert self._windows is not None
         self._window_running = self._windows.submit(self._write_here, window, plan, folders)
+
+    def _restore_ahead(self) -> None:
+        """After a window of small files went to a worker: while no worker has a large window,
+        restore up to a window of large files from folders ahead of the walk (see
+        :mod:`restoreahead`)."""
+        ahead, pool = self._ahead, self._workers
+        if ahead is None or pool is None or len(pool.workers) < 2 or self._restoring_ahead:
+            return
+        if self._held or self._full is not None:
+            return
+        if any(self._large_at(w.index) for w in pool.workers):
+            return
+        looks = 0
+        while not ahead.has_files and looks < LOOKS_PER_WINDOW:
+            folder = ahead.next_folder()
+            if folder is None:
+                return
+            looks += 1
+            spath, tree_id = folder
+            try:
+                nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree of {spath}")
+            except (IntegrityError, StorageError):
+                continue  # the walk reports it when it gets there
+            ahead.found(spath, nodes)
+        self._restoring_ahead = True
+        try:
+            for spath, node in ahead.take(WINDOW_BYTES):
+                self._restore_entry(spath, node, True)
+            self._run_window()
+        finally:
+            self._restoring_ahead = False
 
     def _plan_window(self, window: list[_Planned]) -> tuple[WindowPlan, list[TargetDir]]:
         """Every pack the window needs, the blobs to read from each (in file order) and where
