@@ -97,7 +97,12 @@ def protocol() -> RunProtocol:
         {
             "path": "C:\\CompuMED\\x.ini",
             "reason": "changed while being read (kept the second reading)",
-        }
+        },
+        {
+            "path": "C:\\CompuMED\\y.ini",
+            "reason": "changed while being read, also on a second reading (the stored copy "
+            "may mix old and new content)",
+        },
     ]
     p.hooks = [
         {

@@ -259,7 +259,7 @@ class Archiver:
         #: A previous tree was unreadable: trees shared with earlier snapshots are verified.
         self._trees_suspect = False
         self._listings: dict[str, Future[_Answer]] = {}
-        self._ahead: dict[str, tuple[str, bytes | None, str]] = {}
+        self._ahead: dict[str, tuple[str, bytes | None, str | None]] = {}
         #: Large files of folders listed ahead, read before the walk gets there.
         self._readahead = ReadAhead()
         #: Folders between the source and the one being walked (see MAX_DEPTH).
@@ -536,7 +536,7 @@ class Archiver:
         if ahead is not None:
             self._request_listing(*ahead)
 
-    def _request_listing(self, path: str, parent_tree: bytes | None, spath: str) -> None:
+    def _request_listing(self, path: str, parent_tree: bytes | None, spath: str | None) -> None:
         """A folder's listing and previous entries, from a lister thread - or, in a nightly
         run, its examination by a worker process, which answers "unchanged" for a folder of
         untouched files without sending its entries."""
@@ -548,7 +548,8 @@ class Archiver:
                 self._listings[path] = pool.examine(path, parent_tree, loc)
                 return
         self._listings[path] = self._lister.submit(self._list_with_parent, path, parent_tree)
-        self._readahead.folders[path] = spath
+        if spath is not None:  # (None: the walk will skip it, nested too deep)
+            self._readahead.folders[path] = spath
 
     def _archive_dir(self, folder: _Dir, path: str, spath: str, parent_tree: bytes | None) -> None:
         future = self._listings.pop(path, None)
@@ -578,7 +579,8 @@ class Archiver:
             self._release(folder)
             return
         entries = []
-        subfolders: list[tuple[str, bytes | None, str]] = []
+        subfolders: list[tuple[str, bytes | None, str | None]] = []
+        deep = self._depth > MAX_DEPTH  # (its sub-folders are skipped: nothing is read ahead)
         for name, child, st in listing:
             child_spath = spath + "/" + name
             if self._exclude(child_spath, name):
@@ -587,7 +589,7 @@ class Archiver:
             if isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
                 before = old.get(name)
                 subtree = before.subtree if before is not None and before.type == DIR else None
-                subfolders.append((child, subtree, child_spath))
+                subfolders.append((child, subtree, None if deep else child_spath))
         # Sub-folders are listed (and their previous trees read) by the lister threads while
         # this one is walked - a few ahead of the walk, so a folder of thousands of folders
         # is not held in memory all at once: taking one listing requests the next.
@@ -599,6 +601,8 @@ class Archiver:
             return
         for name, child, child_spath, st in entries:
             self._archive_path(folder, child, name, child_spath, old.get(name), st)
+        for child, _subtree, _child_spath in subfolders:
+            self._readahead.passed(child)  # (walked, or skipped)
         self._release(folder)
 
     def _await(self, future: Future[_Answer]) -> _Answer:
@@ -789,7 +793,7 @@ class Archiver:
                     and not self._exclude(spath + "/" + name, name)
                     and self._unchanged_content(st, old.get(name)) is None
                 ):
-                    ahead.add(self._next_token, child, st.st_size)
+                    ahead.add(self._next_token, path, child, st.st_size)
                     self._next_token += 1
 
     # -- reading in workers -----------------------------------------------------------------
@@ -936,7 +940,11 @@ class Archiver:
             read.folder.nodes[read.slot] = None
         else:
             if result.changed:
-                self._warn(read.spath, "changed while being read (kept the second reading)")
+                self._warn(
+                    read.spath,
+                    "changed while being read, also on a second reading (the stored copy may "
+                    "mix old and new content)",
+                )
             node.content = result.ids
             node.size = result.size
             node.mtime_ns, node.ctime_ns = result.mtime_ns, result.ctime_ns

@@ -38,12 +38,14 @@ from __future__ import annotations
 import array
 import bisect
 import contextlib
+import errno
 import io
 import itertools
 import os
 import pickle
 import queue
 import socket
+import stat
 import struct
 import subprocess
 import sys
@@ -109,6 +111,10 @@ MAX_PACK_BLOBS = 20_000
 _FRAME = struct.Struct("<IQ")
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+#: Opening ahead stops at these: the descriptors a worker may have are used up for now (the
+#: files are opened when they are read, after the ones before them are closed).
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _NONCE = 12
 
@@ -179,8 +185,12 @@ class _Known:
 
 def open_source(path: str) -> int:
     """Open a source file for reading without touching its access time where the OS allows
-    (O_NOATIME needs ownership or root on Linux; without it the open is retried plainly)."""
-    flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW
+    (O_NOATIME needs ownership or root on Linux; without it the open is retried plainly).
+    ``O_NONBLOCK``: a file swapped for a FIFO since the walk saw it must not block the open
+    until a writer comes (a hung night, found by an outsider); the reader refuses anything
+    but a regular file (:meth:`FilePacker.read_file`). For a regular file the flag changes
+    nothing."""
+    flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW | _O_NONBLOCK
     if _O_NOATIME:
         try:
             return os.open(path, flags | _O_NOATIME)
@@ -239,6 +249,8 @@ class FilePacker:
                     try:
                         fd = open_source(path)
                     except OSError as exc:
+                        if exc.errno in _OUT_OF_DESCRIPTORS:
+                            break  # (an outsider: thousands skipped under ulimit -n 64)
                         opened[token] = exc
                         continue
                     opened[token] = fd
@@ -285,6 +297,8 @@ class FilePacker:
             first = None
             try:
                 before = os.fstat(fd)
+                if not stat.S_ISREG(before.st_mode):
+                    return FileRead("skipped", [], reason="is no longer a regular file")
                 ids, size, new = self._chunk_fd(fd, before.st_size)
                 after = os.fstat(fd)
                 if self.params.drop_cache:

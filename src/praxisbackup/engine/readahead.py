@@ -13,8 +13,9 @@ waits for the workers, it looks into those listings and queues the large files t
 read when it gets there (new or changed; not hard-linked, not excluded). One such file at a
 time goes to a worker while the oldest waiting batch is one of small files; when the walk
 reaches the file it takes the answer (or waits for it). A file the walk reaches before its
-read-ahead was sent is read as usual; an answer the walk never takes (the folder was skipped)
-only leaves blobs nothing refers to, which prune removes.
+read-ahead was sent is read as usual. Once the walk is past a folder (walked, or skipped: nested
+too deep, unreadable), its read-aheads not sent yet are dropped; one already with a worker
+whose answer the walk never takes only leaves blobs nothing refers to, which prune removes.
 
 The walk's own ``lstat`` of the file is the one the read-ahead was decided on (both come from
 the same listing), and the worker reads the file exactly as for the walk, checking that it did
@@ -38,12 +39,23 @@ class ReadAhead:
         self.folders: dict[str, str] = {}
         self._tokens: dict[str, int] = {}
         self._queued: dict[int, tuple[int, str, int]] = {}
+        self._by_folder: dict[str, list[int]] = {}
         self._sent: set[int] = set()
         self._answers: dict[int, FileRead] = {}
 
-    def add(self, token: int, path: str, size: int) -> None:
+    def add(self, token: int, folder: str, path: str, size: int) -> None:
         self._tokens[path] = token
         self._queued[token] = (token, path, size)
+        self._by_folder.setdefault(folder, []).append(token)
+
+    def passed(self, folder: str) -> None:
+        """The walk is past ``folder`` (walked or skipped): nothing more is looked up in it,
+        and its read-aheads not sent yet are dropped."""
+        self.folders.pop(folder, None)
+        for token in self._by_folder.pop(folder, ()):
+            queued = self._queued.pop(token, None)
+            if queued is not None:
+                self._tokens.pop(queued[1], None)
 
     def next_batch(self) -> list[tuple[int, str, int]] | None:
         """A queued file for a worker, if fewer than :data:`IN_FLIGHT` are with one."""

@@ -619,10 +619,26 @@ class Restorer:
         self._restoring_ahead = True
         try:
             for spath, node in ahead.take(WINDOW_BYTES):
-                self._restore_entry(spath, node, True)
+                if self._folder_ready(spath):
+                    self._restore_entry(spath, node, True)
+                else:  # the walk restores the folder's files, and reports why it cannot
+                    ahead.done.discard(spath)
+                    ahead.entered(spath.rsplit("/", 1)[0])
             self._run_window()
         finally:
             self._restoring_ahead = False
+
+    def _folder_ready(self, spath: str) -> bool:
+        """The folder of ``spath`` exists in the target or could be made, without a report
+        (a file in its place, a refused link: one report from the walk, not one per file)."""
+        place = self._place(spath)
+        assert place is not None  # (a file's place: never the target root itself)
+        try:
+            self.target.acquire(place[0], quiet=True)
+        except (UnsafeTargetError, OSError):
+            return False
+        self.target.release(place[0])
+        return True
 
     def _plan_window(self, window: list[_Planned]) -> tuple[WindowPlan, list[TargetDir]]:
         """Every pack the window needs, the blobs to read from each (in file order) and where

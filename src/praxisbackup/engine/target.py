@@ -94,13 +94,15 @@ class TargetTree:
         return parts[:-1], parts[-1]
 
     # -- folders ------------------------------------------------------------------------------
-    def acquire(self, parts: Parts, create: bool = True) -> TargetDir:
+    def acquire(self, parts: Parts, create: bool = True, quiet: bool = False) -> TargetDir:
         """The open folder ``root/parts`` (missing folders are created when ``create``).
-        Raises UnsafeTargetError for a link on the way, OSError for anything else."""
+        Raises UnsafeTargetError for a link on the way, OSError for anything else. A refused
+        link is counted for its report unless ``quiet`` (a restore ahead of the walk tries a
+        folder the walk reports on when it gets there)."""
         with self._lock:
-            return self._acquire(parts, create)
+            return self._acquire(parts, create, quiet)
 
-    def _acquire(self, parts: Parts, create: bool) -> TargetDir:
+    def _acquire(self, parts: Parts, create: bool, quiet: bool) -> TargetDir:
         entry = self._open.get(parts)
         if entry is None and parts:
             # Walk down from the deepest folder already open (iteratively: any depth).
@@ -110,7 +112,7 @@ class TargetTree:
             folder = self._root_dir if not known else self._open[parts[:known]].folder
             for depth in range(known + 1, len(parts) + 1):
                 fresh = depth > 1 and parts[: depth - 1] in self.fresh
-                folder = self._open_child(folder, parts[:depth], create, fresh)
+                folder = self._open_child(folder, parts[:depth], create, fresh, quiet)
                 if folder.created:
                     self.fresh.add(parts[:depth])
                 if depth < len(parts):
@@ -127,19 +129,21 @@ class TargetTree:
         return entry.folder
 
     def _open_child(
-        self, parent: TargetDir, parts: Parts, create: bool, fresh: bool = False
+        self, parent: TargetDir, parts: Parts, create: bool, fresh: bool, quiet: bool
     ) -> TargetDir:
         path = _norm(self.path(parts))
         for refused in self.refused:
             if path.startswith(_norm(refused) + os.sep):
                 error, count = self.refused[refused]
-                self.refused[refused] = (error, count + 1)
+                if not quiet:
+                    self.refused[refused] = (error, count + 1)
                 raise error
         try:
             return parent.child(parts[-1], create, path in self._follow, fresh)
         except UnsafeTargetError as exc:
-            error, count = self.refused.get(exc.path, (exc, 0))
-            self.refused[exc.path] = (error, count + 1)
+            if not quiet:
+                error, count = self.refused.get(exc.path, (exc, 0))
+                self.refused[exc.path] = (error, count + 1)
             raise
 
     def release(self, parts: Parts) -> None:

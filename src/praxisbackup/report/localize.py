@@ -72,7 +72,13 @@ _PHRASES: list[tuple[re.Pattern[str], str]] = [
             "detail.service_state",
         ),
         (r"vanished during the backup", "detail.vanished"),
-        (r"changed while being read \(kept the second reading\)", "detail.changed"),
+        (r"changed while being read \(kept the second reading\)", "detail.changed"),  # (older)
+        (
+            r"changed while being read, also on a second reading \(the stored copy may mix old "
+            r"and new content\)",
+            "detail.changed_twice",
+        ),
+        (r"is no longer a regular file", "detail.not_regular"),
         (r"cannot open: (?P<error>.*)", "detail.cannot_open"),
         (r"read error: (?P<error>.*)", "detail.read_error"),
         (r"cannot read metadata: (?P<error>.*)", "detail.cannot_stat"),
