@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import collections
 import errno
+import json
 import os
 import pickle
 import queue
 import random
 import stat
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import Future
@@ -977,17 +980,24 @@ def test_nothing_is_restored_ahead_of_the_walk_with_an_include(
     assert not (tmp_path / "r").joinpath(*src.parts[1:], "b-scans").exists()
 
 
-def test_opening_ahead_stops_when_descriptors_run_out_and_nothing_is_skipped(
+def test_opening_ahead_leaves_descriptors_free_and_gives_up_when_they_run_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Out of descriptors (``ulimit -n 64`` with a batch open ahead) the rest of a batch is
-    opened when it is read, not skipped (an outsider saw 6 775 files skipped)."""
+    """A batch opens at most ``open_ahead`` files ahead; out of descriptors it holds none (the
+    next batch, the pack, a large file need them) and every file is opened when it is read -
+    none is skipped."""
     from test_source_read import packer_params
 
     files = [tmp_path / f"Brief-{i}.txt" for i in range(10)]
     for i, path in enumerate(files):
         path.write_bytes(b"Befund %d " % i * 50)
     batch = [(i, str(p), p.stat().st_size) for i, p in enumerate(files)]
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    packer.open_ahead = 3
+    opened = packer.open_batch(batch)
+    assert sorted(opened) == [0, 1, 2]
+    pipeline.close_opened(opened)
+    packer.open_ahead = 100
     real_open = pipeline.open_source
     opens = {"n": 0}
 
@@ -998,13 +1008,46 @@ def test_opening_ahead_stops_when_descriptors_run_out_and_nothing_is_skipped(
         return real_open(path)
 
     monkeypatch.setattr(pipeline, "open_source", scarce)
-    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
-    opened = packer.open_batch(batch)
-    assert sorted(opened) == [0, 1, 2, 3] and all(isinstance(fd, int) for fd in opened.values())
+    in_use = len(os.listdir("/proc/self/fd"))
+    assert packer.open_batch(batch) == {}
+    assert len(os.listdir("/proc/self/fd")) == in_use  # (the four it had opened: closed)
     monkeypatch.setattr(pipeline, "open_source", real_open)
-    results = packer.read_batch(batch, opened)
+    results = packer.read_batch(batch, {})
     assert [r.status for _t, r in results] == ["ok"] * 10
     assert [r.size for _t, r in results] == [p.stat().st_size for p in files]
+
+
+def test_a_backup_under_a_low_descriptor_limit_skips_nothing(tmp_path: Path) -> None:
+    """``ulimit -n 40`` (soft and hard: nothing to raise): the worker processes open nothing
+    ahead, and every file is read (an outsider saw thousands skipped at 24-64)."""
+    src = tmp_path / "praxis"
+    rnd = random.Random(5)
+    for d in range(40):
+        (src / "Briefe" / str(d)).mkdir(parents=True)
+        for i in range(60):
+            (src / "Briefe" / str(d) / f"Brief-{i}.txt").write_bytes(b"Befund %d " % i * 90)
+    (src / "Scans").mkdir()
+    for i in range(4):
+        (src / "Scans" / f"Scan-{i}.tif").write_bytes(rnd.randbytes(pipeline.SMALL_FILE * 2))
+    repo = tmp_path / "repo"
+    assert run_cli("init", repo=repo).returncode == 0
+    limited = (
+        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40)); "
+        "sys.argv = ['praxisbackup'] + sys.argv[1:]; "
+        "runpy.run_module('praxisbackup.cli.main', run_name='__main__')"
+    )
+    env = dict(os.environ, PRAXISBACKUP_PASSWORD=PASSWORD, PRAXISBACKUP_KDF_N="1024")
+    proc = subprocess.run(
+        [sys.executable, "-c", limited, "-r", str(repo), "--json", "backup", str(src)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    snapshot = json.loads(proc.stdout)["snapshot"]
+    assert snapshot["skipped"] == [] and snapshot["warnings"] == []
+    assert snapshot["summary"]["files_new"] == 40 * 60 + 4
 
 
 def test_a_file_swapped_for_a_fifo_is_skipped_without_waiting_for_a_writer(
@@ -1060,3 +1103,19 @@ def test_a_folder_that_cannot_be_made_is_reported_once_also_ahead_of_the_walk(
         )
     assert reports[2] == reports[0] and len(reports[0]) == 1, reports
     assert not list(outside.iterdir())
+
+
+def test_a_file_swapped_for_a_link_or_a_folder_is_no_longer_a_regular_file(
+    tmp_path: Path,
+) -> None:
+    """Swapped after the walk saw it: skipped as "no longer a regular file", not as a link loop
+    (``O_NOFOLLOW`` answers ELOOP) - and nothing is read through the link."""
+    from test_source_read import packer_params
+
+    (tmp_path / "geheim.txt").write_bytes(b"nicht sichern")
+    (tmp_path / "Befund.pdf").symlink_to(tmp_path / "geheim.txt")
+    (tmp_path / "Brief.txt").mkdir()
+    packer = pipeline.FilePacker(packer_params(), lambda pack: None)
+    for name in ("Befund.pdf", "Brief.txt"):
+        read = packer.read_file(str(tmp_path / name))
+        assert (read.status, read.reason, read.ids) == ("skipped", pipeline.NOT_REGULAR, [])

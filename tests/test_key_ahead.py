@@ -234,3 +234,29 @@ def test_a_combined_short_option_s_value_is_not_taken_for_the_command() -> None:
     args = ["-qr", "/m/r", "snapshots"]
     assert keyahead.is_value(args, 1) and not keyahead.is_value(args, 2)
     assert keyahead.command_name(args) == "snapshots"
+
+
+def test_a_stop_inside_an_import_is_asked_again_once_it_is_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A stop request that arrives while Python's import machinery runs is not raised there
+    (an import lock's clean-up callback printed the exception with a traceback and dropped
+    it: the command ran on); it is asked again a moment later and ends the command then."""
+    from praxisbackup.cli import main as cli_main
+
+    monkeypatch.setattr(cli_main, "_stopping", False)
+    namespace: dict[str, object] = {}
+    exec(
+        compile("import sys\nframe = sys._getframe()", "<frozen importlib._bootstrap>", "exec"),
+        namespace,
+    )
+    previous = signal.signal(signal.SIGINT, cli_main._stop_requested)
+    try:
+        cli_main._stop_requested(signal.SIGTERM, namespace["frame"])  # type: ignore[arg-type]
+        assert cli_main._stopping is False  # not yet: nothing raised inside the import
+        with pytest.raises(KeyboardInterrupt):
+            for _ in range(200):
+                time.sleep(0.01)
+        assert cli_main._stopping is True
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -15,13 +15,16 @@ from praxisbackup.cli import keyahead
 if __name__ == "__main__":  # (``python -m``): the key is derived while the rest loads
     keyahead.begin(sys.argv[1:])
 
+import _thread
 import errno
 import os
 import signal
 import sqlite3
 import tempfile
+import threading
 import traceback
 from datetime import datetime
+from types import FrameType
 from typing import Any, NoReturn
 
 import click
@@ -327,11 +330,30 @@ def _raise_interrupt() -> None:
     raise KeyboardInterrupt
 
 
-def _stop_requested(_signum: int, _frame: object) -> None:
+def _inside_import(frame: FrameType | None) -> bool:
+    """Python's import machinery is on the stack: an exception raised there can land in one
+    of its clean-up callbacks, where Python prints it ("Exception ignored in ...", with a
+    traceback) and drops it - the stop would be lost."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop_requested(_signum: int, frame: FrameType | None) -> None:
     """The first stop request ends the command (after a lock step in progress, see
-    platform/stops.py); further ones change nothing - it is already ending."""
+    platform/stops.py; after an import in progress); further ones change nothing - it is
+    already ending."""
     global _stopping  # noqa: PLW0603 - one command per process
     if _stopping:
+        return
+    if _inside_import(frame):
+        # Asked again shortly, as a Ctrl-C in the main thread (seen under load in a test:
+        # a traceback and the command running on).
+        again = threading.Timer(0.02, _thread.interrupt_main, (signal.SIGINT,))
+        again.daemon = True
+        again.start()
         return
     _stopping = True
     if not stops.defer(_raise_interrupt):

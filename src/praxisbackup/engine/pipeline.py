@@ -115,6 +115,11 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 #: Opening ahead stops at these: the descriptors a worker may have are used up for now (the
 #: files are opened when they are read, after the ones before them are closed).
 _OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE)
+#: Descriptors a worker keeps free of files opened ahead: the pack it writes, a large file and
+#: its direct reading, pipes, sockets, the folders it examines.
+RESERVED_DESCRIPTORS = 32
+#: Why a file the walk saw as a regular file was not read (a FIFO, folder or link now).
+NOT_REGULAR = "is no longer a regular file"
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 _NONCE = 12
 
@@ -199,6 +204,14 @@ def open_source(path: str) -> int:
     return os.open(path, flags)
 
 
+def _descriptors_in_use() -> int:
+    """The descriptors this process has open (Linux; elsewhere a guess)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 16
+
+
 def close_opened(opened: dict[int, int | OSError]) -> None:
     """Close the descriptors :meth:`FilePacker.open_batch` opened that were not read."""
     for left in opened.values():
@@ -232,25 +245,35 @@ class FilePacker:
         #: Reads large files (made at the first: a small backup never needs its buffers).
         self._reader: sourceread.SourceReader | None = None
         self._reader_possible = sourceread.available()
+        #: Files one batch may open ahead: half of what the descriptor limit leaves free.
+        limit = platform.open_file_limit() - _descriptors_in_use() - RESERVED_DESCRIPTORS
+        self.open_ahead = max(0, limit // 2)
 
     # -- files ----------------------------------------------------------------------------
-    @staticmethod
-    def open_batch(batch: Sequence[tuple[int, str, int]]) -> dict[int, int | OSError]:
+    def open_batch(self, batch: Sequence[tuple[int, str, int]]) -> dict[int, int | OSError]:
         """Open the small files of a batch of (token, path, size seen by the walk) and ask
         the kernel to read them all at once (:func:`platform.prefetch`), so that cold reads
         overlap. The worker's reading thread does this for the next batch while it reads the
-        current one; the descriptors (or the errors opening gave) go to :meth:`read_batch`."""
+        current one; the descriptors (or the errors opening gave) go to :meth:`read_batch`.
+
+        At most :attr:`open_ahead` files are opened (two batches are open at once), and none
+        if the descriptors run out meanwhile: the files are then opened as they are read.
+        (An outsider saw thousands of files skipped for "too many open files" under
+        ``ulimit -n`` 24-64, and once a pack that could not be written.)"""
         opened: dict[int, int | OSError] = {}
         if len(batch) < 2:
             return opened
         try:
             for token, path, size in batch:
                 if 0 < size <= SMALL_FILE:
+                    if len(opened) >= self.open_ahead:
+                        break
                     try:
                         fd = open_source(path)
                     except OSError as exc:
                         if exc.errno in _OUT_OF_DESCRIPTORS:
-                            break  # (an outsider: thousands skipped under ulimit -n 64)
+                            close_opened(opened)
+                            break
                         opened[token] = exc
                         continue
                     opened[token] = fd
@@ -289,6 +312,8 @@ class FilePacker:
             except FileNotFoundError:
                 return FileRead("vanished", [])
             except OSError as exc:
+                if exc.errno == errno.ELOOP:  # (O_NOFOLLOW: it is a link now)
+                    return FileRead("skipped", [], reason=NOT_REGULAR)
                 return FileRead(
                     "skipped",
                     [],
@@ -298,7 +323,7 @@ class FilePacker:
             try:
                 before = os.fstat(fd)
                 if not stat.S_ISREG(before.st_mode):
-                    return FileRead("skipped", [], reason="is no longer a regular file")
+                    return FileRead("skipped", [], reason=NOT_REGULAR)
                 ids, size, new = self._chunk_fd(fd, before.st_size)
                 after = os.fstat(fd)
                 if self.params.drop_cache:
