@@ -711,12 +711,12 @@ def test_no_folder_is_finished_early_where_a_followed_link_can_join_two_folders(
     assert (restored / "d00" / "s0").stat().st_mtime_ns == 1_534_662_206_259_388_204
 
 
-def scans_behind_documents(tmp_path: Path) -> Path:
-    """A folder of many small letters, then one of large incompressible scans (one of them
+def scans_behind_documents(tmp_path: Path, folders: int = 3) -> Path:
+    """Folders of 60 small letters each, then one of large incompressible scans (one of them
     excluded, two hard-linked), the shape whose scans came last in the bench."""
     rnd = random.Random(11)
     src = tmp_path / "praxis"
-    for d in range(3):
+    for d in range(folders):
         (src / "a-briefe" / str(d)).mkdir(parents=True)
         for i in range(60):
             (src / "a-briefe" / str(d) / f"Brief-{i}.txt").write_bytes(b"Befund %d\n" % i * 40)
@@ -1020,15 +1020,7 @@ def test_opening_ahead_leaves_descriptors_free_and_gives_up_when_they_run_out(
 def test_a_backup_under_a_low_descriptor_limit_skips_nothing(tmp_path: Path) -> None:
     """``ulimit -n 40`` (soft and hard: nothing to raise): the worker processes open nothing
     ahead, and every file is read (an outsider saw thousands skipped at 24-64)."""
-    src = tmp_path / "praxis"
-    rnd = random.Random(5)
-    for d in range(40):
-        (src / "Briefe" / str(d)).mkdir(parents=True)
-        for i in range(60):
-            (src / "Briefe" / str(d) / f"Brief-{i}.txt").write_bytes(b"Befund %d " % i * 90)
-    (src / "Scans").mkdir()
-    for i in range(4):
-        (src / "Scans" / f"Scan-{i}.tif").write_bytes(rnd.randbytes(pipeline.SMALL_FILE * 2))
+    src = scans_behind_documents(tmp_path, folders=40)
     repo = tmp_path / "repo"
     assert run_cli("init", repo=repo).returncode == 0
     limited = (
@@ -1047,7 +1039,8 @@ def test_a_backup_under_a_low_descriptor_limit_skips_nothing(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     snapshot = json.loads(proc.stdout)["snapshot"]
     assert snapshot["skipped"] == [] and snapshot["warnings"] == []
-    assert snapshot["summary"]["files_new"] == 40 * 60 + 4
+    assert snapshot["summary"]["files_new"] == 40 * 60 + 7  # (and one hard link)
+    assert snapshot["summary"]["total_files"] == 40 * 60 + 8
 
 
 def test_a_file_swapped_for_a_fifo_is_skipped_without_waiting_for_a_writer(
