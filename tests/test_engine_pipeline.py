@@ -51,6 +51,7 @@ from praxisbackup.errors import PraxisError, StorageError
 from praxisbackup.platform import direct as direct_module
 from praxisbackup.storage import LocalBackend
 from praxisbackup.torture.faults import CrashingBackend
+from test_source_read import packer_params
 
 
 def make_source(base: Path, seed: int = 1, folders: int = 6, files: int = 12) -> Path:
@@ -838,8 +839,6 @@ def test_the_reading_thread_opens_the_next_batch_ahead_and_leaks_no_descriptor(
     """A worker's reading thread opens the next batch's small files before it reads the current
     one; the answers keep the order of the batches, a file deleted after it was opened ahead is
     still read whole, and no descriptor stays open."""
-    from test_source_read import packer_params
-
     files = []
     for i in range(12):
         path = tmp_path / f"Brief-{i}.txt"
@@ -906,8 +905,6 @@ def test_a_file_s_later_chunks_are_sampled_only_after_one_that_did_not_compress(
 ) -> None:
     """The first new chunk of a file is sampled for compressibility; the next ones are
     compressed at once while they compress, and sampled again after one that did not."""
-    from test_source_read import packer_params
-
     rnd = random.Random(3)
     text = tmp_path / "datenbank.dbf"
     text.write_bytes(b"".join(b"Patient %08d;Befund unauffaellig;" % i for i in range(200_000)))
@@ -986,8 +983,6 @@ def test_opening_ahead_leaves_descriptors_free_and_gives_up_when_they_run_out(
     """A batch opens at most ``open_ahead`` files ahead; out of descriptors it holds none (the
     next batch, the pack, a large file need them) and every file is opened when it is read -
     none is skipped."""
-    from test_source_read import packer_params
-
     files = [tmp_path / f"Brief-{i}.txt" for i in range(10)]
     for i, path in enumerate(files):
         path.write_bytes(b"Befund %d " % i * 50)
@@ -1048,8 +1043,6 @@ def test_a_file_swapped_for_a_fifo_is_skipped_without_waiting_for_a_writer(
 ) -> None:
     """A file replaced by a FIFO after the walk saw it: the open does not wait for a writer
     (a night would hang), the file is skipped as no longer a regular file."""
-    from test_source_read import packer_params
-
     fifo = tmp_path / "Befund.pdf"
     os.mkfifo(fifo)
     packer = pipeline.FilePacker(packer_params(), lambda pack: None)
@@ -1103,8 +1096,6 @@ def test_a_file_swapped_for_a_link_or_a_folder_is_no_longer_a_regular_file(
 ) -> None:
     """Swapped after the walk saw it: skipped as "no longer a regular file", not as a link loop
     (``O_NOFOLLOW`` answers ELOOP) - and nothing is read through the link."""
-    from test_source_read import packer_params
-
     (tmp_path / "geheim.txt").write_bytes(b"nicht sichern")
     (tmp_path / "Befund.pdf").symlink_to(tmp_path / "geheim.txt")
     (tmp_path / "Brief.txt").mkdir()

@@ -204,14 +204,6 @@ def open_source(path: str) -> int:
     return os.open(path, flags)
 
 
-def _descriptors_in_use() -> int:
-    """The descriptors this process has open (Linux; elsewhere a guess)."""
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 16
-
-
 def close_opened(opened: dict[int, int | OSError]) -> None:
     """Close the descriptors :meth:`FilePacker.open_batch` opened that were not read."""
     for left in opened.values():
@@ -246,7 +238,7 @@ class FilePacker:
         self._reader: sourceread.SourceReader | None = None
         self._reader_possible = sourceread.available()
         #: Files one batch may open ahead: half of what the descriptor limit leaves free.
-        limit = platform.open_file_limit() - _descriptors_in_use() - RESERVED_DESCRIPTORS
+        limit = platform.open_file_limit() - platform.descriptors_in_use() - RESERVED_DESCRIPTORS
         self.open_ahead = max(0, limit // 2)
 
     # -- files ----------------------------------------------------------------------------

@@ -289,11 +289,14 @@ class Restorer:
         parts = tuple(spath.split("/")[1:])
         return parts[:-1], parts[-1]
 
-    def _load_tree(self, tree_id: bytes, spath: str) -> list[Node] | None:
+    def _load_tree(self, tree_id: bytes, spath: str, report: bool = True) -> list[Node] | None:
+        """A folder's entries; None if its tree cannot be read (reported unless ``report`` is
+        False: a look ahead of the walk, which reports it when it gets there)."""
         try:
             return decode_tree(self.repo.read_blob(TREE, tree_id), f"tree of {spath or '/'}")
         except (IntegrityError, StorageError) as exc:
-            self.result.errors.append(Skipped(spath or "/", f"folder contents lost: {exc}"))
+            if report:
+                self.result.errors.append(Skipped(spath or "/", f"folder contents lost: {exc}"))
             return None
 
     def walk(
@@ -611,11 +614,9 @@ class Restorer:
                 return
             looks += 1
             spath, tree_id = folder
-            try:
-                nodes = decode_tree(self.repo.read_blob(TREE, tree_id), f"tree of {spath}")
-            except (IntegrityError, StorageError):
-                continue  # the walk reports it when it gets there
-            ahead.found(spath, nodes)
+            nodes = self._load_tree(tree_id, spath, report=False)
+            if nodes is not None:  # (else the walk reports it when it gets there)
+                ahead.found(spath, nodes)
         self._restoring_ahead = True
         try:
             for spath, node in ahead.take(WINDOW_BYTES):

@@ -48,6 +48,7 @@ pread_into = _impl.pread_into
 pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 open_file_limit = _impl.open_file_limit
+descriptors_in_use = _impl.descriptors_in_use
 raise_open_file_limit = _impl.raise_open_file_limit
 disk_identity = _impl.disk_identity
 set_private_acl = _impl.set_private_acl

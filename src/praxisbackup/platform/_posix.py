@@ -178,6 +178,14 @@ def open_file_limit() -> int:
     return _WANTED_FILES if soft == resource.RLIM_INFINITY else int(soft)
 
 
+def descriptors_in_use() -> int:
+    """The descriptors this process has open (Linux: ``/proc/self/fd``; elsewhere a guess)."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 16
+
+
 def raise_open_file_limit() -> int:
     """Raise the soft limit of open files towards the hard limit (as Go programs such as restic
     do at start) and return it: a restore holds many folders open, and the default soft limit
