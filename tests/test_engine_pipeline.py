@@ -164,6 +164,35 @@ def test_prepared_workers_are_used_by_the_next_backup(small_repo: Path, tmp_path
     assert result.snapshot.summary.files_new == 2 * 12 + 1
 
 
+@pytest.mark.parametrize("uses_workers", [True, False])
+def test_prepared_workers_write_the_next_restore_or_are_ended(
+    small_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uses_workers: bool
+) -> None:
+    """Workers started before the repository is opened (as the command line does) write the
+    restore; a restore too small for them ends them - none is left running either way."""
+    src = make_source(tmp_path, seed=5, folders=2)
+    Archiver(reopen(small_repo), BackupOptions([str(src)])).run()
+    if uses_workers:
+        monkeypatch.setattr(restorer_module, "WINDOW_FILES", 3)  # full windows: workers write
+    restorer_module.prepare(None)
+    pool = pipeline._prestarted
+    assert pool is not None
+    windows: list[object] = []
+    send = pool.request
+
+    def request(header: Any, folders: Any = (), to: int | None = None) -> int:
+        windows.append(header[0])
+        return send(header, folders, to)
+
+    monkeypatch.setattr(pool, "request", request)
+    monkeypatch.setattr(pipeline, "WorkerPool", None)  # no other pool may be started
+    state = restore_state(small_repo, tmp_path / "t", src)
+    assert state == tree_state(src, with_atime=False)
+    assert pipeline._prestarted is None
+    assert ("restore-window" in windows) == uses_workers
+    assert all(w.proc.poll() is not None for w in pool.workers), "a worker was left running"
+
+
 @pytest.mark.parametrize("examined_by", ["this-process", "worker-processes"])
 def test_nightly_fast_path_takes_over_unchanged_folders_and_sees_every_change(
     small_repo: Path, tmp_path: Path, examined_by: str

@@ -30,6 +30,7 @@ from praxisbackup.engine.prune import prune as run_prune
 from praxisbackup.engine.repair import repair as run_repair
 from praxisbackup.engine.repository import Repository
 from praxisbackup.engine.restorer import OVERWRITE_POLICIES, RestoreOptions, Restorer
+from praxisbackup.engine.restorer import prepare as prepare_restore
 from praxisbackup.engine.snapshot import find_snapshot, forget_snapshot, list_snapshots
 from praxisbackup.errors import ExitCode, UsageError
 from praxisbackup.storage import open_backend
@@ -316,6 +317,7 @@ def restore(
 
     Every file is written under a temporary name and renamed into place when complete; no
     link below TARGET is followed unless given with --follow-link."""
+    prepare_restore(processes)  # worker processes load during key derivation
     repo = ctx.open()
     if no_lock:
         assert_no_exclusive_lock(repo)
