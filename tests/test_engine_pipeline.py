@@ -591,6 +591,47 @@ def test_wake_messages_are_ignored_by_who_waits_for_answers() -> None:
     assert pool.next_answer(lambda: None, "restore") is None
 
 
+def test_large_windows_left_at_the_walk_s_end_go_out_before_the_folder_pass(
+    repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scans at the end of the walk, held back while a worker writes large windows: when the
+    walk is done they all go to the workers (both of them) before the folders' metadata is
+    set, so that pass runs while they are written. Everything comes back exactly."""
+    monkeypatch.setattr(restorer_module, "WINDOW_BYTES", 2 << 20)
+    monkeypatch.setattr(restorer_module, "LARGE_WINDOW", 1 << 20)
+    monkeypatch.setattr(restorer_module, "LOOKS_PER_WINDOW", 0)  # no restoring ahead
+    src = tmp_path / "praxis"
+    rnd = random.Random(9)
+    for d in range(3):
+        (src / "docs" / str(d)).mkdir(parents=True)
+        for i in range(100):
+            (src / "docs" / str(d) / f"Brief-{i}.txt").write_bytes(rnd.randbytes(3_000 + i))
+    (src / "scans").mkdir()
+    for i in range(10):
+        (src / "scans" / f"Scan-{i:02d}.tif").write_bytes(rnd.randbytes(1_100_000 + i))
+    before = tree_state(src)
+    snap = find_snapshot(repo, Archiver(repo, BackupOptions([str(src)])).run().snapshot.id)
+
+    at_folder_pass: list[tuple[int, list[int]]] = []
+    finish_early = Restorer._finish_dirs_early
+
+    def spy(self: Restorer) -> None:
+        pool = self._workers
+        assert pool is not None
+        large = [self._large_at(w.index) for w in pool.workers]
+        at_folder_pass.append((len(self._held), large))
+        finish_early(self)
+
+    monkeypatch.setattr(Restorer, "_finish_dirs_early", spy)
+    target = tmp_path / "restore"
+    result = Restorer(repo, snap, RestoreOptions(str(target), processes=2, verify=True)).run()
+    assert result.ok and result.files == 310
+    assert tree_state(target.joinpath(*src.parts[1:])) == before
+    [(held, large)] = at_folder_pass
+    assert held == 0, "large windows were still held back during the folder pass"
+    assert sum(large) >= 2 and all(large), large  # (handed to both workers)
+
+
 def test_large_windows_leave_a_worker_for_the_small_files(
     repo: Repository, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1055,14 +1055,19 @@ class _Worker:
         except OSError as exc:
             raise WorkerError(f"a worker process ended unexpectedly ({exc})") from None
 
-    def close(self, kill: bool, timeout: float = 30.0) -> None:
+    def end_input(self, kill: bool) -> None:
+        """Tell the worker to end (its input ends) - or end it at once (``kill``)."""
         if self.channel is not None:
             self.channel.close()
+            self.channel = None
         if kill:
             with contextlib.suppress(OSError):
                 self.proc.kill()
         with contextlib.suppress(OSError):
             self.stdin.close()
+
+    def close(self, kill: bool, timeout: float = 30.0) -> None:
+        self.end_input(kill)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -1211,7 +1216,11 @@ class WorkerPool:
             w.send(("flush",))
 
     def close(self, kill: bool = False) -> None:
-        """End the workers: after their work (``kill=False``), or at once after an error."""
+        """End the workers: after their work (``kill=False``), or at once after an error. All
+        are told first, then waited for: they end side by side (one after the other, the
+        next was told only once the one before had shut its interpreter down)."""
+        for w in self.workers:
+            w.end_input(kill)
         for w in self.workers:
             w.close(kill)
         self.workers = []
