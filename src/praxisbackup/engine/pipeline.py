@@ -948,7 +948,8 @@ class WorkerError(PraxisError):
 PackHandler = Callable[[FinishedPack], None]
 #: Imported, not run as ``__main__``: pickled results must name this module's classes.
 #: Ctrl-C is ignored before anything is imported (the archiver decides; a worker still
-#: importing would otherwise print a traceback).
+#: importing would otherwise print a traceback); until then it is blocked: workers start with
+#: it blocked (:func:`platform.interrupts_held_from_children`).
 _WORKER_COMMAND = (
     "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
     "from praxisbackup.engine.pipeline import worker_main; worker_main()"
@@ -980,15 +981,16 @@ class _Worker:
             env = dict(os.environ, **{_SOCKET_ENV: str(theirs.fileno())})
             passed = (theirs.fileno(),)
         try:
-            self.proc = subprocess.Popen(
-                [sys.executable, _SAFE_PATH, "-c", _WORKER_COMMAND],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                bufsize=0,
-                creationflags=creationflags,
-                env=env,
-                pass_fds=passed,
-            )
+            with platform.interrupts_held_from_children():
+                self.proc = subprocess.Popen(
+                    [sys.executable, _SAFE_PATH, "-c", _WORKER_COMMAND],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    bufsize=0,
+                    creationflags=creationflags,
+                    env=env,
+                    pass_fds=passed,
+                )
         finally:
             if passed:
                 theirs.close()

@@ -218,13 +218,23 @@ def _drained(meta: MetadataWriter) -> WindowOutcome:
     return outcome
 
 
+#: Below this many open files (plus a few per worker) the workers are not started early:
+#: each holds descriptors (pipes, a socket) that a low limit needs for the target's folders
+#: and files, and started at the first full window they are not started at all when the
+#: descriptors are short (the restore writes in its own process then).
+PRESTART_FILES = 256
+
+
 def prepare(processes: int | None) -> None:
     """Start the worker processes a restore writes with before the repository is opened:
     they load while the passphrase's key is derived, as a backup's and a check's do (started
     at the first full window, they had taken about 0.1 s to load on the bench while that
     window waited). A restore that does not use them ends them (:meth:`Restorer.run`)."""
-    if processes != 0 and pipeline.can_pass_folders():
-        pipeline.prestart(processes)
+    if processes == 0 or not pipeline.can_pass_folders():
+        return
+    count = processes or pipeline.default_worker_count()
+    if platform.raise_open_file_limit() >= PRESTART_FILES + 8 * count:
+        pipeline.prestart(count)
 
 
 class Restorer:

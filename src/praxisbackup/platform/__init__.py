@@ -48,6 +48,7 @@ pread_into = _impl.pread_into
 pwrite = _impl.pwrite
 tune_memory = _impl.tune_memory
 open_file_limit = _impl.open_file_limit
+interrupts_held_from_children = _impl.interrupts_held_from_children
 descriptors_in_use = _impl.descriptors_in_use
 raise_open_file_limit = _impl.raise_open_file_limit
 disk_identity = _impl.disk_identity
@@ -98,6 +99,7 @@ __all__ = [
     "fsync_directory",
     "has_console",
     "hostname",
+    "interrupts_held_from_children",
     "open_file_limit",
     "owner_names",
     "pread",

@@ -7,12 +7,13 @@ Written against the documented Win32 API. Linux CI exercises the pure conversion
 from __future__ import annotations
 
 import _thread
+import contextlib
 import ctypes
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: 100-ns intervals between 1601-01-01 (FILETIME epoch) and 1970-01-01 (Unix epoch).
@@ -149,6 +150,13 @@ def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
 
 def tune_memory() -> None:
     """The Windows heap needs no tuning."""
+
+
+@contextlib.contextmanager
+def interrupts_held_from_children() -> Iterator[None]:
+    """Nothing to hold on Windows: a console's Ctrl-C is not a signal to the process group
+    that a child could receive while its interpreter starts."""
+    yield
 
 
 def open_file_limit() -> int:
