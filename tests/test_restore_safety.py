@@ -537,10 +537,9 @@ def test_a_killed_practice_restore_leaves_no_half_written_file(tmp_path: Path) -
                 assert restored.stat().st_mtime_ns == original.stat().st_mtime_ns
 
 
-def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: list[str]) -> None:
-    """A restore holds folders open; with a hard limit of 64 open files (a small container,
-    macOS's default is 256) it sizes its windows and caches to the limit instead of failing
-    folder after folder with "Too many open files"."""
+def _restore_300_folders_under_a_limit(tmp_path: Path, limit: int, options: list[str]) -> None:
+    """Back up 300 folders of one file each, restore them with ``options`` under a hard limit
+    of ``limit`` open files: every file comes back, without an error."""
     import resource
 
     src = tmp_path / "praxis"
@@ -553,16 +552,23 @@ def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: li
     target = tmp_path / "target"
     env, cmd = _restore_command(repo)
     out = subprocess.run(
-        [*cmd, "--target", str(target), *writers],
+        [*cmd, "--target", str(target), *options],
         env=env,
         capture_output=True,
         text=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit)),
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
     assert "restored 300 files" in out.stdout
     assert tree_state(snapshot_root(target, src)) == tree_state(src)
+
+
+def test_a_low_open_file_limit_restores_every_folder(tmp_path: Path, writers: list[str]) -> None:
+    """A restore holds folders open; with a hard limit of 64 open files (a small container,
+    macOS's default is 256) it sizes its windows and caches to the limit instead of failing
+    folder after folder with "Too many open files"."""
+    _restore_300_folders_under_a_limit(tmp_path, 64, writers)
 
 
 def test_many_workers_under_a_low_open_file_limit_do_not_starve_the_restore(
@@ -571,28 +577,7 @@ def test_many_workers_under_a_low_open_file_limit_do_not_starve_the_restore(
     """Workers are started early only where descriptors are plenty: with five asked for under
     a limit of 28 (found by an outsider: 1 400 of 1 610 entries "Too many open files"), the
     restore starts what fits, or writes in its own process, and restores everything."""
-    import resource
-
-    src = tmp_path / "praxis"
-    for i in range(300):
-        (src / f"Patient-{i:03d}").mkdir(parents=True)
-        (src / f"Patient-{i:03d}" / "brief.txt").write_text("x" * i)
-    repo = tmp_path / "repo"
-    run_cli("init", repo=repo, check=True)
-    backup_cli(repo, src)
-    target = tmp_path / "target"
-    env, cmd = _restore_command(repo)
-    out = subprocess.run(
-        [*cmd, "--target", str(target), "--processes", "5"],
-        env=env,
-        capture_output=True,
-        text=True,
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (28, 28)),
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "restored 300 files" in out.stdout
-    assert tree_state(snapshot_root(target, src)) == tree_state(src)
+    _restore_300_folders_under_a_limit(tmp_path, 28, ["--processes", "5"])
 
 
 @pytest.mark.parametrize("kind", ["link", "file", "folder"])
