@@ -92,6 +92,7 @@ __all__ = [
     "acl_sddl",
     "birthtime_ns",
     "can_restore_owner",
+    "descriptors_in_use",
     "disk_identity",
     "drop_cache",
     "file_attributes",

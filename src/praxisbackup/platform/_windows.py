@@ -154,8 +154,8 @@ def tune_memory() -> None:
 
 @contextlib.contextmanager
 def interrupts_held_from_children() -> Iterator[None]:
-    """Nothing to hold on Windows: a console's Ctrl-C is not a signal to the process group
-    that a child could receive while its interpreter starts."""
+    """Nothing to hold on Windows: workers start without a console (``CREATE_NO_WINDOW``), so a
+    console's Ctrl-C does not reach them while their interpreter starts."""
     yield
 
 
